@@ -1,0 +1,52 @@
+# Transformers from Scratch. `make book` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: help book test lab exercises grade bench lint clean
+
+help:
+	@echo "make book       build the book into _build/html (sets up $(VENV) first)"
+	@echo "make test       run the whole test suite, book build and grading included"
+	@echo "make lab        open JupyterLab on the exercises"
+	@echo "make exercises  rebuild exercises/source and exercises/release from the templates"
+	@echo "make grade SUBMISSIONS=path/ ASSIGNMENT=01_tokenization   grade a class"
+	@echo "make bench      run the benchmarks"
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is needed"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo
+	@echo "The book is ready: open _build/html/index.html in a browser."
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab exercises/release
+
+exercises: $(STAMP)
+	$(PY) -m course build-exercises
+
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" -a -n "$(ASSIGNMENT)" || \
+		{ echo "usage: make grade SUBMISSIONS=folder-or-zip ASSIGNMENT=01_tokenization"; exit 2; }
+	$(PY) -m course grade "$(SUBMISSIONS)" --assignment "$(ASSIGNMENT)"
+
+bench: $(STAMP)
+	$(PY) -m course bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf _build

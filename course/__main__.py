@@ -1,0 +1,90 @@
+"""The course's command line: `python -m course {build-exercises,grade,bench}`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def build_exercises(args) -> int:
+    from course import exercises
+
+    wanted = args.names or exercises.names()
+    unknown = sorted(set(wanted) - set(exercises.names()))
+    if unknown:
+        print(f"unknown exercise(s): {', '.join(unknown)}; known: {', '.join(exercises.names())}")
+        return 2
+    for name in wanted:
+        changed = exercises.build(name)
+        state = "updated " + ", ".join(str(p.relative_to(exercises.ROOT)) for p in changed) \
+            if changed else "up to date"
+        print(f"{name}: {state}")
+    return 0
+
+
+def grade(args) -> int:
+    from course.grading import grade as grading
+    from course.grading.sandbox import SandboxMissing
+
+    out = Path(args.out or f"grading/{args.assignment}")
+    print(f"Grading {args.submissions} ({args.assignment}) into {out} ...")
+    try:
+        results = grading.grade_class(Path(args.submissions), args.assignment, out,
+                                      jobs=args.jobs, timeout=args.timeout,
+                                      memory_gb=args.memory_gb, sandboxed=not args.unsandboxed)
+    except (FileNotFoundError, SandboxMissing, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print()
+    print(grading.summary(results))
+    print(f"\nGradebook: {out / 'gradebook.db'}\nScores:    {out / 'grades.csv'}\n"
+          f"Feedback:  {out / 'feedback'}/<student>/{args.assignment}.html")
+    return 0
+
+
+def bench(args) -> int:
+    from course.bench import BENCHES, report
+
+    names = args.names or sorted(BENCHES)
+    unknown = sorted(set(names) - set(BENCHES))
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(sorted(BENCHES))}")
+        return 2
+    for name in names:
+        print(f"== {name}")
+        print(report(BENCHES[name](quick=args.quick)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build-exercises", help="templates + solutions -> source and release notebooks")
+    p.add_argument("names", nargs="*", help="exercise names such as 01_tokenization (default: all)")
+    p.set_defaults(run=build_exercises)
+
+    p = sub.add_parser("grade", help="autograde a class's submissions, each in its own sandbox")
+    p.add_argument("submissions", help="folder SUBMISSIONS/<student>/<assignment>.ipynb, or a .zip")
+    p.add_argument("--assignment", required=True, help="e.g. 01_tokenization")
+    p.add_argument("--out", help="class folder for gradebook.db, grades.csv, feedback/ "
+                                 "(default: grading/<assignment>)")
+    p.add_argument("--jobs", type=int, default=2, help="submissions graded in parallel")
+    p.add_argument("--timeout", type=float, default=600, help="seconds per submission")
+    p.add_argument("--memory-gb", type=float, default=8, help="memory limit per submission")
+    p.add_argument("--unsandboxed", action="store_true",
+                   help="grade without bubblewrap (only for code you trust)")
+    p.set_defaults(run=grade)
+
+    p = sub.add_parser("bench", help="benchmarks, reported as ratios against a baseline")
+    p.add_argument("names", nargs="*", help="e.g. tokenization attention (default: all)")
+    p.add_argument("--quick", action="store_true", help="small inputs (a smoke test)")
+    p.set_defaults(run=bench)
+
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

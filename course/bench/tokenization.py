@@ -1,0 +1,145 @@
+"""Tokenization benchmarks: BPE training (fast vs naive trainer) and BPE encoding (ours vs the
+Rust `tokenizers` library running the same merges).
+
+`to_hf_tokenizer` turns a :class:`solutions.tokenization.BPETokenizer` into an equivalent
+Hugging Face `tokenizers.Tokenizer`; the tests use it as an independent oracle for encoding.
+"""
+
+from __future__ import annotations
+
+import time
+
+from course.data import english_prose
+from solutions.tokenization import (
+    GPT2_SPLIT_PATTERN,
+    BPETokenizer,
+    train_bpe,
+    train_bpe_naive,
+)
+
+TRAIN_CHARS, TRAIN_VOCAB = 133_000, 500  # about 133 KB of English prose -> 244 merges
+QUICK_TRAIN_CHARS, QUICK_TRAIN_VOCAB = 10_000, 300
+QUICK_ENCODE_CHARS = 50_000
+
+TRAIN_SPEEDUP_TARGET = 10.0  # train_bpe at least 10x faster than train_bpe_naive ...
+TRAIN_SECONDS_TARGET = 0.5  # ... and under half a second
+ENCODE_RATIO_TARGET = 0.5  # our pure-Python encoder at least half as fast as the Rust library
+
+
+def byte_to_unicode() -> dict[int, str]:
+    """GPT-2's printable stand-in for every byte: printable Latin-1 bytes stand for themselves,
+    the others are shifted to U+0100 and up. Hugging Face's byte-level BPE stores tokens this way.
+    """
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
+    mapping = {b: chr(b) for b in printable}
+    shift = 0
+    for b in range(256):
+        if b not in mapping:
+            mapping[b] = chr(256 + shift)
+            shift += 1
+    return mapping
+
+
+def to_hf_tokenizer(bpe: BPETokenizer):
+    """The same tokenizer in the Rust `tokenizers` library: same vocabulary ids, merges in the same
+    rank order, GPT-2's byte-level pre-tokenizer (same split regex), same special tokens."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    if bpe.pattern != GPT2_SPLIT_PATTERN:
+        raise ValueError("to_hf_tokenizer supports only GPT2_SPLIT_PATTERN pre-tokenization")
+    symbol = byte_to_unicode()
+
+    def as_str(i: int) -> str:
+        return "".join(symbol[b] for b in bpe.vocab[i])
+
+    n_base = 256 + len(bpe.merges)
+    vocab = {as_str(i): i for i in range(n_base)}
+    if len(vocab) != n_base:
+        raise ValueError("two merges make the same byte string; tokenizers needs unique tokens")
+    merges = [(as_str(a), as_str(b)) for a, b in bpe.merges]  # rank order
+
+    tok = Tokenizer(models.BPE(vocab, merges))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    specials = sorted(bpe.special_tokens, key=bpe.special_tokens.get)
+    tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
+    for s, i in bpe.special_tokens.items():
+        if tok.token_to_id(s) != i:
+            raise ValueError(f"special token {s!r} got id {tok.token_to_id(s)} instead of {i}")
+    return tok
+
+
+def _best_time(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bench_training(quick: bool = False) -> dict:
+    """train_bpe vs train_bpe_naive on the same prose (they must learn the same merges)."""
+    chars, vocab_size = (QUICK_TRAIN_CHARS, QUICK_TRAIN_VOCAB) if quick else (TRAIN_CHARS,
+                                                                             TRAIN_VOCAB)
+    text = english_prose()[:chars]
+    merges = train_bpe(text, vocab_size)
+    ours = _best_time(lambda: train_bpe(text, vocab_size), repeats=3)
+    start = time.perf_counter()
+    naive_merges = train_bpe_naive(text, vocab_size)
+    naive = time.perf_counter() - start
+    same = list(merges.items()) == list(naive_merges.items())
+    ratio = naive / ours
+    return dict(
+        name=f"BPE training, {len(text.encode()) / 1e3:.0f} KB prose -> vocab {vocab_size}",
+        baseline="train_bpe_naive",
+        ours_s=ours,
+        baseline_s=naive,
+        ratio=ratio,
+        target=f"ratio >= {TRAIN_SPEEDUP_TARGET:g}, ours < {TRAIN_SECONDS_TARGET:g} s, same merges",
+        ok=same and ratio >= TRAIN_SPEEDUP_TARGET and ours < TRAIN_SECONDS_TARGET,
+    )
+
+
+def bench_encoding(quick: bool = False) -> dict:
+    """BPETokenizer.encode vs Hugging Face `tokenizers` with the same merges, one call per
+    document (the help topics), both from a cold cache: a fresh tokenizer for every repeat."""
+    train_text = english_prose()[: QUICK_TRAIN_CHARS if quick else TRAIN_CHARS]
+    bpe = BPETokenizer.train(train_text, QUICK_TRAIN_VOCAB if quick else TRAIN_VOCAB)
+    docs = english_prose().split("\n\n")
+    if quick:
+        docs = docs[: next(i for i in range(len(docs)) if sum(map(len, docs[:i])) > QUICK_ENCODE_CHARS)]
+    mb = sum(len(d.encode("utf-8")) for d in docs) / 1e6
+    repeats = 1 if quick else 3
+
+    def ours():
+        tok = BPETokenizer(bpe.merges)
+        for doc in docs:
+            tok.encode(doc)
+
+    hf_tokenizers = [to_hf_tokenizer(bpe) for _ in range(repeats)]  # built outside the timing
+
+    def theirs():
+        tok = hf_tokenizers.pop()
+        for doc in docs:
+            tok.encode(doc)
+
+    ours_s, hf_s = _best_time(ours, repeats), _best_time(theirs, repeats)
+    hf = to_hf_tokenizer(bpe)
+    same = all(bpe.encode(doc) == hf.encode(doc).ids for doc in docs)
+    ratio = hf_s / ours_s  # = our MB/s / their MB/s
+    return dict(
+        name=f"BPE encoding, {mb * 1e3:.0f} KB prose in {len(docs)} calls, vocab {bpe.vocab_size}",
+        baseline="HF tokenizers (Rust)",
+        ours_mb_s=mb / ours_s,
+        baseline_mb_s=mb / hf_s,
+        ratio=ratio,
+        target=f"ratio >= {ENCODE_RATIO_TARGET:g}, same ids",
+        ok=same and ratio >= ENCODE_RATIO_TARGET,
+    )
+
+
+def run(quick: bool = False) -> list[dict]:
+    """All tokenization benchmarks; quick=True uses small inputs (a smoke test)."""
+    return [bench_training(quick), bench_encoding(quick)]

@@ -1,0 +1,172 @@
+"""What every check shares: comparing a learner's object with an oracle, and naming mistakes.
+
+A check builds inputs, calls the learner's object through a *probe* (a function of the object),
+and compares with the same probe on an oracle (a `torch.nn`/HF component where one exists,
+otherwise the reference in `solutions`). When they differ, the learner's output is compared with
+every known mistake for that target: if it matches a mutant's output, the message names the
+mistake.
+
+A mistake is a source edit of the reference (`find` -> `replace`), so the same catalogue makes
+mutant objects for pytest and mutant notebooks for the end-to-end grading test.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import textwrap
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+COPIES = "course.copies"  # __name__ of code rebuilt from solution source (never "solutions.*")
+
+
+class CheckFailed(AssertionError):
+    """A graded check failed; the message is written for the learner."""
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A realistic mistake: one edit of one solution object, and the hint a learner sees."""
+
+    name: str
+    target: str  # dotted path of the solution object, e.g. "solutions.tokenization.merge"
+    find: str
+    replace: str
+    hint: str
+
+    def source(self) -> str:
+        """The target's source with this mistake made (the edit must match exactly once)."""
+        return edit(target_source(self.target), self.find, self.replace)
+
+    def build(self):
+        """The mutant object."""
+        return _exec(self.target, self.source())
+
+
+def edit(source: str, find: str, replace: str) -> str:
+    count = source.count(find)
+    if count != 1:
+        raise ValueError(f"edit must match exactly once, matched {count} times: {find!r}")
+    return source.replace(find, replace)
+
+
+def _resolve(target: str):
+    module_name, _, attr = target.rpartition(".")
+    return importlib.import_module(module_name), attr
+
+
+def target_source(target: str) -> str:
+    module, attr = _resolve(target)
+    return textwrap.dedent(inspect.getsource(getattr(module, attr)))
+
+
+def _exec(target: str, source: str):
+    module, attr = _resolve(target)
+    namespace = dict(vars(module))
+    namespace["__name__"] = COPIES
+    exec(compile(source, f"<{target}>", "exec"), namespace)
+    return namespace[attr]
+
+
+@cache
+def copy_of(target: str):
+    """The reference rebuilt from its source, as a learner who typed it would have it."""
+    return _exec(target, target_source(target))
+
+
+@cache
+def mutant(mistake: Mistake):
+    return mistake.build()
+
+
+# ---------------------------------------------------------------- comparing
+
+
+def same(actual: Any, expected: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
+    """Structural equality; tensors and floats compare with a tolerance, shape and dtype exact."""
+    import torch
+
+    if isinstance(expected, torch.Tensor):
+        return (isinstance(actual, torch.Tensor) and actual.shape == expected.shape
+                and actual.dtype == expected.dtype and actual.device == expected.device
+                and bool(torch.allclose(actual.detach(), expected.detach(), rtol=rtol, atol=atol,
+                                        equal_nan=True)))
+    if isinstance(expected, float) and isinstance(actual, (int, float)):
+        return math.isclose(actual, expected, rel_tol=rtol, abs_tol=atol)
+    if isinstance(expected, dict):  # key order is ignored; compare list(d.items()) when it matters
+        return (isinstance(actual, dict) and set(actual) == set(expected)
+                and all(same(actual[k], expected[k], rtol=rtol, atol=atol) for k in expected))
+    if isinstance(expected, (list, tuple)):
+        return (isinstance(actual, (list, tuple)) and len(actual) == len(expected)
+                and all(same(a, e, rtol=rtol, atol=atol) for a, e in zip(actual, expected)))
+    return type(actual) is type(expected) and actual == expected
+
+
+def short(value: Any, limit: int = 160) -> str:
+    """A repr cut to `limit` characters; tensors show shape and dtype first."""
+    try:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            return f"tensor of shape {tuple(value.shape)}, {value.dtype}: " + short(
+                value.detach().flatten()[:6].tolist(), limit)
+    except ImportError:  # pragma: no cover
+        pass
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def require_own(obj: Any, what: str) -> None:
+    """Zero for a part whose answer is the reference imported from `solutions`."""
+    classes = obj.__mro__ if isinstance(obj, type) else (obj,)
+    if any(str(getattr(c, "__module__", "")).startswith("solutions") for c in classes):
+        raise CheckFailed(f"{what} is imported from the reference `solutions` package. "
+                          "Write your own implementation to earn these points.")
+
+
+def call(obj: Any, probe: Callable[[Any], Any], what: str) -> Any:
+    """Run a probe on the learner's object, turning any exception into a clear failure."""
+    try:
+        return probe(obj)
+    except NotImplementedError:
+        raise CheckFailed(f"{what} is not implemented yet (it raises NotImplementedError).") \
+            from None
+    except CheckFailed:
+        raise
+    except Exception as error:  # the learner's code may raise anything
+        raise CheckFailed(f"{what} raised {type(error).__name__}: {error}") from error
+
+
+def diagnose(actual: Any, probe: Callable[[Any], Any], mistakes: Sequence[Mistake],
+             **tolerance) -> Mistake | None:
+    """The known mistake whose mutant gives exactly the learner's output, if any."""
+    for mistake in mistakes:
+        try:
+            if same(actual, probe(mutant(mistake)), **tolerance):
+                return mistake
+        except Exception:  # a mutant may crash on inputs its twin survives
+            continue
+    return None
+
+
+def compare(learner: Any, probe: Callable[[Any], Any], *, oracle: Any, what: str,
+            mistakes: Sequence[Mistake] = (), **tolerance) -> None:
+    """Fail with a diagnostic message unless probe(learner) matches probe(oracle)."""
+    expected = probe(oracle)
+    actual = call(learner, probe, what)
+    if same(actual, expected, **tolerance):
+        return
+    message = f"{what}: expected {short(expected)}, got {short(actual)}."
+    known = diagnose(actual, probe, mistakes, **tolerance)
+    if known is not None:
+        message += f" Likely mistake: {known.hint}"
+    raise CheckFailed(message)
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)

@@ -1,0 +1,240 @@
+"""The exercise builder: template + solutions -> instructor notebook -> student notebook.
+
+An exercise template (`exercises/templates/NN_topic.md`) is a MyST-markdown notebook. Three
+kinds of code cell carry options:
+
+    ```{code-cell} ipython3
+    :part: bpe_merge                                   # a graded part: the learner writes this
+    :copy: solutions.tokenization.merge solutions.tokenization.get_pair_counts
+    ```
+
+    ```{code-cell} ipython3
+    :test: test_merge_basic                            # a graded test cell
+    :points: 2
+    check_merge(merge)
+    ### BEGIN HIDDEN TESTS
+    check_merge(merge, hidden=True)
+    ### END HIDDEN TESTS
+    ```
+
+Any other code cell is a plain cell the learner may run or change. A `:part:` cell gets the
+source of the named objects, copied from `solutions/` (the only copy of the solution code).
+The region the learner writes sits between `### BEGIN SOLUTION` / `### END SOLUTION`: the
+markers may be written in the solution's source; where they are not, each function body (each
+method body, for a class) after its docstring becomes the region.
+
+The instructor notebook goes to `exercises/source/NN_topic/NN_topic.ipynb`; nbgrader's own
+`generate_assignment` turns it into `exercises/release/NN_topic/NN_topic.ipynb`.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "exercises" / "templates"
+SOURCE = ROOT / "exercises" / "source"
+RELEASE = ROOT / "exercises" / "release"
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+
+
+def names() -> list[str]:
+    """Every exercise that has a template, e.g. ['01_tokenization']."""
+    return sorted(p.stem for p in TEMPLATES.glob("[0-9][0-9]_*.md"))
+
+
+# ---------------------------------------------------------------- copying solution code
+
+
+def resolve(dotted: str):
+    """'solutions.tokenization.merge' -> the object."""
+    module_name, _, attr = dotted.rpartition(".")
+    if not module_name.startswith("solutions"):
+        raise ValueError(f"{dotted}: parts may only copy code from the solutions package")
+    obj = importlib.import_module(module_name)
+    for piece in attr.split("."):
+        obj = getattr(obj, piece)
+    return obj
+
+
+def _body_spans(tree: ast.AST) -> list[tuple[int, int, int]]:
+    """(first line, last line, indent) of each function body after its docstring (1-based)."""
+    spans = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                body = body[1:]
+            if body:
+                spans.append((body[0].lineno, body[-1].end_lineno, body[0].col_offset))
+    return spans
+
+
+def mark_solution(source: str) -> str:
+    """Wrap each function body in solution markers, unless the source already has markers."""
+    if BEGIN in source:
+        return source
+    lines = source.splitlines()
+    spans = _body_spans(ast.parse(source))
+    if not spans:
+        raise ValueError("nothing to hide: the copied code has no function body")
+    # Nested functions sit inside an outer body: wrap only the outermost bodies.
+    outer = [s for s in spans if not any(o != s and o[0] <= s[0] and s[1] <= o[1] for o in spans)]
+    for first, last, indent in sorted(outer, reverse=True):
+        pad = " " * indent
+        lines[last:last] = [pad + END]
+        lines[first - 1:first - 1] = [pad + BEGIN]
+    return "\n".join(lines)
+
+
+def part_source(dotted_names: list[str]) -> str:
+    """The code of a graded part: the named solution objects, marked for nbgrader."""
+    blocks = [mark_solution(textwrap.dedent(inspect.getsource(resolve(n)))) for n in dotted_names]
+    return "\n\n\n".join(b.rstrip() for b in blocks)
+
+
+# ---------------------------------------------------------------- template -> instructor notebook
+
+
+def _nbgrader(grade_id: str, *, solution: bool, grade: bool, points: int | None = None) -> dict:
+    meta = {"grade": grade, "grade_id": grade_id, "locked": not solution,
+            "schema_version": 3, "solution": solution}
+    if points is not None:
+        meta["points"] = points
+    return meta
+
+
+def instructor_notebook(template: Path) -> nbformat.NotebookNode:
+    """Read a template and return the nbgrader source notebook (deterministic, no outputs)."""
+    nb = jupytext.read(template, fmt="md:myst")
+    seen: set[str] = set()
+    cells = []
+    for index, cell in enumerate(nb.cells):
+        meta = dict(cell.metadata)
+        if cell.cell_type == "markdown":
+            new = nbformat.v4.new_markdown_cell(cell.source)
+        else:
+            new = nbformat.v4.new_code_cell(cell.source)
+            if "part" in meta:
+                grade_id = str(meta.pop("part"))
+                copied = str(meta.pop("copy", "")).split()
+                if not copied:
+                    raise ValueError(f"{template.name}: part {grade_id!r} names no :copy: objects")
+                new.source = part_source(copied)
+                new.metadata["nbgrader"] = _nbgrader(grade_id, solution=True, grade=False)
+            elif "test" in meta:
+                grade_id = str(meta.pop("test"))
+                if "points" not in meta:
+                    raise ValueError(f"{template.name}: test {grade_id!r} has no :points:")
+                points = int(meta.pop("points"))
+                new.metadata["nbgrader"] = _nbgrader(grade_id, solution=False, grade=True,
+                                                     points=points)
+            else:
+                grade_id = None
+            if grade_id is not None:
+                if grade_id in seen:
+                    raise ValueError(f"{template.name}: grade id {grade_id!r} used twice")
+                seen.add(grade_id)
+            unknown = set(meta) - {"tags"}
+            if unknown:
+                raise ValueError(f"{template.name}: unknown cell options {sorted(unknown)}")
+            if "tags" in meta:
+                new.metadata["tags"] = meta["tags"]
+        new["id"] = f"cell-{index:03d}"
+        cells.append(new)
+    out = nbformat.v4.new_notebook(cells=cells)
+    out.metadata = {"kernelspec": KERNELSPEC,
+                    "language_info": {"name": "python"}}
+    nbformat.validate(out)
+    return out
+
+
+# ---------------------------------------------------------------- nbgrader generate_assignment
+
+
+def nbgrader_config(root: Path, *, timeout: int = 120) -> str:
+    """The nbgrader_config.py used for every course folder the toolkit makes."""
+    from course.grading import feedback  # noqa: F401  (importable inside the sandbox too)
+
+    return textwrap.dedent(f"""\
+        c = get_config()
+        c.CourseDirectory.root = {str(root)!r}
+        c.CourseDirectory.course_id = "transformers-from-scratch"
+        c.CourseDirectory.db_url = {"sqlite:///" + str(root / "gradebook.db")!r}
+        c.ExecutePreprocessor.kernel_name = "python3"
+        c.ExecutePreprocessor.timeout = {timeout}
+        c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
+        c.GenerateFeedback.preprocessors = [
+            "nbgrader.preprocessors.GetGrades",
+            "course.grading.feedback.HideHiddenTracebacks",
+            "nbgrader.preprocessors.ClearHiddenTests",
+            "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+        ]
+        """)
+
+
+def search_path() -> str:
+    """PATH with this Python's scripts first (nbgrader runs `alembic` as a command)."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+def nbgrader(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run an nbgrader command in a course folder; raise with its log on failure."""
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root,
+                          capture_output=True, text=True,
+                          env={**os.environ, "PATH": search_path()})
+    if proc.returncode != 0:
+        raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def make_course(root: Path, name: str, source_nb: nbformat.NotebookNode) -> Path:
+    """A fresh nbgrader course folder holding one source notebook, released into its gradebook."""
+    (root / "source" / name).mkdir(parents=True)
+    nbformat.write(source_nb, root / "source" / name / f"{name}.ipynb")
+    (root / "nbgrader_config.py").write_text(nbgrader_config(root))
+    nbgrader(root, "generate_assignment", name, "--force")
+    return root / "release" / name / f"{name}.ipynb"
+
+
+def write_if_changed(path: Path, nb: nbformat.NotebookNode) -> bool:
+    text = nbformat.writes(nb) + "\n"
+    if path.exists() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return True
+
+
+def build(name: str, out: Path = ROOT / "exercises") -> list[Path]:
+    """Build one exercise's instructor and student notebooks under `out`; return changed files."""
+    source_nb = instructor_notebook(TEMPLATES / f"{name}.md")
+    with tempfile.TemporaryDirectory(prefix="course-build-") as tmp:
+        release_nb = nbformat.read(make_course(Path(tmp), name, source_nb), as_version=4)
+    changed = []
+    for kind, nb in (("source", source_nb), ("release", release_nb)):
+        path = out / kind / name / f"{name}.ipynb"
+        if write_if_changed(path, nb):
+            changed.append(path)
+    return changed
+
+
+def build_all(out: Path = ROOT / "exercises") -> list[Path]:
+    changed = []
+    for name in names():
+        changed += build(name, out)
+    return changed
