@@ -23,6 +23,7 @@ import json
 import os
 import unicodedata
 from collections import Counter
+from itertools import pairwise
 
 import regex
 
@@ -73,7 +74,7 @@ def get_pair_counts(ids: list[int], counts: dict | None = None) -> dict[tuple[in
     """Count adjacent pairs (sliding window, so 'aaa' has 2 of (a,a)); adds into `counts` if
     given."""
     counts = {} if counts is None else counts
-    for pair in zip(ids, ids[1:]):
+    for pair in zip(ids, ids[1:]):  # noqa: B905 (ids[1:] is one shorter on purpose)
         counts[pair] = counts.get(pair, 0) + 1
     return counts
 
@@ -135,7 +136,7 @@ def train_bpe(
     counts: dict[tuple[int, int], int] = {}  # pair -> count over the whole text
     where: dict[tuple[int, int], set[int]] = {}  # pair -> indices of the words containing it
     for w, ids in enumerate(words):
-        for pair in zip(ids, ids[1:]):
+        for pair in pairwise(ids):
             counts[pair] = counts.get(pair, 0) + freqs[w]
             where.setdefault(pair, set()).add(w)
 
@@ -157,16 +158,16 @@ def train_bpe(
         for w in where.pop(pair):
             old, new = words[w], merge(words[w], pair, new_id)
             words[w] = new
-            old_pairs, new_pairs = Counter(zip(old, old[1:])), Counter(zip(new, new[1:]))
+            old_pairs, new_pairs = Counter(pairwise(old)), Counter(pairwise(new))
             for p in old_pairs.keys() | new_pairs.keys():
-                delta = new_pairs[p] - old_pairs[p]
+                delta = new_pairs[p] - old_pairs[p]  # this word's change, times its frequency
                 if delta:
                     counts[p] = counts.get(p, 0) + delta * freqs[w]
                     changed.add(p)
-                if p not in new_pairs and p != pair:
-                    where[p].discard(w)
-                elif p in new_pairs:
+                if p in new_pairs:
                     where.setdefault(p, set()).add(w)
+                elif p != pair:  # (the merged pair's index entry is already gone)
+                    where[p].discard(w)
         for p in changed:
             if counts[p] > 0:
                 heapq.heappush(heap, (-counts[p], p))
@@ -267,7 +268,8 @@ class BPETokenizer:
 
     def encode(self, text: str, allowed_special="all") -> list[int]:
         """Text -> ids. `allowed_special`: "all" special tokens, "none" (their strings are encoded
-        as plain text), or a set of special-token names."""
+        as plain text), or a set of special-token names. Where two special tokens overlap, the
+        longer one wins."""
         _check_str(text, "text")
         specials = self._allowed(allowed_special)
         if not specials:
@@ -351,8 +353,11 @@ class BPETokenizer:
             )
         try:
             pattern, pairs, specials = data["pattern"], data["merges"], data["special_tokens"]
+            if not isinstance(pattern, str) or not isinstance(specials, list):
+                raise TypeError("pattern must be a string and special_tokens a list")
             merges = {(int(a), int(b)): 256 + rank for rank, (a, b) in enumerate(pairs)}
-        except (KeyError, TypeError, ValueError) as err:
+            regex.compile(pattern)
+        except (KeyError, TypeError, ValueError, regex.error) as err:
             raise ValueError(f"{os.fspath(path)!r} is malformed: {err!r}") from err
         if len(merges) != len(pairs):
             raise ValueError(f"{os.fspath(path)!r} is malformed: a merge is listed twice")
@@ -412,7 +417,8 @@ def _is_control(ch: str) -> bool:
 
 
 def _is_cjk(ch: str) -> bool:
-    """CJK Unified Ideographs (the blocks BERT puts spaces around; not kana or hangul)."""
+    """CJK Unified Ideographs (the blocks BERT puts spaces around; not kana or hangul). The same
+    ranges as Hugging Face's Rust BERT normalizer."""
     cp = ord(ch)
     return (
         0x4E00 <= cp <= 0x9FFF
@@ -559,6 +565,13 @@ def _truncation_flag(truncation) -> bool:
     raise ValueError(f"truncation must be True or False, got {truncation!r}")
 
 
+# Spaces BERT's decoder removes, in this order, from each token (with its leading space).
+_DECODE_CLEANUP = (
+    (" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+    (" 'm", "'m"), (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"),
+)
+
+
 class WordPieceTokenizer:
     """BERT's tokenizer: basic_tokenize, then wordpiece on each word, then [CLS] ... [SEP].
 
@@ -603,8 +616,8 @@ class WordPieceTokenizer:
         _check_str(text, "text")
         tokens = []
         for part in self._special_split.split(text):
-            if part in self.vocab and part in self.all_special_tokens:
-                tokens.append(part)
+            if part in self.all_special_tokens:
+                tokens.append(part)  # written in the text, e.g. "[MASK]": kept whole
                 continue
             for word in basic_tokenize(part, self.lowercase):
                 tokens.extend(wordpiece(word, self.vocab, self.unk_token))
@@ -618,8 +631,8 @@ class WordPieceTokenizer:
         return ids
 
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
-        """Ids -> text: '##' continuations join the previous token, ' .' ' ,' ' !' ' ?' lose
-        their space; with skip_special_tokens the special tokens ([UNK] included) are dropped."""
+        """Ids -> text: '##' continuations join the previous token, '.' ',' '!' '?' join it too;
+        with skip_special_tokens the special tokens ([UNK] included) are dropped."""
         if hasattr(ids, "tolist"):
             ids = ids.tolist()  # a tensor
         tokens = self.convert_ids_to_tokens(ids)
@@ -629,8 +642,8 @@ class WordPieceTokenizer:
         for i, token in enumerate(tokens):
             if i > 0:
                 token = token[2:] if token.startswith("##") else " " + token
-            for spaced in (" .", " ?", " !", " ,"):
-                token = token.replace(spaced, spaced[1:])
+            for spaced, tight in _DECODE_CLEANUP:
+                token = token.replace(spaced, tight)
             text.append(token)
         return "".join(text)
 

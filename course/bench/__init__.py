@@ -1,7 +1,8 @@
 """Benchmarks, each reported as ratios against a baseline: `python -m course bench NAME`.
 
 A benchmark is a function `run(quick: bool = False) -> list[dict]`; each row holds a `name`, our
-measurement, the baseline's, their `ratio`, the `target` and whether it is met (`ok`).
+measurement, the baseline's, their `ratio`, the `target`, whether both computed the same result
+(`same`) and whether the target is met (`ok`).
 Timings are measured here, never asserted in tests.
 """
 
@@ -13,13 +14,13 @@ BENCHES = {"tokenization": tokenization.run}
 
 
 def report(rows: list[dict]) -> str:
-    """Rows -> a plain-text table, one line per row, columns in the order of the first row."""
+    """Rows -> a plain-text table, one line per row, columns in order of first appearance."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
     cells = [[_cell(row.get(key, "")) for key in columns] for row in rows]
     widths = [max(len(col), *(len(r[i]) for r in cells)) for i, col in enumerate(columns)]
-    lines = ["  ".join(col.ljust(w) for col, w in zip(columns, widths))]
+    lines = ["  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
     return "\n".join(lines)
 
 

@@ -90,6 +90,8 @@ def same(actual: Any, expected: Any, *, rtol: float = 1e-5, atol: float = 1e-6) 
     """Structural equality; tensors and floats compare with a tolerance, shape and dtype exact."""
     import torch
 
+    if isinstance(expected, Raised) or isinstance(actual, Raised):
+        return type(actual) is type(expected) and actual.kind == expected.kind
     if isinstance(expected, torch.Tensor):
         return (isinstance(actual, torch.Tensor) and actual.shape == expected.shape
                 and actual.dtype == expected.dtype and actual.device == expected.device
@@ -108,6 +110,8 @@ def same(actual: Any, expected: Any, *, rtol: float = 1e-5, atol: float = 1e-6) 
 
 def short(value: Any, limit: int = 160) -> str:
     """A repr cut to `limit` characters; tensors show shape and dtype first."""
+    if isinstance(value, Raised):
+        return f"an exception ({value})"
     try:
         import torch
 
@@ -128,8 +132,19 @@ def require_own(obj: Any, what: str) -> None:
                           "Write your own implementation to earn these points.")
 
 
+@dataclass(frozen=True)
+class Raised:
+    """What a probe raised, kept as a value so it can be compared with a mutant's."""
+
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
 def call(obj: Any, probe: Callable[[Any], Any], what: str) -> Any:
-    """Run a probe on the learner's object, turning any exception into a clear failure."""
+    """Run a probe on the learner's object; an exception becomes a `Raised` value."""
     try:
         return probe(obj)
     except NotImplementedError:
@@ -138,32 +153,42 @@ def call(obj: Any, probe: Callable[[Any], Any], what: str) -> Any:
     except CheckFailed:
         raise
     except Exception as error:  # the learner's code may raise anything
-        raise CheckFailed(f"{what} raised {type(error).__name__}: {error}") from error
+        return Raised(type(error).__name__, str(error))
 
 
 def diagnose(actual: Any, probe: Callable[[Any], Any], mistakes: Sequence[Mistake],
-             **tolerance) -> Mistake | None:
-    """The known mistake whose mutant gives exactly the learner's output, if any."""
+             **tolerance) -> list[Mistake]:
+    """The known mistakes whose mutants give exactly the learner's output on this probe."""
+    found = []
     for mistake in mistakes:
         try:
-            if same(actual, probe(mutant(mistake)), **tolerance):
-                return mistake
-        except Exception:  # a mutant may crash on inputs its twin survives
+            if same(actual, call(mutant(mistake), probe, mistake.name), **tolerance):
+                found.append(mistake)
+        except CheckFailed:
             continue
-    return None
+    return found
 
 
 def compare(learner: Any, probe: Callable[[Any], Any], *, oracle: Any, what: str,
-            mistakes: Sequence[Mistake] = (), **tolerance) -> None:
-    """Fail with a diagnostic message unless probe(learner) matches probe(oracle)."""
-    expected = probe(oracle)
+            mistakes: Sequence[Mistake] = (), raises: bool = False, **tolerance) -> None:
+    """Fail with a diagnostic message unless probe(learner) matches probe(oracle).
+
+    raises=True: the case is an error case, the oracle raises and so must the learner's code
+    (the same exception type).
+    """
+    expected = call(oracle, probe, f"the oracle for {what}")
+    if isinstance(expected, Raised) != raises:
+        raise RuntimeError(f"check bug: the oracle for {what} gave {short(expected)}")
     actual = call(learner, probe, what)
     if same(actual, expected, **tolerance):
         return
-    message = f"{what}: expected {short(expected)}, got {short(actual)}."
+    if isinstance(actual, Raised):
+        message = f"{what} raised {actual}."
+    else:
+        message = f"{what}: expected {short(expected)}, got {short(actual)}."
     known = diagnose(actual, probe, mistakes, **tolerance)
-    if known is not None:
-        message += f" Likely mistake: {known.hint}"
+    if known:
+        message += " Likely mistake: " + " Or: ".join(m.hint for m in known)
     raise CheckFailed(message)
 
 

@@ -14,7 +14,64 @@ from course.checks.core import Mistake, compare, copy_of, require_own
 T = "solutions.tokenization."
 
 MISTAKES = [
-    # filled in below the checks, next to the reference source they edit
+    Mistake("char_vocab_unsorted", T + "CharTokenizer",
+            "sorted(set(text))", "list(dict.fromkeys(text))",
+            "the characters must get their ids in sorted order, not in order of appearance"),
+    Mistake("pair_counted_once", T + "get_pair_counts",
+            "counts[pair] = counts.get(pair, 0) + 1", "counts[pair] = 1",
+            "every occurrence of a pair counts, not just whether it appears"),
+    Mistake("last_pair_missed", T + "get_pair_counts",
+            "zip(ids, ids[1:])", "zip(ids[:-1], ids[1:-1])",
+            "the last pair of the sequence is not counted (an off-by-one in the loop)"),
+    Mistake("merge_overlapping", T + "merge",
+            "i += 2", "i += 1",
+            "after merging a pair, skip both of its ids: occurrences must not overlap"),
+    Mistake("merge_first_only", T + "merge",
+            "ids[i] == pair[0] and ids[i + 1] == pair[1]",
+            "ids[i] == pair[0] and ids[i + 1] == pair[1] and new_id not in out",
+            "only the first occurrence was merged; replace every occurrence"),
+    Mistake("tie_to_largest_pair", T + "best_pair",
+            "min(counts, key=lambda pair: (-counts[pair], pair))",
+            "max(counts, key=lambda pair: (counts[pair], pair))",
+            "a tie between equally frequent pairs goes to the smallest pair"),
+    Mistake("least_frequent_pair", T + "best_pair",
+            "(-counts[pair], pair)", "(counts[pair], pair)",
+            "the least frequent pair was chosen; merge the most frequent one"),
+    Mistake("new_ids_from_255", T + "train_bpe_naive",
+            "range(256, vocab_size)", "range(255, vocab_size)",
+            "new ids start at 256, right after the 256 byte values"),
+    Mistake("no_pretokenization", T + "train_bpe_naive",
+            "regex.findall(pattern, text)", "[text]",
+            "split the text into chunks with the regex first: pairs never cross a chunk boundary"),
+    Mistake("merges_left_to_right", T + "apply_merges",
+            'pair = min(pairs, key=lambda p: merges.get(p, float("inf")))',
+            "pair = next((p for p in pairs if p in merges), min(pairs))",
+            "merges apply in rank order (the earliest learned first), not left to right"),
+    Mistake("merged_bytes_swapped", T + "build_vocab",
+            "vocab[a] + vocab[b]", "vocab[b] + vocab[a]",
+            "a merged token is the bytes of its first id followed by those of its second"),
+    Mistake("strict_utf8", T + "decode_bytes",
+            'errors="replace"', 'errors="strict"',
+            'decode with errors="replace": ids that cut a character in half must not crash'),
+    Mistake("shortest_match_first", T + "wordpiece",
+            "range(len(word), start, -1)", "range(start + 1, len(word) + 1)",
+            "try the longest piece first (greedy longest-match-first), not the shortest"),
+    Mistake("continuation_without_hashes", T + "wordpiece",
+            '"##" + word[start:end]', "word[start:end]",
+            "pieces after the first are looked up with the '##' prefix"),
+    Mistake("partial_unk", T + "wordpiece",
+            "return [unk_token]  # nothing in the vocabulary starts here",
+            "piece, end = unk_token, start + 1",
+            "when some position cannot be matched, the whole word becomes [UNK], not one piece"),
+    Mistake("max_chars_off_by_one", T + "wordpiece",
+            "if len(word) > max_chars:", "if len(word) >= max_chars:",
+            "a word of exactly max_chars characters is still split; only longer words are [UNK]"),
+    Mistake("mask_excludes_specials", T + "build_batch",
+            "[1] * len(row)", "[0] + [1] * (len(row) - 2) + [0]",
+            "the attention mask is 1 for [CLS] and [SEP] too: they are real tokens"),
+    Mistake("truncation_ignores_specials", T + "build_batch",
+            "ids[: max_length - 2]", "ids[:max_length]",
+            "truncate the content to max_length - 2 so that [CLS] and [SEP] still fit"),
 ]
 
 
@@ -47,7 +104,7 @@ def check_char_tokenizer(CharTokenizer, hidden: bool = False) -> None:
 def check_get_pair_counts(get_pair_counts, hidden: bool = False) -> None:
     """Adjacent pairs counted with a sliding window (so 'aaa' holds (a, a) twice)."""
     require_own(get_pair_counts, "get_pair_counts")
-    cases = [[1, 2, 3, 1, 2], [5, 5, 5], [7]]
+    cases = [[1, 2, 3, 1, 2, 3], [5, 5, 5], [7]]
     if hidden:
         cases += [[], [0, 255, 0, 255, 0], list(b"abracadabra"), [9, 9, 9, 9, 1, 9, 9]]
     for ids in cases:
@@ -185,14 +242,14 @@ def _hf_model():
 def check_wordpiece(wordpiece, hidden: bool = False) -> None:
     """Greedy longest-match-first with '##' continuations; one [UNK] for an unmatched word."""
     require_own(wordpiece, "wordpiece")
-    words = ["tokenizing", "annoyingly", "the", "transformers", "\u2603"]
+    words = ["tokenizing", "annoyingly", "the", "transformers", "\u2603", "snow\u2603man"]
     if hidden:
         words += ["a" * 100, "a" * 101, "unaffable", "hugging", "x", "playfulness",
                   "qwxzvbnm", "ü", "electroencephalography"]
     vocab = _minilm_vocab()
     for word in words:
         compare(wordpiece, lambda f, word=word: list(f(word, vocab)),
-                oracle=lambda _, word=word: _hf_wordpiece(word),
+                oracle=lambda w, _vocab: _hf_wordpiece(w),
                 what=f"wordpiece({word[:30]!r}, vocab)", mistakes=_mistakes("wordpiece"))
 
 
@@ -215,6 +272,10 @@ def check_build_batch(build_batch, hidden: bool = False) -> None:
         compare(build_batch, probe, oracle=copy_of(T + "build_batch"),
                 what=f"build_batch({seqs}, {', '.join(f'{k}={v!r}' for k, v in options.items())})",
                 mistakes=_mistakes("build_batch"))
+    if hidden:  # no room for [CLS] and [SEP]: a clear error, not a silent wrong batch
+        compare(build_batch, lambda f: f([[1, 2]], **ids, truncation=True, max_length=1),
+                oracle=copy_of(T + "build_batch"), raises=True,
+                what="build_batch([[1, 2]], truncation=True, max_length=1) (must raise)")
 
 
 CHECKS = {

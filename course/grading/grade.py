@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.exc import SAWarning
 
 from course import exercises
 from course.grading import sandbox
@@ -142,7 +144,8 @@ def grade_one(student: str, notebook: Path | None, *, assignment: str, template:
 
 def record(gradebook: Path, assignment: str, result: Result) -> None:
     """Write one student's scores into the class gradebook (trusted side only)."""
-    with Gradebook(f"sqlite:///{gradebook}") as gb:
+    with Gradebook(f"sqlite:///{gradebook}") as gb, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)  # raised inside nbgrader's add_submission
         gb.update_or_create_student(result.student)
         try:
             gb.remove_submission(assignment, result.student)

@@ -1,0 +1,543 @@
+"""Checks for Exercise 2 (embeddings) and the catalogue of embedding mistakes.
+
+Oracles are independent of the reference: `torch.nn.functional.embedding` and `torch.nn.Embedding`
+with copied weights for lookups, the closed-form sin/cos formula evaluated with Python's `math` for
+the sinusoidal table. Each check takes the learner's object; `hidden=True` adds other sizes, float64,
+the longest allowed sequence and devices.
+
+Device rule: a module is also run on the `meta` device while every torch function it calls is
+watched; a tensor made on the CPU there (`torch.arange(T)` without `device=`, a table kept as a
+plain attribute) would break the module on a GPU, so it fails the check.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from course.checks.core import (
+    CheckFailed,
+    Mistake,
+    call,
+    compare,
+    diagnose,
+    require_own,
+    short,
+)
+
+T = "solutions.embeddings."
+
+LEARNED_LENGTH_CHECK = (
+    "T = x.size(1)\n"
+    "        if T > self.max_len:\n"
+    '            raise ValueError(f"{T} tokens but only max_len={self.max_len} learned positions")'
+)
+SINUSOIDAL_LENGTH_CHECK = (
+    "        if T > self.max_len:\n"
+    '            raise ValueError(f"{T} tokens but the table has max_len={self.max_len} rows")\n'
+)
+
+MISTAKES = [
+    Mistake(
+        "one_hot_weight_transposed", T + "one_hot_embed",
+        "one_hot @ weight  #", "one_hot @ weight.T  #",
+        "the weight was transposed. It is (vocab_size, d_model): row i is token i's vector, so "
+        "one_hot(ids) (..., V) @ weight (V, C) needs no .T (nn.Linear stores (out, in); an "
+        "embedding table does not).",
+    ),
+    Mistake(
+        "weight_not_a_parameter", T + "TokenEmbedding",
+        "nn.Parameter(torch.randn(vocab_size, d_model) * 0.02)",
+        "torch.randn(vocab_size, d_model) * 0.02",
+        "the table is a plain tensor, not an nn.Parameter: it is not in .parameters(), gets no "
+        "gradient and is never learned. Wrap it: self.weight = nn.Parameter(...).",
+    ),
+    Mistake(
+        "sin_cos_concatenated", T + "sinusoidal_table",
+        "table[:, 0::2] = torch.sin(angle)  # even features\n"
+        "    table[:, 1::2] = torch.cos(angle)  # odd features",
+        "table[:, : d_model // 2] = torch.sin(angle)\n"
+        "    table[:, d_model // 2 :] = torch.cos(angle)",
+        "sin and cos were concatenated in two halves. They are interleaved: sin in the even "
+        "features 0, 2, 4, ... and cos in the odd features 1, 3, 5, ... (table[:, 0::2] and "
+        "table[:, 1::2]).",
+    ),
+    Mistake(
+        "exponent_i_over_d", T + "sinusoidal_table",
+        "2 * i / d_model", "i / d_model",
+        "the exponent is i/d_model instead of 2i/d_model: the pair (2i, 2i+1) has frequency "
+        "1 / 10000^(2i/d_model), so the slowest pair should be near 1/10000.",
+    ),
+    Mistake(
+        "base_1000", T + "sinusoidal_table",
+        "10000.0 **", "1000.0 **",
+        "the base is 1000; the original transformer uses 10000: pos / 10000^(2i/d_model).",
+    ),
+    Mistake(
+        "positions_not_sliced", T + "SinusoidalPositionalEncoding",
+        "return self.pe[:T]", "return self.pe",
+        "the whole table (max_len, d_model) was returned; a sequence of T tokens needs only its "
+        "first T rows: pe[:T].",
+    ),
+    Mistake(
+        "table_not_a_buffer", T + "SinusoidalPositionalEncoding",
+        'self.register_buffer("pe", sinusoidal_table(max_len, d_model), persistent=False)',
+        "self.pe = sinusoidal_table(max_len, d_model)",
+        "the table is a plain attribute, so .to(device) and .double() leave it behind on the CPU "
+        'in float32. Register it: self.register_buffer("pe", table, persistent=False).',
+    ),
+    Mistake(
+        "max_len_not_enforced", T + "SinusoidalPositionalEncoding",
+        SINUSOIDAL_LENGTH_CHECK, "",
+        "a sequence longer than max_len is not refused: pe[:T] then silently has only max_len "
+        "rows. Raise a ValueError that names both T and max_len.",
+    ),
+    Mistake(
+        "positions_start_at_1", T + "LearnedPositionalEmbedding",
+        "torch.arange(T, device=x.device)", "torch.arange(1, T + 1, device=x.device)",
+        "positions start at 1; the first token is position 0, so a sequence of T tokens uses "
+        "rows 0..T-1 (torch.arange(T)).",
+    ),
+    Mistake(
+        "arange_on_cpu", T + "LearnedPositionalEmbedding",
+        "torch.arange(T, device=x.device)", "torch.arange(T)",
+        "torch.arange(T) is made on the CPU, which fails once the model is on a GPU. Make it "
+        "where the input is: torch.arange(T, device=x.device).",
+    ),
+    Mistake(
+        "length_from_batch_axis", T + "LearnedPositionalEmbedding",
+        LEARNED_LENGTH_CHECK, LEARNED_LENGTH_CHECK.replace("x.size(1)", "x.size(0)"),
+        "the sequence length was read from axis 0, which is the batch B; T is axis 1 of "
+        "(B, T) ids or (B, T, C) activations.",
+    ),
+    Mistake(
+        "positions_not_added", T + "TransformerEmbedding",
+        "self.word_embeddings(ids) + self.position_embeddings(ids)",
+        "self.word_embeddings(ids)",
+        "the position vectors were not added: without them the model cannot tell the order of "
+        "the tokens.",
+    ),
+    Mistake(
+        "dropout_before_positions", T + "TransformerEmbedding",
+        "x = self.word_embeddings(ids) + self.position_embeddings(ids)  # (B, T, C) + (T, C)\n"
+        "        return self.drop(x)",
+        "x = self.drop(self.word_embeddings(ids)) + self.position_embeddings(ids)\n"
+        "        return x",
+        "dropout was applied to the token vectors before the positions were added; it acts on "
+        "the sum: drop(token + position).",
+    ),
+    Mistake(
+        "dropout_on_in_eval", T + "TransformerEmbedding",
+        "return self.drop(x)", "return F.dropout(x, self.drop.p)",
+        "dropout is still on in eval() mode. F.dropout(x, p) defaults to training=True; use an "
+        "nn.Dropout module (or pass training=self.training) so model.eval() turns it off.",
+    ),
+]
+
+
+def _mistakes(name: str) -> list[Mistake]:
+    return [m for m in MISTAKES if m.target == T + name]
+
+
+# ---------------------------------------------------------------- oracles (torch.nn + closed form)
+
+
+def closed_form_table(max_len: int, d_model: int, *, dtype=torch.float32, device=None):
+    """PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(...), one Python float at a
+    time: the formula as written, independent of any tensor code."""
+    rows = []
+    for pos in range(max_len):
+        row = []
+        for j in range(d_model):
+            angle = pos / 10000 ** (2 * (j // 2) / d_model)
+            row.append(math.sin(angle) if j % 2 == 0 else math.cos(angle))
+        rows.append(row)
+    table = torch.tensor(rows, dtype=torch.float64).reshape(max_len, d_model)
+    return table.to(dtype=dtype, device=device)
+
+
+def _positions_of(x: torch.Tensor, max_len: int) -> torch.Tensor:
+    T_ = x.size(1)
+    if T_ > max_len:
+        raise ValueError(f"{T_} tokens, max_len {max_len}")
+    return torch.arange(T_, device=x.device)
+
+
+class EmbeddingPositions(nn.Embedding):
+    """Oracle for learned positions: an nn.Embedding (max_len, d_model) looked up at 0..T-1."""
+
+    def forward(self, x):
+        return super().forward(_positions_of(x, self.num_embeddings))
+
+
+class ClosedFormPositions(nn.Module):
+    """Oracle for sinusoidal positions: rows 0..T-1 of the closed-form table."""
+
+    def __init__(self, max_len: int, d_model: int):
+        super().__init__()
+        self.register_buffer("pe", closed_form_table(max_len, d_model), persistent=False)
+
+    def forward(self, x):
+        return self.pe[_positions_of(x, self.pe.size(0))]
+
+
+class NNTransformerEmbedding(nn.Module):
+    """Oracle for token + position with dropout, from torch.nn parts under BERT's names."""
+
+    def __init__(self, vocab_size, d_model, max_len, dropout=0.1, positions="learned"):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab_size, d_model)
+        kind = {"learned": EmbeddingPositions, "sinusoidal": ClosedFormPositions}[positions]
+        self.position_embeddings = kind(max_len, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, ids):
+        return self.dropout(self.word_embeddings(ids) + self.position_embeddings(ids))
+
+
+# ---------------------------------------------------------------- probes
+
+
+@contextmanager
+def _seeded(seed: int):
+    """Run with torch's CPU random generator seeded, then give the learner's state back."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _randn(*shape, seed: int, dtype=torch.float32) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def _ids(vocab_size: int, shape: tuple, seed: int) -> torch.Tensor:
+    return torch.randint(vocab_size, shape, generator=torch.Generator().manual_seed(seed))
+
+
+class CpuTensorSpy(TorchFunctionMode):
+    """Records the torch functions that return a CPU tensor while it is active."""
+
+    def __init__(self):
+        super().__init__()
+        self.made_on_cpu: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor) and out.device.type == "cpu":
+            self.made_on_cpu.append(getattr(func, "__name__", str(func)))
+        return out
+
+
+def on_meta(module: nn.Module, x: torch.Tensor) -> tuple:
+    """(device, shape, names of the torch functions that made CPU tensors) of module(x), with the
+    module and x on the meta device. Indexing a meta table with a CPU `arange` silently works,
+    so the spy, not the output's device, is what catches it."""
+    module, x = module.to("meta"), x.to("meta")
+    with CpuTensorSpy() as spy:
+        out = module(x)
+    return out.device.type, tuple(out.shape), sorted(set(spy.made_on_cpu))
+
+
+def too_long(module: nn.Module, x: torch.Tensor, max_len: int) -> tuple:
+    """(error type or None, whether its message names both T and max_len, output shape)."""
+    try:
+        out = module(x)
+    except Exception as error:
+        text = str(error)
+        return type(error).__name__, str(x.size(1)) in text and str(max_len) in text, None
+    return None, False, tuple(out.shape)
+
+
+def _holding(module: nn.Module, table: torch.Tensor) -> nn.Module:
+    """The module with its `weight` set to `table` (checked for shape first)."""
+    if tuple(module.weight.shape) != tuple(table.shape):
+        raise CheckFailed(f"{type(module).__name__}.weight has shape "
+                          f"{tuple(module.weight.shape)}; expected {tuple(table.shape)}, one row "
+                          "per id")
+    with torch.no_grad():
+        module.weight.copy_(table)
+    return module
+
+
+def _learnable(module: nn.Module) -> list[tuple]:
+    return [tuple(p.shape) for p in module.parameters() if p.requires_grad]
+
+
+def _weight_grad(module: nn.Module, x: torch.Tensor):
+    """Gradient of a weighted sum of module(x) with respect to module.weight (None if none)."""
+    out = module(x)
+    if not out.requires_grad:
+        return None
+    (out * torch.arange(out.numel(), dtype=out.dtype).reshape(out.shape)).sum().backward()
+    return module.weight.grad
+
+
+def _compare(learner, probe, *, oracle, what: str, mistakes=(), **tolerance) -> None:
+    """core.compare; when two tensors of the same shape and dtype differ, the message also
+    says where they differ most."""
+    try:
+        compare(learner, probe, oracle=oracle, what=what, mistakes=mistakes, **tolerance)
+    except CheckFailed as failure:
+        expected, actual = probe(oracle), call(learner, probe, what)
+        if not (isinstance(actual, torch.Tensor) and isinstance(expected, torch.Tensor)
+                and actual.shape == expected.shape and actual.dtype == expected.dtype
+                and actual.device == expected.device and actual.numel()):
+            raise
+        gap = (actual.detach() - expected.detach()).abs().nan_to_num(math.inf)
+        where = tuple(int(i) for i in torch.unravel_index(gap.argmax(), gap.shape))
+        text, _, hint = str(failure).partition(" Likely mistake: ")
+        text += (f" The largest difference is at index {where}: expected "
+                 f"{expected[where].item():.6g}, got {actual[where].item():.6g}.")
+        raise CheckFailed(text + (f" Likely mistake: {hint}" if hint else "")) from None
+
+
+TOL32 = dict(rtol=1e-5, atol=2e-5)  # sin/cos of angles up to ~100, computed in float32
+TOL64 = dict(rtol=1e-9, atol=1e-9)
+
+
+# ---------------------------------------------------------------- token embeddings
+
+
+def check_one_hot_embed(one_hot_embed, hidden: bool = False) -> None:
+    """one_hot(ids) @ weight equals the row lookup F.embedding(ids, weight), any ids shape."""
+    require_own(one_hot_embed, "one_hot_embed")
+    cases = [(5, 5, (4,), torch.float32), (10, 4, (2, 3), torch.float32)]  # (V, C, ids, dtype)
+    if hidden:
+        cases += [(7, 3, (12,), torch.float64), (3, 6, (2, 2, 2), torch.float32),
+                  (50, 8, (3, 5), torch.float64), (1, 2, (1, 1), torch.float32)]
+    for n, (V, C, shape, dtype) in enumerate(cases):
+        weight, ids = _randn(V, C, seed=n, dtype=dtype), _ids(V, shape, seed=100 + n)
+        _compare(one_hot_embed, lambda f, ids=ids, weight=weight: f(ids.clone(), weight.clone()),
+                 oracle=F.embedding,
+                 what=f"one_hot_embed(ids of shape {shape}, weight ({V}, {C}), {dtype})",
+                 mistakes=_mistakes("one_hot_embed"), **TOL64)
+
+
+def _check_table_module(cls, oracle, name: str, cases, mistakes) -> None:
+    """A module holding a learnable `weight` table: output and gradient as the nn.Embedding
+    oracle's with the same table, and that table as its only learnable parameter.
+    cases: (V, C, input, dtype, description of the input)."""
+    for V, C, x, dtype, kind in cases:
+        table = _randn(V, C, seed=V * C, dtype=dtype)
+        what = f"{name}({V}, {C}) holding a known {dtype} table, on {kind}"
+        _compare(cls, lambda c, V=V, C=C, x=x, t=table: _holding(c(V, C).to(t.dtype), t)(x),
+                 oracle=oracle, what=what, mistakes=mistakes)
+        _compare(cls, lambda c, V=V, C=C, t=table: _learnable(c(V, C).to(t.dtype)),
+                 oracle=oracle, what=f"learnable parameter shapes of {name}({V}, {C})",
+                 mistakes=mistakes)
+        _compare(cls, lambda c, V=V, C=C, x=x, t=table: _weight_grad(
+                     _holding(c(V, C).to(t.dtype), t), x),
+                 oracle=oracle, what=f"{what}: gradient of .weight", mistakes=mistakes)
+
+
+def check_token_embedding(TokenEmbedding, hidden: bool = False) -> None:
+    """Same output and gradient as nn.Embedding holding the same (vocab_size, d_model) table."""
+    require_own(TokenEmbedding, "TokenEmbedding")
+    cases = [(10, 4, (2, 3), torch.float32), (6, 6, (7,), torch.float32)]
+    if hidden:
+        cases += [(30, 8, (3, 5), torch.float64), (2, 3, (1, 1), torch.float32),
+                  (100, 16, (4, 2, 3), torch.float32)]
+    _check_table_module(
+        TokenEmbedding, nn.Embedding, "TokenEmbedding",
+        [(V, C, _ids(V, shape, seed=200 + n), dtype, f"ids of shape {shape}")
+         for n, (V, C, shape, dtype) in enumerate(cases)],
+        _mistakes("TokenEmbedding"))
+
+
+# ---------------------------------------------------------------- positions
+
+
+def check_sinusoidal_table(sinusoidal_table, hidden: bool = False) -> None:
+    """The closed-form table, sin/cos interleaved, in the requested dtype and on the device."""
+    require_own(sinusoidal_table, "sinusoidal_table")
+    cases = [(6, 4, torch.float32), (50, 16, torch.float32)]
+    if hidden:
+        cases += [(1, 2, torch.float32), (100, 64, torch.float64), (33, 6, torch.float64),
+                  (80, 128, torch.float32)]
+    for L, d, dtype in cases:
+        _compare(sinusoidal_table, lambda f, L=L, d=d, dtype=dtype: f(L, d, dtype=dtype),
+                 oracle=closed_form_table, what=f"sinusoidal_table({L}, {d}, dtype={dtype})",
+                 mistakes=_mistakes("sinusoidal_table"),
+                 **(TOL64 if dtype == torch.float64 else TOL32))
+    if hidden:
+        _compare(sinusoidal_table,
+                 lambda f: f(5, 4, dtype=torch.float64, device="meta").device.type,
+                 oracle=closed_form_table,
+                 what="sinusoidal_table(5, 4, dtype=torch.float64, device='meta').device")
+
+
+def _position_cases(hidden: bool) -> list[tuple[int, int, int, int]]:
+    """(max_len, d_model, B, T) with B != T, so that mixing the two axes up shows."""
+    cases = [(8, 4, 2, 5), (16, 6, 3, 16)]
+    if hidden:
+        cases += [(1, 2, 2, 1), (64, 32, 1, 40), (10, 8, 5, 3)]
+    return cases
+
+
+def _position_inputs(hidden: bool):
+    """(max_len, d_model, input, description): ids (B, T) and activations (B, T, C)."""
+    for L, d, B, Tn in _position_cases(hidden):
+        yield L, d, _ids(50, (B, Tn), seed=L), f"ids ({B}, {Tn})"
+        yield L, d, _randn(B, Tn, d, seed=L), f"activations ({B}, {Tn}, {d})"
+
+
+def _check_device_and_length(cls, oracle, name: str, mistakes, hidden: bool) -> None:
+    """On the meta device without CPU tensors; a ValueError naming T and max_len past max_len."""
+    for L, d, B, Tn in _position_cases(hidden):
+        ids, long_ids = _ids(50, (B, Tn), seed=L), _ids(50, (B, L + 1), seed=L)
+        _compare(cls, lambda c, L=L, d=d, ids=ids: on_meta(c(L, d), ids), oracle=oracle,
+                 what=f"{name}({L}, {d}) moved to the meta device, on ids ({B}, {Tn}): (device, "
+                      "shape, torch functions that made CPU tensors)", mistakes=mistakes)
+        _compare(cls, lambda c, L=L, d=d, x=long_ids: too_long(c(L, d), x, L), oracle=oracle,
+                 what=f"{name}({L}, {d}) on {L + 1} tokens: (error type, message names "
+                      f"{L + 1} and {L}, output shape)", mistakes=mistakes)
+
+
+def check_sinusoidal_module(SinusoidalPositionalEncoding, hidden: bool = False) -> None:
+    """Rows 0..T-1 of the table for ids or activations; a buffer that follows .double() and
+    .to(device); nothing to learn; a clear ValueError past max_len."""
+    require_own(SinusoidalPositionalEncoding, "SinusoidalPositionalEncoding")
+    cls, oracle = SinusoidalPositionalEncoding, ClosedFormPositions
+    name, mistakes = "SinusoidalPositionalEncoding", _mistakes("SinusoidalPositionalEncoding")
+    for L, d, x, kind in _position_inputs(hidden):
+        _compare(cls, lambda c, L=L, d=d, x=x: c(L, d)(x), oracle=oracle,
+                 what=f"{name}({L}, {d}) on {kind}", mistakes=mistakes, **TOL32)
+        _compare(cls, lambda c, L=L, d=d, x=x: c(L, d).double()(x), oracle=oracle,
+                 what=f"{name}({L}, {d}).double() on {kind}", mistakes=mistakes, **TOL32)
+        _compare(cls, lambda c, L=L, d=d: _learnable(c(L, d)), oracle=oracle,
+                 what=f"learnable parameter shapes of {name}({L}, {d})", mistakes=mistakes)
+    _check_device_and_length(cls, oracle, name, mistakes, hidden)
+
+
+def check_learned_positions(LearnedPositionalEmbedding, hidden: bool = False) -> None:
+    """Rows 0..T-1 of a learnable (max_len, d_model) `weight`, like nn.Embedding at arange(T);
+    positions made on the input's device; a clear ValueError past max_len."""
+    require_own(LearnedPositionalEmbedding, "LearnedPositionalEmbedding")
+    name, mistakes = "LearnedPositionalEmbedding", _mistakes("LearnedPositionalEmbedding")
+    _check_table_module(LearnedPositionalEmbedding, EmbeddingPositions, name,
+                        [(L, d, x, torch.float32, kind) for L, d, x, kind in _position_inputs(hidden)],
+                        mistakes)
+    _check_device_and_length(LearnedPositionalEmbedding, EmbeddingPositions, name, mistakes, hidden)
+
+
+# ---------------------------------------------------------------- token + position
+
+
+def _build(cls, V: int, d: int, L: int, p: float, positions: str, dtype=torch.float32):
+    """cls(V, d, L, dropout=p, positions=positions) with known tables loaded by BERT's names."""
+    module = cls(V, d, L, dropout=p, positions=positions).to(dtype)
+    state = {"word_embeddings.weight": _randn(V, d, seed=V + d, dtype=dtype)}
+    if positions == "learned":
+        state["position_embeddings.weight"] = _randn(L, d, seed=L + d, dtype=dtype)
+    keys = set(module.state_dict())
+    if not set(state) <= keys:
+        raise CheckFailed(
+            "TransformerEmbedding must keep its token table as `word_embeddings` and its "
+            "positions as `position_embeddings`, each with a `.weight` (BERT's names, so that "
+            f"BERT's weights load by name). Its state_dict has {sorted(keys)}; needed "
+            f"{sorted(state)}.")
+    module.load_state_dict(state, strict=False)
+    return module
+
+
+def _transformer_cases(hidden: bool):
+    """(vocab_size, d_model, max_len, B, T, positions, dtype)."""
+    cases = [(20, 8, 16, 2, 5, "learned", torch.float32),
+             (20, 8, 16, 2, 5, "sinusoidal", torch.float32)]
+    if hidden:
+        cases += [(50, 16, 12, 3, 12, "learned", torch.float64),
+                  (50, 16, 12, 3, 12, "sinusoidal", torch.float64),
+                  (7, 4, 3, 1, 2, "learned", torch.float32),
+                  (30, 6, 40, 4, 33, "sinusoidal", torch.float32)]
+    return cases
+
+
+def check_transformer_embedding(TransformerEmbedding, hidden: bool = False) -> None:
+    """In eval(): token + position (learned or sinusoidal) with dropout off; on the meta device
+    without CPU tensors; a clear ValueError past max_len."""
+    require_own(TransformerEmbedding, "TransformerEmbedding")
+    mistakes = _mistakes("TransformerEmbedding")
+    for V, d, L, B, Tn, positions, dtype in _transformer_cases(hidden):
+        ids = _ids(V, (B, Tn), seed=V * Tn)
+        setup = f"TransformerEmbedding({V}, {d}, {L}, dropout=0.5, positions={positions!r})"
+
+        def probe(cls, V=V, d=d, L=L, ids=ids, positions=positions, dtype=dtype):
+            module = _build(cls, V, d, L, 0.5, positions, dtype).eval()
+            with _seeded(0):  # reproducible, should dropout wrongly stay on
+                return module(ids)
+
+        _compare(TransformerEmbedding, probe, oracle=NNTransformerEmbedding,
+                 what=f"{setup} in eval() mode, {dtype}, on ids ({B}, {Tn})",
+                 mistakes=mistakes, **TOL32)
+        _compare(TransformerEmbedding,
+                 lambda c, V=V, d=d, L=L, ids=ids, positions=positions:
+                     on_meta(c(V, d, L, dropout=0.5, positions=positions), ids),
+                 oracle=NNTransformerEmbedding, mistakes=mistakes,
+                 what=f"{setup} moved to the meta device, on ids ({B}, {Tn}): (device, shape, "
+                      "torch functions that made CPU tensors)")
+        long_ids = _ids(V, (B, L + 1), seed=V)
+        _compare(TransformerEmbedding,
+                 lambda c, V=V, d=d, L=L, positions=positions, x=long_ids:
+                     too_long(c(V, d, L, dropout=0.0, positions=positions).eval(), x, L),
+                 oracle=NNTransformerEmbedding, mistakes=mistakes,
+                 what=f"{setup} on {L + 1} tokens: (error type, message names {L + 1} and {L}, "
+                      "output shape)")
+
+
+def check_embedding_dropout(TransformerEmbedding, hidden: bool = False) -> None:
+    """In train(): dropout on the sum, whatever random numbers the learner's dropout draws:
+    each value is 0 (with probability p) or (token + position) / (1 - p)."""
+    require_own(TransformerEmbedding, "TransformerEmbedding")
+    cases = [(40, 32, 24, 4, 16, "learned", 0.25)]
+    if hidden:
+        cases += [(40, 32, 24, 4, 16, "sinusoidal", 0.5), (40, 64, 20, 2, 20, "learned", 0.1)]
+    for V, d, L, B, Tn, positions, p in cases:
+        ids = _ids(V, (B, Tn), seed=7)
+        what = (f"TransformerEmbedding({V}, {d}, {L}, dropout={p}, positions={positions!r}) "
+                f"in train() mode on ids ({B}, {Tn})")
+
+        def probe(cls, V=V, d=d, L=L, ids=ids, positions=positions, p=p):
+            module = _build(cls, V, d, L, p, positions).train()
+            with _seeded(1):
+                return module(ids)
+
+        out = call(TransformerEmbedding, probe, what)
+        clean = _build(NNTransformerEmbedding, V, d, L, p, positions).eval()(ids).detach()
+        if isinstance(out, torch.Tensor) and out.shape == clean.shape:
+            out = out.detach().to(clean.dtype)
+            dropped = out == 0
+            share = dropped.float().mean().item()
+            if not torch.allclose(out[~dropped], clean[~dropped] / (1 - p), **TOL32):
+                problem = (f"each value not dropped must be (token + position) / (1 - p); got "
+                           f"{short(out)}")
+            elif abs(share - p) > 0.06:
+                problem = f"{share:.0%} of the values were zeroed, expected about {p:.0%}"
+            else:
+                continue
+        else:
+            problem = f"expected a tensor of shape {tuple(clean.shape)}, got {short(out)}"
+        message = f"{what}: {problem}."
+        known = diagnose(out, probe, _mistakes("TransformerEmbedding"), **TOL32)
+        if known:
+            message += " Likely mistake: " + " Or: ".join(m.hint for m in known)
+        raise CheckFailed(message)
+
+
+def _check_transformer(cls, hidden: bool = False) -> None:
+    check_transformer_embedding(cls, hidden)
+    check_embedding_dropout(cls, hidden)
+
+
+CHECKS = {
+    T + "one_hot_embed": check_one_hot_embed,
+    T + "TokenEmbedding": check_token_embedding,
+    T + "sinusoidal_table": check_sinusoidal_table,
+    T + "SinusoidalPositionalEncoding": check_sinusoidal_module,
+    T + "LearnedPositionalEmbedding": check_learned_positions,
+    T + "TransformerEmbedding": _check_transformer,
+}
