@@ -38,5 +38,8 @@ def book() -> Path:
                           capture_output=True, text=True, timeout=1800)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
-    assert "WARNING" not in log, [line for line in log.splitlines() if "WARNING" in line]
+    # Sphinx warnings (the kernel's own notice about TCP transport is not one of them).
+    warnings = [line for line in log.splitlines()
+                if "WARNING" in line and not line.startswith("[IPKernelApp]")]
+    assert not warnings, warnings
     return ROOT / "_build" / "html"
