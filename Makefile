@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make book       build the book into _build/html (sets up $(VENV) first)"
 	@echo "make test       run the whole test suite, book build and grading included"
-	@echo "make lab        open JupyterLab on the exercises"
+	@echo "make lab        JupyterLab on your copies of the exercises (workspace/)"
 	@echo "make exercises  rebuild exercises/source and exercises/release from the templates"
 	@echo "make grade SUBMISSIONS=path/ ASSIGNMENT=01_tokenization   grade a class"
 	@echo "make bench      run the benchmarks"
@@ -31,8 +31,12 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
+# Learners work on copies in workspace/ (never overwritten), so updates to the course and
+# their own answers do not collide.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab exercises/release
+	@mkdir -p workspace
+	@for nb in exercises/release/*/*.ipynb; do cp -n "$$nb" workspace/; done
+	$(VENV)/bin/jupyter lab workspace
 
 exercises: $(STAMP)
 	$(PY) -m course build-exercises

@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import toc_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

@@ -21,7 +21,6 @@ import pytest
 from nbgrader.api import Gradebook
 
 from course import exercises
-from course.checks import TOPICS
 from course.checks.core import edit
 from course.grading import grade as grading
 from course.grading import sandbox

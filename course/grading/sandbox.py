@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 
-
 class SandboxMissing(RuntimeError):
     pass
 
