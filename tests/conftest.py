@@ -19,7 +19,6 @@ for _var, _sub in [("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")
                    ("MPLCONFIGDIR", "matplotlib"), ("JUPYTER_DATA_DIR", "data")]:
     os.environ[_var] = os.path.join(_scratch, _sub)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def toc_files() -> list[str]:

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course.checks.embeddings import CpuTensorSpy, closed_form_table
+from course.checks.embeddings import closed_form_table
 from course.data import minilm_path
 from solutions.embeddings import (
     LearnedPositionalEmbedding,
@@ -231,45 +231,6 @@ def test_positions_break_the_symmetry_of_a_permutation():
     tokens = model.word_embeddings
     torch.testing.assert_close(tokens(ids[:, perm]), tokens(ids)[:, perm])  # order-blind
     assert not torch.allclose(model(ids[:, perm]), model(ids)[:, perm])  # order-aware
-
-
-# ---------------------------------------------------------------------------------------------
-# Devices
-# ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("make", [
-    lambda: TokenEmbedding(30, 8),
-    lambda: LearnedPositionalEmbedding(16, 8),
-    lambda: SinusoidalPositionalEncoding(16, 8),
-    lambda: TransformerEmbedding(30, 8, 16),
-    lambda: TransformerEmbedding(30, 8, 16, positions="sinusoidal"),
-])
-def test_forward_and_backward_on_meta_make_no_cpu_tensor(make):
-    module = make().to("meta").train()
-    ids = torch.zeros(2, 10, dtype=torch.long, device="meta")
-    with CpuTensorSpy() as spy:
-        out = module(ids)
-    assert spy.made_on_cpu == [] and out.device.type == "meta"
-    if any(p.requires_grad for p in module.parameters()):
-        out.float().sum().backward()
-        assert all(p.grad.device.type == "meta" for p in module.parameters())
-
-
-def test_the_spy_catches_a_cpu_arange():
-    class Leaky(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.weight = nn.Parameter(torch.zeros(8, 2))
-
-        def forward(self, x):
-            return self.weight[torch.arange(x.size(1))]  # no device=: made on the CPU
-
-    leaky, x = Leaky().to("meta"), torch.zeros(1, 3, device="meta")
-    with CpuTensorSpy() as spy:
-        out = leaky(x)
-    assert out.device.type == "meta"  # indexing hides it: only the spy sees it
-    assert spy.made_on_cpu == ["arange"]
 
 
 # ---------------------------------------------------------------------------------------------

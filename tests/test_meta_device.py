@@ -1,7 +1,9 @@
-"""Every module of the reference transformer runs forward and backward on the `meta` device.
+"""Every module of the reference transformer runs forward and backward on the `meta` device
+without making a single CPU tensor.
 
-A tensor created inside `forward` without `device=` lands on the CPU and fails here, so this
-proves the modules are ready for a GPU without needing one.
+A tensor created inside `forward` without `device=` lands on the CPU: it either fails on the
+meta device or, when only used as an index, is seen by the CPU-tensor spy. Passing here proves
+the modules are ready for a GPU without needing one.
 """
 
 from __future__ import annotations
@@ -14,50 +16,82 @@ import pytest
 import torch
 
 import solutions
+from course.checks.core import cpu_tensor_spy
+from solutions import attention as att
+from solutions import embeddings as emb
 
-# class name -> (constructor, example inputs on a device). Every nn.Module in `solutions` must
-# appear here, so a new module cannot skip this test.
-EXAMPLES: dict[str, tuple] = {}
+
+def _ids(device):
+    return (torch.randint(30, (2, 10), device=device),)
 
 
-def modules_in_solutions() -> dict[str, type]:
-    found = {}
+def _cross(need_weights):
+    def inputs(device):
+        x, context = torch.randn(2, 5, 16, device=device), torch.randn(2, 7, 16, device=device)
+        mask = att.padding_mask(torch.ones(2, 7, device=device))
+        return x, context, mask, need_weights
+    return inputs
+
+
+# name -> (constructor, example inputs on a device). Every nn.Module class in `solutions` must
+# appear (alone or with a suffix for other settings), so a new module cannot skip this test.
+EXAMPLES: dict[str, tuple] = {
+    "TokenEmbedding": (lambda: emb.TokenEmbedding(30, 8), _ids),
+    "LearnedPositionalEmbedding": (lambda: emb.LearnedPositionalEmbedding(16, 8), _ids),
+    "SinusoidalPositionalEncoding": (lambda: emb.SinusoidalPositionalEncoding(16, 8), _ids),
+    "TransformerEmbedding": (lambda: emb.TransformerEmbedding(30, 8, 16), _ids),
+    "TransformerEmbedding/sinusoidal": (
+        lambda: emb.TransformerEmbedding(30, 8, 16, positions="sinusoidal"), _ids),
+    "MultiHeadAttention": (lambda: att.MultiHeadAttention(16, 4, dropout=0.1), _cross(True)),
+    "MultiHeadAttention/sdpa": (lambda: att.MultiHeadAttention(16, 4, dropout=0.1),
+                                _cross(False)),
+}
+
+
+def modules_in_solutions() -> set[str]:
+    found = set()
     for info in pkgutil.iter_modules(solutions.__path__):
         module = importlib.import_module(f"solutions.{info.name}")
         for name, obj in vars(module).items():
             if (inspect.isclass(obj) and issubclass(obj, torch.nn.Module)
                     and obj.__module__ == module.__name__):
-                found[name] = obj
+                found.add(name)
     return found
 
 
 def test_every_module_has_an_example():
-    missing = sorted(set(modules_in_solutions()) - set(EXAMPLES))
+    covered = {name.split("/")[0] for name in EXAMPLES}
+    missing = sorted(modules_in_solutions() - covered)
     assert not missing, f"add these modules to EXAMPLES: {missing}"
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_forward_and_backward_on_meta(name):
     build, inputs = EXAMPLES[name]
-    torch.manual_seed(0)
-    module = build().to("meta")
-    module.train()
-    out = module(*inputs("meta"))
-    out = out[0] if isinstance(out, tuple) else out
-    assert out.device.type == "meta"
-    out.float().sum().backward()
-    grads = [p.grad for p in module.parameters() if p.requires_grad]
-    assert all(g is not None and g.device.type == "meta" for g in grads)
+    module = build().to("meta").train()
+    args = inputs("meta")
+    with cpu_tensor_spy() as spy:
+        out = module(*args)
+        out = out[0] if isinstance(out, tuple) else out
+        assert out.device.type == "meta"
+        if out.requires_grad:
+            out.float().sum().backward()
+    assert spy.made_on_cpu == [], f"{name} made CPU tensors with {sorted(set(spy.made_on_cpu))}"
+    assert all(p.grad is not None and p.grad.device.type == "meta"
+               for p in module.parameters() if p.requires_grad)
 
 
-def test_a_cpu_tensor_made_in_forward_is_caught():
+def test_the_spy_catches_a_cpu_tensor_made_in_forward():
     class Leaky(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.w = torch.nn.Parameter(torch.ones(3))
+            self.weight = torch.nn.Parameter(torch.zeros(8, 2))
 
         def forward(self, x):
-            return x * self.w + torch.arange(3)  # no device=: lands on the CPU
+            return self.weight[torch.arange(x.size(1))]  # no device=: made on the CPU
 
-    with pytest.raises(RuntimeError):
-        Leaky().to("meta")(torch.ones(3, device="meta"))
+    leaky, x = Leaky().to("meta"), torch.zeros(1, 3, device="meta")
+    with cpu_tensor_spy() as spy:
+        out = leaky(x)
+    assert out.device.type == "meta"  # indexing hides it: only the spy sees it
+    assert spy.made_on_cpu == ["arange"]

@@ -195,3 +195,27 @@ def compare(learner: Any, probe: Callable[[Any], Any], *, oracle: Any, what: str
 def expect(condition: bool, message: str) -> None:
     if not condition:
         raise CheckFailed(message)
+
+
+def cpu_tensor_spy():
+    """A context manager recording the torch functions that return a CPU tensor while active.
+
+    Indexing a `meta` table with a CPU `arange` silently works, so on the meta device it is
+    this spy, not the output's device, that catches a tensor made without `device=`.
+    """
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    class CpuTensorSpy(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.made_on_cpu: list[str] = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if isinstance(out, torch.Tensor) and out.device.type == "cpu":
+                self.made_on_cpu.append(getattr(func, "__name__", str(func)))
+            return out
+
+    return CpuTensorSpy()
+

@@ -18,13 +18,13 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
 
 from course.checks.core import (
     CheckFailed,
     Mistake,
     call,
     compare,
+    cpu_tensor_spy,
     diagnose,
     require_own,
     short,
@@ -219,26 +219,12 @@ def _ids(vocab_size: int, shape: tuple, seed: int) -> torch.Tensor:
     return torch.randint(vocab_size, shape, generator=torch.Generator().manual_seed(seed))
 
 
-class CpuTensorSpy(TorchFunctionMode):
-    """Records the torch functions that return a CPU tensor while it is active."""
-
-    def __init__(self):
-        super().__init__()
-        self.made_on_cpu: list[str] = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if isinstance(out, torch.Tensor) and out.device.type == "cpu":
-            self.made_on_cpu.append(getattr(func, "__name__", str(func)))
-        return out
-
-
 def on_meta(module: nn.Module, x: torch.Tensor) -> tuple:
     """(device, shape, names of the torch functions that made CPU tensors) of module(x), with the
     module and x on the meta device. Indexing a meta table with a CPU `arange` silently works,
     so the spy, not the output's device, is what catches it."""
     module, x = module.to("meta"), x.to("meta")
-    with CpuTensorSpy() as spy:
+    with cpu_tensor_spy() as spy:
         out = module(x)
     return out.device.type, tuple(out.shape), sorted(set(spy.made_on_cpu))
 

@@ -38,8 +38,14 @@ def environment(tmp: str) -> dict[str, str]:
         "TRANSFORMERS_OFFLINE": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
         "OMP_NUM_THREADS": "1",
-        "MPLBACKEND": "Agg",
     }
+
+
+def _needed_paths() -> set[Path]:
+    from course.exercises import ROOT
+
+    return {ROOT, Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
+            Path(sys.executable).resolve().parent}
 
 
 def command(argv: list[str], work: Path, hide: list[Path] = ()) -> list[str]:
@@ -51,10 +57,12 @@ def command(argv: list[str], work: Path, hide: list[Path] = ()) -> list[str]:
     cmd = [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
            "--tmpfs", "/tmp", "--dir", "/tmp/home", "--unshare-net", "--unshare-pid",
            "--die-with-parent", "--new-session"]
+    # The course and its Python stay visible (read-only) even when they live under /tmp.
+    for needed in sorted(_needed_paths()):
+        if needed.is_relative_to("/tmp"):
+            cmd += ["--ro-bind", str(needed), str(needed)]
     home = Path.home().resolve()
-    python = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
-              Path(sys.executable).resolve()}
-    if home != Path("/") and not any(p.is_relative_to(home) for p in python):
+    if home != Path("/") and not any(p.is_relative_to(home) for p in _needed_paths()):
         cmd += ["--tmpfs", str(home)]  # hide the grader's home unless Python lives there
     for folder in hide:
         cmd += ["--tmpfs", str(Path(folder).resolve())]
