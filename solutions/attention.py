@@ -133,6 +133,9 @@ class MultiHeadAttention(nn.Module):
         if mask is not None and mask.dtype != torch.bool:
             raise TypeError(f"mask must be bool (True = may attend), got {mask.dtype}; "
                             "turn a 1/0 attention_mask into one with attention_mask.bool()")
+        if mask is not None and mask.dim() not in (2, 4):
+            raise ValueError(f"mask must be (B, T_k) or 4-D (B, H, T_q, T_k) with 1s where it "
+                             f"broadcasts, got shape {tuple(mask.shape)}")
         ### BEGIN SOLUTION
         context = x if context is None else context
         q = split_heads(self.query(x), self.n_heads)      # (B, H, T_q, D)

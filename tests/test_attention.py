@@ -53,7 +53,7 @@ def test_sdpa_matches_pytorch(dtype, mask_kind):
             "padding": lengths_mask([T_k, 3], T_k)[:, None, None, :],
             "causal": causal_mask(T_k),
             "per-query": (randn(B, 1, T_q, T_k, seed=3) > 0) | (torch.arange(T_k) == 0),
-            "broadcast": torch.tensor([True] * (T_k - 2) + [False] * 2)}[mask_kind]
+            "broadcast": torch.tensor([[True] * (T_k - 2) + [False] * 2])}[mask_kind]
     out, weights = scaled_dot_product_attention(q, k, v, mask)
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     assert out.shape == (B, H, T_q, 4) and weights.shape == (B, H, T_q, T_k)
@@ -254,19 +254,10 @@ def test_clear_errors_for_bad_arguments():
         mha(randn(2, 3, 8), randn(2, 3, 4))
     with pytest.raises(TypeError, match="mask must be bool"):
         mha(randn(2, 3, 8), mask=torch.ones(2, 3))
+    with pytest.raises(ValueError, match="mask must be"):
+        mha(randn(2, 3, 8), mask=torch.ones(2, 3, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="attention_mask"):
         padding_mask(torch.ones(3))
-
-
-def test_mha_on_meta_device():
-    mha = MultiHeadAttention(16, 4, dropout=0.1).to("meta")
-    x = torch.randn(2, 5, 16, device="meta", requires_grad=True)
-    context = torch.randn(2, 7, 16, device="meta")
-    mask = padding_mask(torch.ones(2, 7, device="meta"))
-    for need_weights in (True, False):
-        out, _ = mha(x, context, mask, need_weights=need_weights)
-        assert out.shape == (2, 5, 16) and out.device.type == "meta"
-        out.sum().backward()
 
 
 # ---------------------------------------------------------------- the real MiniLM
@@ -290,12 +281,15 @@ def test_minilm_layer0_attention_equals_hugging_face(minilm):
                        "time flies like an arrow"], padding=True, return_tensors="pt")
     attention = model.encoder.layer[0].attention
     seen = {}
-    hooks = [attention.self.register_forward_pre_hook(
-                 lambda m, args, kwargs: seen.setdefault("x", kwargs.get("hidden_states",
-                                                                         args[0] if args else None)),
-                 with_kwargs=True),
-             attention.output.dense.register_forward_hook(
-                 lambda m, args, out: seen.setdefault("out", out))]
+
+    def grab_input(module, args, kwargs):
+        seen["x"] = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
+
+    def grab_output(module, args, out):
+        seen["out"] = out
+
+    hooks = [attention.self.register_forward_pre_hook(grab_input, with_kwargs=True),
+             attention.output.dense.register_forward_hook(grab_output)]
     try:
         with torch.no_grad():
             hf = model(**batch, output_attentions=True)
@@ -330,7 +324,9 @@ def test_benchmark_rows_are_well_formed():
     assert {row["name"] for row in rows} >= {"explicit path (need_weights=True)",
                                              "SDPA path (need_weights=False)"}
     for row in rows:
-        assert set(row) >= {"name", "ours", "baseline", "ratio", "target", "ok"}
-        assert row["ours"] > 0 and row["baseline"] > 0
-        assert math.isclose(row["ratio"], row["baseline"] / row["ours"], rel_tol=1e-9)
-        assert row["ok"] == (row["ratio"] >= row["target"])
+        assert set(row) >= {"name", "baseline", "ours_s", "baseline_s", "ratio", "target", "ok"}
+        assert row["ours_s"] > 0 and row["baseline_s"] > 0
+        assert math.isclose(row["ratio"], row["baseline_s"] / row["ours_s"], rel_tol=1e-9)
+        assert row["same"] is True  # both modules give the same output
+        target = bench.TARGETS["need_weights=True" in row["name"]]
+        assert row["ok"] == (row["ratio"] >= target) and f"{target:g}" in row["target"]

@@ -8,9 +8,9 @@ Timings are measured here, never asserted in tests.
 
 from __future__ import annotations
 
-from course.bench import tokenization
+from course.bench import attention, tokenization
 
-BENCHES = {"tokenization": tokenization.run}
+BENCHES = {"tokenization": tokenization.run, "attention": attention.run}
 
 
 def report(rows: list[dict]) -> str:

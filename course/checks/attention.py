@@ -299,8 +299,9 @@ def check_attention_dropout(scaled_dot_product_attention, hidden: bool = False) 
         if problems:
             message = f"{what}: {problems[0]}."
             known = diagnose((out, weights), probe, _mistakes("scaled_dot_product_attention"))
-            if known is not None:
-                message += f" Likely mistake: {known.hint}"
+            known = [known] if isinstance(known, Mistake) else list(known or [])
+            if known:
+                message += " Likely mistake: " + " Or: ".join(m.hint for m in known)
             raise CheckFailed(message)
         # dropout_p = 0 is deterministic and drops nothing
         _compare_parts(scaled_dot_product_attention,
