@@ -124,6 +124,21 @@ def short(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def where(actual: Any, expected: Any) -> str:
+    """For two tensors of one shape that differ: where they differ most, in words."""
+    import torch
+
+    if not (isinstance(actual, torch.Tensor) and isinstance(expected, torch.Tensor)
+            and actual.shape == expected.shape and actual.dtype == expected.dtype
+            and actual.device == expected.device and actual.numel()
+            and actual.device.type != "meta" and actual.dtype != torch.bool):
+        return ""
+    gap = (actual.detach() - expected.detach()).abs().nan_to_num(math.inf)
+    at = tuple(int(i) for i in torch.unravel_index(gap.argmax(), gap.shape))
+    return (f" The largest difference is at index {at}: expected {expected[at].item():.6g}, "
+            f"got {actual[at].item():.6g}.")
+
+
 def require_own(obj: Any, what: str) -> None:
     """Zero for a part whose answer is the reference imported from `solutions`."""
     classes = obj.__mro__ if isinstance(obj, type) else (obj,)
@@ -185,7 +200,8 @@ def compare(learner: Any, probe: Callable[[Any], Any], *, oracle: Any, what: str
     if isinstance(actual, Raised):
         message = f"{what} raised {actual}."
     else:
-        message = f"{what}: expected {short(expected)}, got {short(actual)}."
+        message = f"{what}: expected {short(expected)}, got {short(actual)}." + where(actual,
+                                                                                     expected)
     known = diagnose(actual, probe, mistakes, **tolerance)
     if known:
         message += " Likely mistake: " + " Or: ".join(m.hint for m in known)

@@ -263,25 +263,6 @@ def _weight_grad(module: nn.Module, x: torch.Tensor):
     return module.weight.grad
 
 
-def _compare(learner, probe, *, oracle, what: str, mistakes=(), **tolerance) -> None:
-    """core.compare; when two tensors of the same shape and dtype differ, the message also
-    says where they differ most."""
-    try:
-        compare(learner, probe, oracle=oracle, what=what, mistakes=mistakes, **tolerance)
-    except CheckFailed as failure:
-        expected, actual = probe(oracle), call(learner, probe, what)
-        if not (isinstance(actual, torch.Tensor) and isinstance(expected, torch.Tensor)
-                and actual.shape == expected.shape and actual.dtype == expected.dtype
-                and actual.device == expected.device and actual.numel()):
-            raise
-        gap = (actual.detach() - expected.detach()).abs().nan_to_num(math.inf)
-        where = tuple(int(i) for i in torch.unravel_index(gap.argmax(), gap.shape))
-        text, _, hint = str(failure).partition(" Likely mistake: ")
-        text += (f" The largest difference is at index {where}: expected "
-                 f"{expected[where].item():.6g}, got {actual[where].item():.6g}.")
-        raise CheckFailed(text + (f" Likely mistake: {hint}" if hint else "")) from None
-
-
 TOL32 = dict(rtol=1e-5, atol=2e-5)  # sin/cos of angles up to ~100, computed in float32
 TOL64 = dict(rtol=1e-9, atol=1e-9)
 
@@ -298,7 +279,7 @@ def check_one_hot_embed(one_hot_embed, hidden: bool = False) -> None:
                   (50, 8, (3, 5), torch.float64), (1, 2, (1, 1), torch.float32)]
     for n, (V, C, shape, dtype) in enumerate(cases):
         weight, ids = _randn(V, C, seed=n, dtype=dtype), _ids(V, shape, seed=100 + n)
-        _compare(one_hot_embed, lambda f, ids=ids, weight=weight: f(ids.clone(), weight.clone()),
+        compare(one_hot_embed, lambda f, ids=ids, weight=weight: f(ids.clone(), weight.clone()),
                  oracle=F.embedding,
                  what=f"one_hot_embed(ids of shape {shape}, weight ({V}, {C}), {dtype})",
                  mistakes=_mistakes("one_hot_embed"), **TOL64)
@@ -311,12 +292,12 @@ def _check_table_module(cls, oracle, name: str, cases, mistakes) -> None:
     for V, C, x, dtype, kind in cases:
         table = _randn(V, C, seed=V * C, dtype=dtype)
         what = f"{name}({V}, {C}) holding a known {dtype} table, on {kind}"
-        _compare(cls, lambda c, V=V, C=C, x=x, t=table: _holding(c(V, C).to(t.dtype), t)(x),
+        compare(cls, lambda c, V=V, C=C, x=x, t=table: _holding(c(V, C).to(t.dtype), t)(x),
                  oracle=oracle, what=what, mistakes=mistakes)
-        _compare(cls, lambda c, V=V, C=C, t=table: _learnable(c(V, C).to(t.dtype)),
+        compare(cls, lambda c, V=V, C=C, t=table: _learnable(c(V, C).to(t.dtype)),
                  oracle=oracle, what=f"learnable parameter shapes of {name}({V}, {C})",
                  mistakes=mistakes)
-        _compare(cls, lambda c, V=V, C=C, x=x, t=table: _weight_grad(
+        compare(cls, lambda c, V=V, C=C, x=x, t=table: _weight_grad(
                      _holding(c(V, C).to(t.dtype), t), x),
                  oracle=oracle, what=f"{what}: gradient of .weight", mistakes=mistakes)
 
@@ -346,12 +327,12 @@ def check_sinusoidal_table(sinusoidal_table, hidden: bool = False) -> None:
         cases += [(1, 2, torch.float32), (100, 64, torch.float64), (33, 6, torch.float64),
                   (80, 128, torch.float32)]
     for L, d, dtype in cases:
-        _compare(sinusoidal_table, lambda f, L=L, d=d, dtype=dtype: f(L, d, dtype=dtype),
+        compare(sinusoidal_table, lambda f, L=L, d=d, dtype=dtype: f(L, d, dtype=dtype),
                  oracle=closed_form_table, what=f"sinusoidal_table({L}, {d}, dtype={dtype})",
                  mistakes=_mistakes("sinusoidal_table"),
                  **(TOL64 if dtype == torch.float64 else TOL32))
     if hidden:
-        _compare(sinusoidal_table,
+        compare(sinusoidal_table,
                  lambda f: f(5, 4, dtype=torch.float64, device="meta").device.type,
                  oracle=closed_form_table,
                  what="sinusoidal_table(5, 4, dtype=torch.float64, device='meta').device")
@@ -376,10 +357,10 @@ def _check_device_and_length(cls, oracle, name: str, mistakes, hidden: bool) -> 
     """On the meta device without CPU tensors; a ValueError naming T and max_len past max_len."""
     for L, d, B, Tn in _position_cases(hidden):
         ids, long_ids = _ids(50, (B, Tn), seed=L), _ids(50, (B, L + 1), seed=L)
-        _compare(cls, lambda c, L=L, d=d, ids=ids: on_meta(c(L, d), ids), oracle=oracle,
+        compare(cls, lambda c, L=L, d=d, ids=ids: on_meta(c(L, d), ids), oracle=oracle,
                  what=f"{name}({L}, {d}) moved to the meta device, on ids ({B}, {Tn}): (device, "
                       "shape, torch functions that made CPU tensors)", mistakes=mistakes)
-        _compare(cls, lambda c, L=L, d=d, x=long_ids: too_long(c(L, d), x, L), oracle=oracle,
+        compare(cls, lambda c, L=L, d=d, x=long_ids: too_long(c(L, d), x, L), oracle=oracle,
                  what=f"{name}({L}, {d}) on {L + 1} tokens: (error type, message names "
                       f"{L + 1} and {L}, output shape)", mistakes=mistakes)
 
@@ -391,11 +372,11 @@ def check_sinusoidal_module(SinusoidalPositionalEncoding, hidden: bool = False) 
     cls, oracle = SinusoidalPositionalEncoding, ClosedFormPositions
     name, mistakes = "SinusoidalPositionalEncoding", _mistakes("SinusoidalPositionalEncoding")
     for L, d, x, kind in _position_inputs(hidden):
-        _compare(cls, lambda c, L=L, d=d, x=x: c(L, d)(x), oracle=oracle,
+        compare(cls, lambda c, L=L, d=d, x=x: c(L, d)(x), oracle=oracle,
                  what=f"{name}({L}, {d}) on {kind}", mistakes=mistakes, **TOL32)
-        _compare(cls, lambda c, L=L, d=d, x=x: c(L, d).double()(x), oracle=oracle,
+        compare(cls, lambda c, L=L, d=d, x=x: c(L, d).double()(x), oracle=oracle,
                  what=f"{name}({L}, {d}).double() on {kind}", mistakes=mistakes, **TOL32)
-        _compare(cls, lambda c, L=L, d=d: _learnable(c(L, d)), oracle=oracle,
+        compare(cls, lambda c, L=L, d=d: _learnable(c(L, d)), oracle=oracle,
                  what=f"learnable parameter shapes of {name}({L}, {d})", mistakes=mistakes)
     _check_device_and_length(cls, oracle, name, mistakes, hidden)
 
@@ -457,17 +438,17 @@ def check_transformer_embedding(TransformerEmbedding, hidden: bool = False) -> N
             with _seeded(0):  # reproducible, should dropout wrongly stay on
                 return module(ids)
 
-        _compare(TransformerEmbedding, probe, oracle=NNTransformerEmbedding,
+        compare(TransformerEmbedding, probe, oracle=NNTransformerEmbedding,
                  what=f"{setup} in eval() mode, {dtype}, on ids ({B}, {Tn})",
                  mistakes=mistakes, **TOL32)
-        _compare(TransformerEmbedding,
+        compare(TransformerEmbedding,
                  lambda c, V=V, d=d, L=L, ids=ids, positions=positions:
                      on_meta(c(V, d, L, dropout=0.5, positions=positions), ids),
                  oracle=NNTransformerEmbedding, mistakes=mistakes,
                  what=f"{setup} moved to the meta device, on ids ({B}, {Tn}): (device, shape, "
                       "torch functions that made CPU tensors)")
         long_ids = _ids(V, (B, L + 1), seed=V)
-        _compare(TransformerEmbedding,
+        compare(TransformerEmbedding,
                  lambda c, V=V, d=d, L=L, positions=positions, x=long_ids:
                      too_long(c(V, d, L, dropout=0.0, positions=positions).eval(), x, L),
                  oracle=NNTransformerEmbedding, mistakes=mistakes,
