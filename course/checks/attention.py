@@ -23,6 +23,7 @@ from course.checks.core import (
     call,
     compare,
     diagnose,
+    fail,
     require_own,
     short,
 )
@@ -297,12 +298,8 @@ def check_attention_dropout(scaled_dot_product_attention, hidden: bool = False) 
         elif not torch.allclose(out, weights @ v, rtol=1e-4, atol=1e-5):
             problems.append("the output is not the returned (dropped-out) weights times v")
         if problems:
-            message = f"{what}: {problems[0]}."
-            known = diagnose((out, weights), probe, _mistakes("scaled_dot_product_attention"))
-            known = [known] if isinstance(known, Mistake) else list(known or [])
-            if known:
-                message += " Likely mistake: " + " Or: ".join(m.hint for m in known)
-            raise CheckFailed(message)
+            fail(f"{what}\n  {problems[0]}.",
+                 diagnose((out, weights), probe, _mistakes("scaled_dot_product_attention")))
         # dropout_p = 0 is deterministic and drops nothing
         _compare_parts(scaled_dot_product_attention,
                 lambda f, q=q, k=k, v=v: tuple(f(q.clone(), k.clone(), v.clone(), None, 0.0)),

@@ -19,7 +19,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NoReturn
 
 COPIES = "course.copies"  # __name__ of code rebuilt from solution source (never "solutions.*")
 
@@ -135,8 +135,8 @@ def where(actual: Any, expected: Any) -> str:
         return ""
     gap = (actual.detach() - expected.detach()).abs().nan_to_num(math.inf)
     at = tuple(int(i) for i in torch.unravel_index(gap.argmax(), gap.shape))
-    return (f" The largest difference is at index {at}: expected {expected[at].item():.6g}, "
-            f"got {actual[at].item():.6g}.")
+    return (f"\n  the largest difference is at index {at}: expected "
+            f"{expected[at].item():.6g}, got {actual[at].item():.6g}")
 
 
 def require_own(obj: Any, what: str) -> None:
@@ -198,13 +198,17 @@ def compare(learner: Any, probe: Callable[[Any], Any], *, oracle: Any, what: str
     if same(actual, expected, **tolerance):
         return
     if isinstance(actual, Raised):
-        message = f"{what} raised {actual}."
+        message = f"{what}\n  raised {actual}."
     else:
-        message = f"{what}: expected {short(expected)}, got {short(actual)}." + where(actual,
-                                                                                     expected)
-    known = diagnose(actual, probe, mistakes, **tolerance)
+        message = (f"{what}\n  expected {short(expected)}\n  got      {short(actual)}"
+                   + where(actual, expected))
+    fail(message, diagnose(actual, probe, mistakes, **tolerance))
+
+
+def fail(message: str, known: Sequence[Mistake] = ()) -> NoReturn:
+    """Raise CheckFailed, naming the known mistakes that explain the learner's output."""
     if known:
-        message += " Likely mistake: " + " Or: ".join(m.hint for m in known)
+        message += "\nLikely mistake: " + "\nOr: ".join(m.hint for m in known)
     raise CheckFailed(message)
 
 

@@ -26,6 +26,7 @@ from course.checks.core import (
     compare,
     cpu_tensor_spy,
     diagnose,
+    fail,
     require_own,
     short,
 )
@@ -488,11 +489,8 @@ def check_embedding_dropout(TransformerEmbedding, hidden: bool = False) -> None:
                 continue
         else:
             problem = f"expected a tensor of shape {tuple(clean.shape)}, got {short(out)}"
-        message = f"{what}: {problem}."
-        known = diagnose(out, probe, _mistakes("TransformerEmbedding"), **TOL32)
-        if known:
-            message += " Likely mistake: " + " Or: ".join(m.hint for m in known)
-        raise CheckFailed(message)
+        fail(f"{what}\n  {problem}.", diagnose(out, probe, _mistakes("TransformerEmbedding"),
+                                               **TOL32))
 
 
 def _check_transformer(cls, hidden: bool = False) -> None:
