@@ -112,14 +112,16 @@ def short(value: Any, limit: int = 160) -> str:
     """A repr cut to `limit` characters; tensors show shape and dtype first."""
     if isinstance(value, Raised):
         return f"an exception ({value})"
-    try:
-        import torch
+    import torch
 
-        if isinstance(value, torch.Tensor):
-            return f"tensor of shape {tuple(value.shape)}, {value.dtype}: " + short(
-                value.detach().flatten()[:6].tolist(), limit)
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(value, torch.Tensor):
+        head = f"tensor of shape {tuple(value.shape)}, {value.dtype}"
+        if value.device.type == "meta":
+            return head + " on meta"
+        first = value.detach().flatten()[:6].tolist()
+        values = ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in first)
+        more = ", ..." if value.numel() > 6 else ""
+        return f"{head}: [{values}{more}]"
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -191,6 +193,7 @@ def compare(learner: Any, probe: Callable[[Any], Any], *, oracle: Any, what: str
     raises=True: the case is an error case, the oracle raises and so must the learner's code
     (the same exception type).
     """
+    __tracebackhide__ = True  # IPython and pytest show the learner the check, not this helper
     expected = call(oracle, probe, f"the oracle for {what}")
     if isinstance(expected, Raised) != raises:
         raise RuntimeError(f"check bug: the oracle for {what} gave {short(expected)}")
@@ -207,6 +210,7 @@ def compare(learner: Any, probe: Callable[[Any], Any], *, oracle: Any, what: str
 
 def fail(message: str, known: Sequence[Mistake] = ()) -> NoReturn:
     """Raise CheckFailed, naming the known mistakes that explain the learner's output."""
+    __tracebackhide__ = True
     if known:
         message += "\nLikely mistake: " + "\nOr: ".join(m.hint for m in known)
     raise CheckFailed(message)
