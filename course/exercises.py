@@ -168,8 +168,6 @@ def instructor_notebook(template: Path) -> nbformat.NotebookNode:
 
 def nbgrader_config(root: Path, *, timeout: int = 120) -> str:
     """The nbgrader_config.py used for every course folder the toolkit makes."""
-    from course.grading import feedback  # noqa: F401  (importable inside the sandbox too)
-
     return textwrap.dedent(f"""\
         c = get_config()
         c.CourseDirectory.root = {str(root)!r}
@@ -230,11 +228,4 @@ def build(name: str, out: Path = ROOT / "exercises") -> list[Path]:
         path = out / kind / name / f"{name}.ipynb"
         if write_if_changed(path, nb):
             changed.append(path)
-    return changed
-
-
-def build_all(out: Path = ROOT / "exercises") -> list[Path]:
-    changed = []
-    for name in names():
-        changed += build(name, out)
     return changed

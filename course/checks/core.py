@@ -216,11 +216,6 @@ def fail(message: str, known: Sequence[Mistake] = ()) -> NoReturn:
     raise CheckFailed(message)
 
 
-def expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise CheckFailed(message)
-
-
 def cpu_tensor_spy():
     """A context manager recording the torch functions that return a CPU tensor while active.
 
