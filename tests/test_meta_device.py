@@ -19,10 +19,17 @@ import solutions
 from course.checks.core import cpu_tensor_spy
 from solutions import attention as att
 from solutions import embeddings as emb
+from solutions import feedforward as ffn
+from solutions import model as mdl
+from solutions import normalization as norm
 
 
 def _ids(device):
     return (torch.randint(30, (2, 10), device=device),)
+
+
+def _tokens(device):
+    return (torch.randn(2, 5, 16, device=device),)
 
 
 def _cross(need_weights):
@@ -30,6 +37,20 @@ def _cross(need_weights):
         x, context = torch.randn(2, 5, 16, device=device), torch.randn(2, 7, 16, device=device)
         mask = att.padding_mask(torch.ones(2, 7, device=device))
         return x, context, mask, need_weights
+    return inputs
+
+
+_SMALL = dict(n_embd=16, n_head=4, d_ff=24, dropout=0.1)
+
+
+def _block_inputs(cross):
+    def inputs(device):
+        x = torch.randn(2, 5, 16, device=device)
+        mask = att.padding_mask(torch.ones(2, 5, device=device))
+        if not cross:
+            return x, mask
+        context = torch.randn(2, 7, 16, device=device)
+        return x, mask, context, att.padding_mask(torch.ones(2, 7, device=device))
     return inputs
 
 
@@ -45,6 +66,19 @@ EXAMPLES: dict[str, tuple] = {
     "MultiHeadAttention": (lambda: att.MultiHeadAttention(16, 4, dropout=0.1), _cross(True)),
     "MultiHeadAttention/sdpa": (lambda: att.MultiHeadAttention(16, 4, dropout=0.1),
                                 _cross(False)),
+    "FeedForward": (lambda: ffn.FeedForward(16, dropout=0.1), _tokens),
+    "FeedForward/tanh-nobias": (
+        lambda: ffn.FeedForward(16, 24, activation="gelu_tanh", bias=False), _tokens),
+    "FeedForward/relu": (lambda: ffn.FeedForward(16, activation="relu"), _tokens),
+    "LayerNorm": (lambda: norm.LayerNorm(16), _tokens),
+    "RMSNorm": (lambda: norm.RMSNorm(16), _tokens),
+    "Residual": (lambda: mdl.Residual(torch.nn.Linear(16, 16), dropout=0.1),
+                 lambda device: (torch.randn(2, 5, 16, device=device),)),
+    "Block": (lambda: mdl.Block(mdl.ModelConfig(**_SMALL)), _block_inputs(False)),
+    "Block/post-LN-causal-cross": (
+        lambda: mdl.Block(mdl.ModelConfig(**_SMALL, norm_first=False), causal=True, cross=True),
+        _block_inputs(True)),
+    "EncoderLayer": (lambda: mdl.EncoderLayer(mdl.ModelConfig(**_SMALL)), _block_inputs(False)),
 }
 
 
