@@ -1,0 +1,80 @@
+"""Layer normalization: keep every token's features at zero mean and unit variance.
+
+- :func:`layer_norm` -- standardise each token over its features (mean, biased variance, eps
+  inside the square root), then scale by ``weight`` and shift by ``bias``.
+- :class:`LayerNorm` -- the module with learned ``weight`` (ones) and ``bias`` (zeros), laid out
+  like ``torch.nn.LayerNorm`` and BERT's ``LayerNorm.{weight,bias}``.
+- :class:`RMSNorm` -- the lighter variant of LLaMA-style models: no mean, no shift, divide by the
+  root mean square.
+
+Each token is normalised on its own, over the last axis only: the result never depends on the
+other tokens of the sequence or on the other sequences of the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _check_features(x: torch.Tensor, n: int, name: str) -> None:
+    if x.dim() < 1 or x.size(-1) != n:
+        raise ValueError(f"{name}: x must have {n} features in its last axis (B, T, {n}), "
+                         f"got shape {tuple(x.shape)}")
+
+
+def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+               eps: float = 1e-5) -> torch.Tensor:
+    """x (..., C) -> (..., C): (x - mean) / sqrt(var + eps) * weight + bias, with the mean and
+    the biased variance (divide by C) of each token's C features; weight, bias (C,)."""
+    _check_features(x, weight.numel(), "layer_norm")
+    ### BEGIN SOLUTION
+    mean = x.mean(dim=-1, keepdim=True)                   # (..., 1)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)    # (..., 1), biased: divide by C
+    x_hat = (x - mean) / torch.sqrt(var + eps)            # (..., C), zero mean, unit variance
+    return x_hat * weight + bias
+    ### END SOLUTION
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over the last axis of size ``normalized_shape``, with a learned scale
+    ``weight`` (starts at ones) and shift ``bias`` (starts at zeros)."""
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-5):
+        super().__init__()
+        if not isinstance(normalized_shape, int) or normalized_shape < 1:
+            raise ValueError("normalized_shape is the number of features (a positive int), "
+                             f"got {normalized_shape!r}")
+        self.normalized_shape, self.eps = normalized_shape, eps
+        ### BEGIN SOLUTION
+        self.weight = nn.Parameter(torch.ones(normalized_shape))
+        self.bias = nn.Parameter(torch.zeros(normalized_shape))
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., C) -> (..., C), each token normalised over its C features."""
+        _check_features(x, self.normalized_shape, "LayerNorm")
+        ### BEGIN SOLUTION
+        return layer_norm(x, self.weight, self.bias, self.eps)
+        ### END SOLUTION
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * weight. No mean subtracted and
+    no bias: cheaper than LayerNorm and, in practice, as good (LLaMA, Mistral, T5)."""
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-6):
+        super().__init__()
+        if not isinstance(normalized_shape, int) or normalized_shape < 1:
+            raise ValueError("normalized_shape is the number of features (a positive int), "
+                             f"got {normalized_shape!r}")
+        self.normalized_shape, self.eps = normalized_shape, eps
+        self.weight = nn.Parameter(torch.ones(normalized_shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., C) -> (..., C), each token divided by the root mean square of its features."""
+        _check_features(x, self.normalized_shape, "RMSNorm")
+        ### BEGIN SOLUTION
+        ms = (x * x).mean(dim=-1, keepdim=True)           # (..., 1) mean square
+        return x / torch.sqrt(ms + self.eps) * self.weight
+        ### END SOLUTION
