@@ -36,7 +36,7 @@ test: $(STAMP)
 lab: $(STAMP)
 	@mkdir -p workspace
 	@for nb in exercises/release/*/*.ipynb; do cp -n "$$nb" workspace/; done
-	$(VENV)/bin/jupyter lab workspace
+	$(VENV)/bin/jupyter lab --notebook-dir=workspace
 
 exercises: $(STAMP)
 	$(PY) -m course build-exercises
