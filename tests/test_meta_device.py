@@ -54,6 +54,28 @@ def _block_inputs(cross):
     return inputs
 
 
+class _Pooled(torch.nn.Module):
+    """An Encoder followed by its own pooler, so that every parameter gets a gradient."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, *args):
+        return self.encoder.pooler(self.encoder(*args))
+
+
+def _without_pooler_grad(sentence_encoder):
+    sentence_encoder.encoder.pooler.requires_grad_(False)  # mean pooling never reads it
+    return sentence_encoder
+
+
+def _encoder_inputs(device):
+    ids = torch.randint(30, (2, 10), device=device)
+    mask = torch.ones(2, 10, dtype=torch.long, device=device)
+    return ids, mask, torch.zeros_like(ids)
+
+
 # name -> (constructor, example inputs on a device). Every nn.Module class in `solutions` must
 # appear (alone or with a suffix for other settings), so a new module cannot skip this test.
 EXAMPLES: dict[str, tuple] = {
@@ -79,6 +101,22 @@ EXAMPLES: dict[str, tuple] = {
         lambda: mdl.Block(mdl.ModelConfig(**_SMALL, norm_first=False), causal=True, cross=True),
         _block_inputs(True)),
     "EncoderLayer": (lambda: mdl.EncoderLayer(mdl.ModelConfig(**_SMALL)), _block_inputs(False)),
+    "EncoderEmbeddings": (lambda: mdl.EncoderEmbeddings(mdl.ModelConfig(vocab_size=30, **_SMALL)),
+                          lambda device: (*_ids(device), torch.ones(2, 10, dtype=torch.long,
+                                                                     device=device))),
+    "Pooler": (lambda: mdl.Pooler(16), _tokens),
+    "Encoder": (lambda: _Pooled(mdl.Encoder(mdl.ModelConfig(vocab_size=30, n_layer=2,
+                                                            **_SMALL))), _encoder_inputs),
+    "Encoder/post_ln": (lambda: _Pooled(mdl.Encoder(mdl.ModelConfig(
+        vocab_size=30, n_layer=1, norm_first=False, **_SMALL))), _encoder_inputs),
+    "SentenceEncoder": (lambda: _without_pooler_grad(mdl.SentenceEncoder(
+        mdl.Encoder(mdl.ModelConfig(vocab_size=30, n_layer=1, **_SMALL)), tokenizer=None,
+        max_length=16)), lambda device: _encoder_inputs(device)[:2]),
+    "SequenceClassificationHead": (lambda: mdl.SequenceClassificationHead(16, 3, dropout=0.1),
+                                   _tokens),
+    "TokenClassificationHead": (lambda: mdl.TokenClassificationHead(16, 3, dropout=0.1),
+                                _tokens),
+    "QuestionAnsweringHead": (lambda: mdl.QuestionAnsweringHead(16), _tokens),
 }
 
 
