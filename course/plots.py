@@ -5,7 +5,7 @@ Typical use in a chapter::
     from course import plots
     plots.use_house_style()
 
-    fig, ax = plt.subplots(figsize=(8, 2))
+    fig, ax = plt.subplots(figsize=(7, 2))
     boxes = plots.flow(ax, ["tokenizer", "body", "head"], colors=["blue", "green", "orange"])
     plots.diagram_axes(ax, title="The pipeline")
 
@@ -46,20 +46,32 @@ TINTS = {
 }
 CYCLE = ["blue", "orange", "green", "red", "purple", "sky", "grey"]
 
+# Figure rules of the book. A figure is drawn at FIGURE_DPI pixels per inch and shown at its
+# natural size in a text column at least MAX_WIDTH_IN * FIGURE_DPI pixels wide, so text of
+# MIN_FONT_PT points appears MIN_FONT_PT * FIGURE_DPI / 72 = 12.5 px high on screen (9 px or
+# more as long as the browser shrinks it by no more than 28 %, which the page test checks).
+FIGURE_DPI = 100
+MAX_WIDTH_IN = 7.0
+MIN_FONT_PT = 9.0
+MAX_COLUMNS = 2
+
 
 def use_house_style() -> None:
     """Set the course's matplotlib defaults (idempotent): readable fonts, light grid, no top or
     right spine, the palette as colour cycle, constrained layout."""
     mpl.rcParams.update(
         {
-            "figure.figsize": (7.5, 4.0),
-            "figure.dpi": 100,
-            "savefig.dpi": 150,
+            "figure.figsize": (6.8, 3.8),
+            "figure.dpi": FIGURE_DPI,
+            "savefig.dpi": FIGURE_DPI,
             "figure.constrained_layout.use": True,
             "font.size": 10,
-            "axes.titlesize": 11.5,
+            "axes.titlesize": 11,
             "axes.titleweight": "bold",
-            "axes.labelsize": 10.5,
+            "axes.labelsize": 10,
+            "xtick.labelsize": 9.5,
+            "ytick.labelsize": 9.5,
+            "legend.fontsize": 9.5,
             "axes.grid": True,
             "grid.alpha": 0.3,
             "axes.spines.top": False,
@@ -69,6 +81,27 @@ def use_house_style() -> None:
             "image.cmap": "viridis",
         }
     )
+
+
+def figure_problems(fig) -> list[str]:
+    """What breaks the book's figure rules in ``fig``: wider than ``MAX_WIDTH_IN`` inches, more
+    than ``MAX_COLUMNS`` panels side by side, or visible text smaller than ``MIN_FONT_PT``."""
+    from matplotlib.text import Text
+
+    problems = []
+    width = fig.get_figwidth()
+    if width > MAX_WIDTH_IN + 1e-6:
+        problems.append(f"figure is {width:.1f} in wide (at most {MAX_WIDTH_IN:g} in)")
+    lefts = {round(ax.get_position().x0, 2) for ax in fig.axes
+             if ax.get_visible() and ax.get_label() != "<colorbar>"}
+    if len(lefts) > MAX_COLUMNS:
+        problems.append(f"{len(lefts)} panels side by side (at most {MAX_COLUMNS}; stack them)")
+    small = sorted({round(t.get_fontsize(), 1) for t in fig.findobj(Text)
+                    if t.get_visible() and t.get_text().strip()
+                    and t.get_fontsize() < MIN_FONT_PT - 1e-6})
+    if small:
+        problems.append(f"text at {small} pt (at least {MIN_FONT_PT:g} pt)")
+    return problems
 
 
 def color(name: str) -> str:
