@@ -25,19 +25,30 @@ def build_exercises(args) -> int:
 
 def grade(args) -> int:
     from course.grading import grade as grading
-    from course.grading.sandbox import SandboxMissing
+    from course.grading.sandbox import Cgroup, Limits, SandboxMissing
 
     out = Path(args.out or f"grading/{args.assignment}")
+    limits = Limits(memory_gb=args.memory_gb, processes=args.processes)
+    cgroup = Cgroup(limits)
+    cgroup.close()
     print(f"Grading {args.submissions} ({args.assignment}) into {out} ...")
+    print(f"Limits per submission: {limits.describe(cgroup.path is not None)}; "
+          f"{args.timeout:g} s")
     try:
         results = grading.grade_class(Path(args.submissions), args.assignment, out,
-                                      jobs=args.jobs, timeout=args.timeout,
-                                      memory_gb=args.memory_gb, sandboxed=not args.unsandboxed)
+                                      jobs=args.jobs, timeout=args.timeout, limits=limits,
+                                      sandboxed=not args.unsandboxed)
     except (FileNotFoundError, SandboxMissing, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except grading.GradingBroken as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
     print()
     print(grading.summary(results))
+    failed = sum(not r.status.startswith("graded") for r in results)
+    if failed:
+        print(f"\n{failed} submission(s) could not be graded: see their status (no score).")
     print(f"\nGradebook: {out / 'gradebook.db'}\nScores:    {out / 'grades.csv'}\n"
           f"Feedback:  {out / 'feedback'}/<student>/{args.assignment}.html")
     return 0
@@ -72,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
                                  "(default: grading/<assignment>)")
     p.add_argument("--jobs", type=int, default=2, help="submissions graded in parallel")
     p.add_argument("--timeout", type=float, default=600, help="seconds per submission")
-    p.add_argument("--memory-gb", type=float, default=8, help="memory limit per submission")
+    p.add_argument("--memory-gb", type=float, default=4,
+                   help="memory for the whole submission (all its processes)")
+    p.add_argument("--processes", type=int, default=64,
+                   help="processes and threads one submission may start")
     p.add_argument("--unsandboxed", action="store_true",
                    help="grade without bubblewrap (only for code you trust)")
     p.set_defaults(run=grade)

@@ -10,15 +10,22 @@ reported and never stops the batch.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import os
+import queue
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -26,40 +33,81 @@ from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
 from course import exercises
-from course.grading import sandbox
+from course.grading import autograde, judge, sandbox
 
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
+STUDENT_ID = re.compile(r"^\w(?:[\w .@'-]{0,98}[\w.])?$")
+NAME_RULE = ("a student name is 1-100 letters (any language), digits, spaces and . _ @ ' -, "
+             "starting with a letter or digit and not ending with a space")
+CELL_LINE = "failed cell "
+WORK_ID = "learner"  # the student id inside each per-submission course folder
+MAX_NOTEBOOK_MB = 20
+MAX_FEEDBACK_MB = 5
+MAX_ARCHIVE_GB = 2.0  # a class zip may expand to at most this much
+MAX_RATIO = 200  # and no member may expand more than this many times
+
+
+class GradingBroken(RuntimeError):
+    """The grader itself does not work here (the canary failed); no grades were written."""
 
 
 @dataclass
 class Result:
     student: str
-    status: str  # "graded" or what went wrong, in words
+    status: str  # "graded" or what went wrong, in words (never the submission's contents)
     score: float = 0.0
     max_score: float = 0.0
     parts: dict[str, float] = field(default_factory=dict)
     feedback: Path | None = None
     log: str = ""
+    digest: str = ""
+    seconds: float = 0.0
+    peak_mb: float | None = None
 
 
 # ---------------------------------------------------------------- collecting submissions
 
 
 def _safe_extract(archive: Path, target: Path) -> None:
+    """Extract a class archive, refusing unsafe paths, links and zip bombs."""
+    limit = int(MAX_ARCHIVE_GB * 2**30)
     with zipfile.ZipFile(archive) as zf:
+        total = 0
         for info in zf.infolist():
             path = (target / info.filename).resolve()
             if not path.is_relative_to(target.resolve()):
                 raise ValueError(f"{archive.name}: unsafe path in zip: {info.filename}")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise ValueError(f"{archive.name}: the zip holds a symbolic link: "
+                                 f"{info.filename}")
+            total += info.file_size
+            if info.file_size > MAX_RATIO * max(info.compress_size, 1024):
+                raise ValueError(f"{archive.name}: {info.filename} would expand "
+                                 f"{info.file_size / max(info.compress_size, 1):.0f} times "
+                                 f"(at most {MAX_RATIO}); refusing a possible zip bomb")
+        if total > limit:
+            raise ValueError(f"{archive.name}: the zip would expand to {total / 2**30:.1f} GiB, "
+                             f"more than the {MAX_ARCHIVE_GB:g} GiB allowed; refusing a "
+                             "possible zip bomb")
         zf.extractall(target)
 
 
-def collect(submissions: Path, assignment: str, scratch: Path) -> dict[str, Path | None]:
-    """student -> notebook path (None when the student's folder holds no notebook).
+@dataclass
+class Found:
+    """Where each student's notebook is, and students that cannot be graded as found."""
 
-    Accepts a folder `SUBMISSIONS/<student>/<assignment>.ipynb`, a folder of
-    `<student>_<assignment>.ipynb` files (LMS exports), or a .zip of either.
-    """
+    notebooks: dict[str, Path | None] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+
+
+def collect(submissions: Path, assignment: str, scratch: Path) -> dict[str, Path | None]:
+    """student -> notebook path (None when the student's folder holds no notebook)."""
+    return find(submissions, assignment, scratch).notebooks
+
+
+def find(submissions: Path, assignment: str, scratch: Path) -> Found:
+    """Accepts a folder `SUBMISSIONS/<student>/<assignment>.ipynb`, a folder of
+    `<student>_<assignment>.ipynb` files (LMS exports), or a .zip of either. Symbolic links
+    and a student with both a folder and a file are reported, never silently picked."""
     if submissions.is_file() and submissions.suffix == ".zip":
         root = scratch / "unzipped"
         root.mkdir()
@@ -69,73 +117,149 @@ def collect(submissions: Path, assignment: str, scratch: Path) -> dict[str, Path
             entries[0].glob(f"{assignment}.ipynb")) else root
     if not submissions.is_dir():
         raise FileNotFoundError(f"no submissions folder or zip at {submissions}")
-    found: dict[str, Path | None] = {}
+    found = Found()
+    seen: dict[str, Path] = {}
     for entry in sorted(submissions.iterdir()):
         if entry.name.startswith("."):
             continue
-        if entry.is_dir():
+        if entry.is_dir() and not entry.is_symlink():
+            student = entry.name
             exact = entry / f"{assignment}.ipynb"
             others = sorted(entry.rglob("*.ipynb"))
-            found[entry.name] = exact if exact.is_file() else (others[0] if len(others) == 1
-                                                                else None)
-        elif entry.suffix == ".ipynb":
-            found[entry.stem.removesuffix(f"_{assignment}")] = entry
+            notebook = exact if exact.exists() or exact.is_symlink() else (
+                others[0] if len(others) == 1 else None)
+        elif entry.suffix == ".ipynb" or entry.is_symlink():
+            student = entry.name.removesuffix(".ipynb").removesuffix(f"_{assignment}")
+            notebook = entry
+        else:
+            continue
+        if student in seen:
+            found.problems[student] = (f"duplicate submission: both {seen[student].name} and "
+                                       f"{entry.name}; keep one and grade again")
+            found.notebooks[student] = None
+            continue
+        seen[student] = entry
+        found.notebooks[student] = notebook
+        if entry.is_symlink() or (notebook is not None and notebook.is_symlink()):
+            found.problems[student] = "refused: the submission is a symbolic link"
     return found
+
+
+def digest(notebook: Path, source: Path) -> str:
+    """What a grade depends on: the submission, the instructor notebook and the grader."""
+    h = hashlib.sha256()
+    for path in [notebook, source, *sorted(Path(__file__).parent.glob("*.py")),
+                 *sorted((exercises.ROOT / "course" / "checks").glob("*.py"))]:
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- one student
 
 
-def _read_scores(work: Path, assignment: str, student: str) -> tuple[float, float, dict]:
+def _read_scores(work: Path, assignment: str) -> tuple[float, float, dict]:
     with Gradebook(f"sqlite:///{work / 'gradebook.db'}") as gb:
-        submission = gb.find_submission(assignment, student)
-        notebook = gb.find_submission_notebook(assignment, assignment, student)
+        submission = gb.find_submission(assignment, WORK_ID)
+        notebook = gb.find_submission_notebook(assignment, assignment, WORK_ID)
         parts = {g.name: float(g.score) for g in notebook.grades}
         return float(submission.score), float(submission.max_score), parts
 
 
-def grade_one(student: str, notebook: Path | None, *, assignment: str, template: Path,
-              scratch: Path, out: Path, hide: list[Path], timeout: float, memory_gb: float,
-              sandboxed: bool) -> Result:
+def failures(work: Path, assignment: str) -> list[str]:
+    """`grade id: error` for each failing test cell of the autograded notebook."""
+    path = work / "autograded" / WORK_ID / assignment / f"{assignment}.ipynb"
+    if not path.is_file():
+        return []
+    out = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                label = meta.get("grade_id", "a cell")
+                out.append(f"{label}: {output.get('ename')}: {output.get('evalue')}"[:600])
+    return out
+
+
+@dataclass
+class Setup:
+    """What every submission of one assignment is graded with."""
+
+    assignment: str
+    template: Path  # the per-submission course folder, ready to copy
+    source: Path  # the instructor notebook
+    runtime: Path  # what the learner's worker sees
+    limits: sandbox.Limits
+    timeout: float
+    sandboxed: bool
+
+
+def grade_one(student: str, notebook: Path | None, setup: Setup, *, scratch: Path, out: Path,
+              slot: int = 0) -> Result:
     """Autograde one submission in its own course folder; never raises."""
-    if not STUDENT_ID.match(student):
-        return Result(student, "invalid student folder name")
+    assignment = setup.assignment
+    started = time.monotonic()
+    if not STUDENT_ID.match(student) or ".." in student:
+        return Result(student, f"invalid student name: {NAME_RULE}")
     if notebook is None:
         return Result(student, f"missing notebook: no {assignment}.ipynb in the student's folder")
+    if notebook.is_symlink():
+        return Result(student, "refused: the submission is a symbolic link")
     try:
+        size = notebook.stat().st_size
+        if size > MAX_NOTEBOOK_MB * 2**20:
+            return Result(student, f"notebook too large: {size / 2**20:.0f} MiB "
+                                   f"(at most {MAX_NOTEBOOK_MB} MiB)")
         nbformat.validate(nbformat.read(notebook, as_version=4))
     except Exception as error:  # invalid JSON, not a notebook, bad schema...
-        return Result(student, f"invalid notebook: {type(error).__name__}: {str(error)[:200]}")
+        return Result(student, f"invalid notebook: {type(error).__name__} (not a valid "
+                               "Jupyter notebook)")
 
-    work = scratch / f"student-{student}"
-    shutil.copytree(template, work)
-    (work / "nbgrader_config.py").write_text(exercises.nbgrader_config(work))
-    target = work / "submitted" / student / assignment
-    target.mkdir(parents=True)
-    shutil.copyfile(notebook, target / f"{assignment}.ipynb")
-
-    log = []
-    nbgrader = [sys.executable, "-m", "nbgrader"]
-    steps = [[*nbgrader, "autograde", assignment, "--student", student, "--force"],
-             [*nbgrader, "generate_feedback", assignment, "--student", student, "--force"]]
+    work = Path(tempfile.mkdtemp(prefix="student-", dir=scratch))
+    result = Result(student, "graded")
     try:
-        for argv in steps:
-            proc = sandbox.run(argv, work, hide=hide, timeout=timeout, memory_gb=memory_gb,
-                               sandboxed=sandboxed)
-            log.append(proc.stdout)
-        score, max_score, parts = _read_scores(work, assignment, student)
+        shutil.copytree(setup.template, work, dirs_exist_ok=True)
+        (work / "nbgrader_config.py").write_text(
+            exercises.nbgrader_config(work, timeout=int(setup.timeout)) + autograde.CONFIG)
+        target = work / "submitted" / WORK_ID / assignment
+        target.mkdir(parents=True)
+        shutil.copyfile(notebook, target / f"{assignment}.ipynb", follow_symlinks=False)
+        settings = dict(source=str(setup.source), runtime=str(setup.runtime),
+                        limits=asdict(setup.limits), timeout=setup.timeout, slot=slot,
+                        sandboxed=setup.sandboxed)
+        env = sandbox.environment(str(work / ".tmp"))
+        (work / ".tmp" / "home").mkdir(parents=True)
+        env[judge.SETTINGS] = json.dumps(settings)
+        env["PYTHONPATH"] = os.pathsep.join([str(exercises.ROOT),
+                                             os.environ.get("PYTHONPATH", "")])
+        proc = subprocess.run([sys.executable, "-m", "course.grading.autograde", str(work),
+                               assignment, WORK_ID], cwd=work, env=env, capture_output=True,
+                              text=True, timeout=setup.timeout + 300)
+        result.log = (proc.stdout + proc.stderr)[-20_000:]
+        if proc.returncode != 0:
+            first = next((line for line in proc.stdout.splitlines() if "failed" in line),
+                         f"exit status {proc.returncode}")
+            result.status = f"grading failed: {first}"
+            return result
+        result.score, result.max_score, result.parts = _read_scores(work, assignment)
+        result.log += "".join(f"\n{CELL_LINE}{line}" for line in failures(work, assignment))
     except subprocess.TimeoutExpired:
-        return Result(student, f"timed out after {timeout:.0f} s", log="\n".join(log))
-    except Exception as error:  # MissingEntry, a gradebook the submission destroyed, ...
-        return Result(student, f"grading failed: {type(error).__name__}: {error}",
-                      log="\n".join(log))
+        result.status = f"timed out after {setup.timeout:.0f} s"
+        return result
+    except Exception as error:  # MissingEntry, ...
+        result.status = f"grading failed: {type(error).__name__}: {str(error)[:300]}"
+        return result
+    finally:
+        result.seconds = time.monotonic() - started
 
-    result = Result(student, "graded", score, max_score, parts, log="\n".join(log))
-    html = work / "feedback" / student / assignment / f"{assignment}.html"
-    if html.is_file():
-        result.feedback = out / "feedback" / student / f"{assignment}.html"
-        result.feedback.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(html, result.feedback)
+    html = work / "feedback" / WORK_ID / assignment / f"{assignment}.html"
+    if html.is_file() and not html.is_symlink():
+        if html.stat().st_size > MAX_FEEDBACK_MB * 2**20:
+            result.status = f"graded (feedback over {MAX_FEEDBACK_MB} MiB, not kept)"
+        else:
+            result.feedback = out / "feedback" / student / f"{assignment}.html"
+            result.feedback.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(html, result.feedback, follow_symlinks=False)
+    shutil.rmtree(work, ignore_errors=True)
     return result
 
 
@@ -143,7 +267,11 @@ def grade_one(student: str, notebook: Path | None, *, assignment: str, template:
 
 
 def record(gradebook: Path, assignment: str, result: Result) -> None:
-    """Write one student's scores into the class gradebook (trusted side only)."""
+    """Write one student's scores into the class gradebook (trusted side only).
+
+    A student who could not be graded is in the gradebook with no submission for this
+    assignment, so an older score never looks current; the status is in grades.csv.
+    """
     with Gradebook(f"sqlite:///{gradebook}") as gb, warnings.catch_warnings():
         warnings.simplefilter("ignore", SAWarning)  # raised inside nbgrader's add_submission
         gb.update_or_create_student(result.student)
@@ -151,6 +279,8 @@ def record(gradebook: Path, assignment: str, result: Result) -> None:
             gb.remove_submission(assignment, result.student)
         except MissingEntry:
             pass
+        if not result.status.startswith("graded"):
+            return
         gb.add_submission(assignment, result.student)
         notebook = gb.find_submission_notebook(assignment, assignment, result.student)
         for grade in notebook.grades:
@@ -158,64 +288,165 @@ def record(gradebook: Path, assignment: str, result: Result) -> None:
         gb.db.commit()
 
 
-def write_csv(path: Path, results: list[Result], part_names: list[str]) -> None:
+CSV_HEAD = ["assignment", "student", "status", "score", "max_score"]
+
+
+def write_csv(path: Path, results: list[Result], part_names: list[str],
+              assignment: str = "") -> None:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["student", "status", "score", "max_score", *part_names])
+        writer.writerow([*CSV_HEAD, *part_names])
         for r in results:
-            writer.writerow([r.student, r.status, f"{r.score:g}", f"{r.max_score:g}",
+            writer.writerow([assignment, r.student, r.status, f"{r.score:g}",
+                             f"{r.max_score:g}",
                              *(f"{r.parts.get(p, 0.0):g}" for p in part_names)])
 
 
+class Ledger:
+    """OUT/results.json: each student's last result and what it was computed from.
+
+    Written atomically after every student, so a batch killed at any point and run again
+    completes the rest: unchanged, graded submissions are kept, nobody is lost or doubled.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.entries: dict[str, dict] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+
+    def reusable(self, student: str, key: str, out: Path) -> Result | None:
+        entry = self.entries.get(student)
+        if not entry or entry.get("digest") != key or entry.get("status") != "graded":
+            return None
+        result = Result(**{k: v for k, v in entry.items() if k != "feedback"})
+        if entry.get("feedback"):
+            result.feedback = out / entry["feedback"]
+            if not result.feedback.is_file():
+                return None
+        return result
+
+    def save(self, result: Result, out: Path) -> None:
+        entry = asdict(result)
+        entry["log"] = ""
+        entry["feedback"] = (str(result.feedback.relative_to(out)) if result.feedback else None)
+        self.entries[result.student] = entry
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.entries, indent=1, ensure_ascii=False))
+        os.replace(tmp, self.path)
+
+
+def prepare(assignment: str, scratch: Path, *, timeout: float, limits: sandbox.Limits,
+            sandboxed: bool) -> Setup:
+    source = exercises.SOURCE / assignment / f"{assignment}.ipynb"
+    if not source.is_file():
+        raise FileNotFoundError(f"unknown assignment {assignment!r}: no {source}")
+    source_nb = nbformat.read(source, as_version=4)
+    template = scratch / "template"
+    exercises.make_course(template, assignment, source_nb)
+    shutil.rmtree(template / "release")
+    (template / "nbgrader_config.py").unlink()
+    runtime = judge.build_runtime(scratch / "runtime", source_nb)
+    return Setup(assignment, template, source, runtime, limits, timeout, sandboxed)
+
+
+def class_folder(out: Path, assignment: str) -> tuple[list[str], float]:
+    """Make OUT a real nbgrader course folder whose source matches the current exercise."""
+    source = exercises.SOURCE / assignment / f"{assignment}.ipynb"
+    mine = out / "source" / assignment / f"{assignment}.ipynb"
+    if not mine.is_file() or mine.read_bytes() != source.read_bytes():
+        mine.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, mine)  # the exercise changed: refresh the class source
+    (out / "nbgrader_config.py").write_text(exercises.nbgrader_config(out))
+    exercises.nbgrader(out, "generate_assignment", assignment, "--force")
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        part_names = [c.name for c in gb.find_notebook(assignment, assignment).grade_cells]
+        max_score = float(gb.find_assignment(assignment).max_score)
+    return part_names, max_score
+
+
+def canary(setup: Setup, scratch: Path) -> Result:
+    """Grade the instructor notebook first, the same way; anything but full marks stops."""
+    result = grade_one("instructor", setup.source, setup, scratch=scratch, out=scratch / "canary")
+    if result.status == "graded" and result.max_score > 0 and result.score == result.max_score:
+        return result
+    cells = [line for line in result.log.splitlines() if line.startswith(CELL_LINE)]
+    distinct = list(dict.fromkeys(line.split(": ", 1)[1] for line in cells))[:4]
+    lines = distinct or [line for line in result.log.splitlines() if line.strip()][-8:]
+    raise GradingBroken(
+        f"the grader does not work here: the instructor notebook of {setup.assignment} got "
+        f"{result.status}"
+        + (f" {result.score:g}/{result.max_score:g}" if result.status == "graded" else "")
+        + " instead of full marks, so no student was graded and no grades were written.\n"
+        "Cause:\n  " + "\n  ".join(lines))
+
+
 def grade_class(submissions: Path, assignment: str, out: Path, *, jobs: int = 2,
-                timeout: float = 600, memory_gb: float = 8, sandboxed: bool = True,
-                progress=print) -> list[Result]:
-    """Grade every submission; write OUT/gradebook.db, OUT/grades.csv and OUT/feedback/."""
+                timeout: float = 600, memory_gb: float = 4, sandboxed: bool = True,
+                limits: sandbox.Limits | None = None, progress=print) -> list[Result]:
+    """Grade every submission; write OUT/gradebook.db, OUT/grades.csv and OUT/feedback/.
+
+    The instructor notebook is graded first (the canary): unless it gets full marks,
+    GradingBroken is raised and nothing is written. Unchanged submissions already graded
+    (OUT/results.json) are not graded again.
+    """
     source = exercises.SOURCE / assignment / f"{assignment}.ipynb"
     if not source.is_file():
         raise FileNotFoundError(f"unknown assignment {assignment!r}: no {source}")
     if sandboxed:
         sandbox.command(["true"], out)  # raises SandboxMissing with advice
+    limits = limits or sandbox.Limits(memory_gb=memory_gb)
     submissions, out = Path(submissions).resolve(), Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
 
     with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
         scratch = Path(tmp)
-        found = collect(submissions, assignment, scratch)
-        source_nb = nbformat.read(source, as_version=4)
-        template = scratch / "template"
-        exercises.make_course(template, assignment, source_nb)
-        shutil.rmtree(template / "release")
-        # The class gradebook is a real nbgrader course folder too.
-        if not (out / "source" / assignment).is_dir():
-            (out / "source" / assignment).mkdir(parents=True)
-            nbformat.write(source_nb, out / "source" / assignment / f"{assignment}.ipynb")
-        (out / "nbgrader_config.py").write_text(exercises.nbgrader_config(out))
-        exercises.nbgrader(out, "generate_assignment", assignment, "--force")
-        with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
-            part_names = [c.name for c in gb.find_notebook(assignment, assignment).grade_cells]
-            max_score = float(gb.find_assignment(assignment).max_score)
+        scratch.chmod(0o711)  # the worker's user reaches the runtime, nothing else
+        found = find(submissions, assignment, scratch)
+        setup = prepare(assignment, scratch, timeout=timeout, limits=limits,
+                        sandboxed=sandboxed)
+        canary(setup, scratch)
+        out.mkdir(parents=True, exist_ok=True)
+        part_names, max_score = class_folder(out, assignment)
+        ledger = Ledger(out / "results.json")
+        slots: queue.Queue[int] = queue.Queue()
+        for slot in range(max(1, jobs)):
+            slots.put(slot)
 
-        hide = [submissions if submissions.is_dir() else submissions.parent, out]
+        def one(student: str, notebook: Path | None) -> Result:
+            if student in found.problems:
+                return Result(student, found.problems[student])
+            key = digest(notebook, source) if notebook is not None and notebook.is_file() \
+                and not notebook.is_symlink() else ""
+            if key and (kept := ledger.reusable(student, key, out)) is not None:
+                kept.status = "graded"
+                return kept
+            slot = slots.get()
+            try:
+                result = grade_one(student, notebook, setup, scratch=scratch, out=out,
+                                   slot=slot)
+            finally:
+                slots.put(slot)
+            result.digest = key
+            return result
+
         results: list[Result] = []
+        lock = threading.Lock()
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(grade_one, student, nb, assignment=assignment,
-                                   template=template, scratch=scratch, out=out, hide=hide,
-                                   timeout=timeout, memory_gb=memory_gb,
-                                   sandboxed=sandboxed): student
-                       for student, nb in found.items()}
+            futures = [pool.submit(one, student, nb) for student, nb in found.notebooks.items()]
             for future in as_completed(futures):
                 result = future.result()
-                if result.status == "graded":
-                    record(out / "gradebook.db", assignment, result)
-                else:
+                if not result.status.startswith("graded"):
                     result.max_score = max_score
+                with lock:
+                    record(out / "gradebook.db", assignment, result)
+                    ledger.save(result, out)
                 results.append(result)
                 progress(f"  {result.student}: {result.status}"
                          + (f" {result.score:g}/{result.max_score:g}"
-                            if result.status == "graded" else ""))
+                            if result.status.startswith("graded") else ""))
     results.sort(key=lambda r: r.student)
-    write_csv(out / "grades.csv", results, part_names)
+    write_csv(out / "grades.csv", results, part_names, assignment)
     return results
 
 
@@ -223,6 +454,6 @@ def summary(results: list[Result]) -> str:
     width = max([len(r.student) for r in results] + [7])
     lines = [f"{'student':<{width}}  {'score':>11}  status"]
     for r in results:
-        score = f"{r.score:g}/{r.max_score:g}" if r.status == "graded" else "-"
+        score = f"{r.score:g}/{r.max_score:g}" if r.status.startswith("graded") else "-"
         lines.append(f"{r.student:<{width}}  {score:>11}  {r.status}")
     return "\n".join(lines)

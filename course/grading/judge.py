@@ -1,0 +1,411 @@
+"""The trusted judge: the learner's code runs in a sandboxed worker, the checks run here.
+
+Only the worker (`course.grading.worker`, in bubblewrap) runs the learner's cells. It sees a
+*runtime* copy of the course made for the exercise being graded: the `course` package without
+its checks, grading and benchmarks, and `solutions/` with the exercise's graded objects replaced
+by stubs. The instructor notebook, the hidden tests, the gradebook and nbgrader's configuration
+stay on this side.
+
+Test cells never run in the worker. The judge runs each one here, with the real checks: a name
+the test passes for the learner's object becomes a `Remote` handle, and whenever a check calls a
+probe on it (`course.checks.core.call`), the probe is pickled, applied to the learner's object in
+the worker, and only its *result* comes back (tensors and plain containers, read with
+`torch.load(weights_only=True)`). Comparing with the oracle, diagnosing mistakes and deciding the
+score all happen here. Whatever the learner's code patches, rebinds or transforms, it does so in
+the worker, where nothing is judged.
+
+`JudgedExecute` is the nbgrader preprocessor that replaces nbgrader's `Execute` in `autograde`,
+so nbgrader itself (run by the trusted grader, outside the sandbox) records the grades.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import io
+import json
+import os
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+from course.grading import sandbox
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+SETTINGS = "COURSE_JUDGE"  # environment variable: JSON settings for JudgedExecute
+MAX_REPLY = 256 * 2**20
+
+
+# ---------------------------------------------------------------- the worker's runtime
+
+
+def graded_names(source_nb) -> set[str]:
+    """Top-level functions and classes the learner writes (the instructor's solution cells)."""
+    found = set()
+    for cell in source_nb.cells:
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    found.add(node.name)
+    return found
+
+
+def _stub(name: str, is_class: bool) -> str:
+    message = (f"{name} is imported from the reference `solutions` package, which is not "
+               "available while grading. Write your own implementation to earn these points.")
+    if is_class:
+        return (f"class {name}:\n    def __init__(self, *args, **kwargs):\n"
+                f"        raise RuntimeError({message!r})\n")
+    return f"def {name}(*args, **kwargs):\n    raise RuntimeError({message!r})\n"
+
+
+def redact(source: str, names: set[str]) -> str:
+    """The module's source with each top-level definition of `names` replaced by a stub."""
+    lines = source.splitlines(keepends=True)
+    nodes = [n for n in ast.parse(source).body
+             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+             and n.name in names]
+    for node in sorted(nodes, key=lambda n: n.lineno, reverse=True):
+        first = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
+        lines[first:node.end_lineno] = [_stub(node.name, isinstance(node, ast.ClassDef))]
+    return "".join(lines)
+
+
+CHECKS_STUB = '''"""Checks are not available while grading (the grader runs them outside)."""
+
+
+def _not_here(*args, **kwargs):
+    return None
+
+
+def __getattr__(name):
+    return _not_here
+'''
+
+
+def build_runtime(dest: Path, source_nb) -> Path:
+    """The course as the learner's worker sees it, for one exercise (see the module doc)."""
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "course", dest / "course", ignore=shutil.ignore_patterns(
+        "__pycache__", "*.pyc", "checks", "grading", "bench"))
+    checks = dest / "course" / "checks"
+    checks.mkdir()
+    for module in (ROOT / "course" / "checks").glob("*.py"):
+        (checks / module.name).write_text(CHECKS_STUB)
+    shutil.copytree(ROOT / "solutions", dest / "solutions", ignore=skip)
+    names = graded_names(source_nb)
+    for module in (dest / "solutions").rglob("*.py"):
+        module.write_text(redact(module.read_text(), names))
+    shutil.copyfile(HERE / "worker.py", dest / "course_worker.py")
+    for path in [dest, *dest.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return dest
+
+
+# ---------------------------------------------------------------- talking to the worker
+
+
+class WorkerGone(RuntimeError):
+    """The learner's worker stopped answering (it ended, or ran out of time)."""
+
+
+class Worker:
+    def __init__(self, runtime: Path, limits: sandbox.Limits, *, deadline: float, slot: int = 0,
+                 sandboxed: bool = True):
+        self.deadline = deadline
+        self.cgroup = sandbox.Cgroup(limits) if sandboxed else None
+        argv = [sys.executable, "/tmp/runtime/course_worker.py" if sandboxed
+                else str(runtime / "course_worker.py")]
+        env = sandbox.environment("/tmp" if sandboxed else str(runtime.parent / "tmp"))
+        env["PYTHONPATH"] = "/tmp/runtime" if sandboxed else str(runtime)
+        if sandboxed:
+            argv = sandbox.worker_command(argv, runtime, limits)
+            preexec = sandbox.worker_limits(limits, self.cgroup, slot)
+        else:
+            preexec = None
+            (runtime.parent / "tmp" / "home").mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=env, preexec_fn=preexec,
+                                     start_new_session=True,
+                                     cwd=None if sandboxed else runtime.parent / "tmp")
+        self.gone: str | None = None
+
+    def _read(self, size: int) -> bytes:
+        chunks, need = [], size
+        fd = self.proc.stdout.fileno()
+        while need:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                self.close()
+                self.gone = "the notebook ran out of time"
+                raise WorkerGone(self.gone)
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(fd, min(need, 2**20))
+            if not chunk:
+                code = self.proc.wait()
+                self.close()
+                self.gone = (f"the notebook's Python process ended (exit code {code}; "
+                             "it may have run out of memory or called exit)")
+                raise WorkerGone(self.gone)
+            chunks.append(chunk)
+            need -= len(chunk)
+        return b"".join(chunks)
+
+    def request(self, kind: bytes, body: bytes) -> tuple[dict, bytes]:
+        if self.gone:
+            raise WorkerGone(self.gone)
+        message = kind + b"\0" + body
+        try:
+            self.proc.stdin.write(struct.pack("!I", len(message)) + message)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.gone = "the notebook's Python process ended"
+            self.close()
+            raise WorkerGone(self.gone) from None
+        head, size = struct.unpack("!II", self._read(8))
+        if head > 2**20 or size > MAX_REPLY:
+            self.close()
+            self.gone = "the notebook's reply was too large"
+            raise WorkerGone(self.gone)
+        header = json.loads(self._read(head))
+        return header, self._read(size)
+
+    def run(self, source: str) -> dict:
+        return self.request(b"run", source.encode())[0]
+
+    def probe(self, name: str, probe) -> dict:
+        import cloudpickle
+
+        payload = cloudpickle.dumps(probe)
+        return self.request(b"probe", name.encode() + b"\0" + payload)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        if self.cgroup is not None:
+            self.cgroup.close()
+
+
+# ---------------------------------------------------------------- judging here
+
+
+class Remote:
+    """Stands for the learner's object `name` inside the worker."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<your {self.name}>"
+
+    def __reduce__(self):  # a probe that captured it finds the learner's object in the worker
+        return (eval, (f"__course_learner__({self.name!r})",))
+
+
+_CURRENT: list[Worker] = []
+
+
+class RemoteNamespace:
+    """The learner's namespace in the worker, as far as the checks need it: look a name up,
+    lend it the reference version of an earlier (already judged) part, give it back."""
+
+    def __init__(self, worker: Worker):
+        self.worker = worker
+
+    def get(self, name: str, default=None):
+        return Remote(name) if self.worker.request(b"has", name.encode())[0]["has"] else default
+
+    def __setitem__(self, name: str, value) -> None:
+        if isinstance(value, Remote) and value.name == name:
+            self.worker.request(b"restore", name.encode())
+            return
+        import cloudpickle
+
+        self.worker.request(b"bind", name.encode() + b"\0" + cloudpickle.dumps(value))
+
+    def pop(self, name: str, default=None):
+        self.worker.request(b"restore", name.encode())
+        return default
+
+
+def _replay(header: dict, payload: bytes):
+    """A zero-argument function that gives back what the probe gave in the worker."""
+    from course.checks.core import CheckFailed
+
+    status = header.get("status")
+
+    def replay():
+        if status == "ok":
+            import torch
+
+            return torch.load(io.BytesIO(payload), weights_only=True)
+        if status == "not-implemented":
+            raise NotImplementedError
+        if status == "check-failed":
+            raise CheckFailed(header.get("message", ""))
+        kind = str(header.get("kind", "Exception"))
+        error = type(kind if kind.isidentifier() else "Exception", (Exception,), {})(
+            str(header.get("message", "")))
+        raise error
+
+    return replay
+
+
+def install() -> None:
+    """Route the checks' probes on `Remote` objects to the worker (idempotent)."""
+    from course.checks import core
+
+    original = getattr(core.call, "__wrapped_call__", core.call)
+
+    def judged_call(obj, probe, *args, **kwargs):
+        if isinstance(obj, Remote):
+            header, payload = _CURRENT[-1].probe(obj.name, probe)
+            return original(_replay(header, payload), lambda replay: replay(), *args, **kwargs)
+        return original(obj, probe, *args, **kwargs)
+
+    judged_call.__wrapped_call__ = original
+    if hasattr(core, "_namespace"):  # the checks rebind earlier parts in the learner's namespace
+        namespace_of = getattr(core._namespace, "__wrapped_namespace__", core._namespace)
+
+        def judged_namespace(obj):
+            if isinstance(obj, Remote):
+                return RemoteNamespace(_CURRENT[-1])
+            return namespace_of(obj)
+
+        judged_namespace.__wrapped_namespace__ = namespace_of
+        core._namespace = judged_namespace
+    for name, module in list(sys.modules.items()):
+        if name.startswith("course.checks") and getattr(module, "call", None) in (original,
+                                                                                 core.call):
+            module.call = judged_call
+    _by_value()
+
+
+def _by_value() -> None:
+    import cloudpickle
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith(("course.checks", "course.oracles", "solutions")) \
+                and module is not None:
+            with contextlib.suppress(ValueError):
+                cloudpickle.register_pickle_by_value(module)
+
+
+class _Names(dict):
+    """Test-cell names: the trusted imports, then builtins, else the learner's object."""
+
+    def __init__(self, trusted: dict):
+        super().__init__()
+        self.trusted = trusted
+
+    def __missing__(self, key):
+        if key in self.trusted:
+            return self.trusted[key]
+        if hasattr(builtins, key):
+            return getattr(builtins, key)
+        return Remote(key)
+
+
+def trusted_imports(source_nb) -> dict:
+    """The import statements of the instructor notebook's plain cells, run here."""
+    namespace: dict = {"__name__": "__course_judge__"}
+    for cell in source_nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or meta.get("solution") or meta.get("grade"):
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        if imports:
+            exec(compile(ast.Module(imports, []), "<imports>", "exec"), namespace)
+    return namespace
+
+
+def judge_test(source: str, trusted: dict) -> list:
+    """Run one test cell here; its outputs (an error output when a check fails)."""
+    install()
+    printed = io.StringIO()
+    outputs = []
+    try:
+        with contextlib.redirect_stdout(printed):
+            exec(compile(source, "<test>", "exec"), dict(trusted), _Names(trusted))
+    except WorkerGone as error:
+        outputs.append(_error("WorkerGone", str(error)))
+    except Exception as error:  # a failed check, or a check that could not run
+        outputs.append(_error(type(error).__name__, str(error)))
+    if printed.getvalue():
+        outputs.insert(0, nbformat.v4.new_output("stream", name="stdout",
+                                                 text=printed.getvalue()[-20_000:]))
+    return outputs
+
+
+def _error(ename: str, evalue: str):
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue,
+                                  traceback=[f"{ename}: {evalue}"])
+
+
+def execute(nb, source_nb, runtime: Path, limits: sandbox.Limits, *, timeout: float,
+            slot: int = 0, sandboxed: bool = True):
+    """Run the learner's cells in the worker and judge the test cells here, in order."""
+    trusted = trusted_imports(source_nb)
+    worker = Worker(runtime, limits, deadline=time.monotonic() + timeout, slot=slot,
+                    sandboxed=sandboxed)
+    _CURRENT.append(worker)
+    try:
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("grade") and not meta.get("solution"):
+                cell.outputs = judge_test(cell.source, trusted)
+                continue
+            try:
+                reply = worker.run(cell.source)
+            except WorkerGone as error:
+                cell.outputs = [_error("WorkerGone", str(error))]
+                continue
+            outputs = []
+            if reply.get("text"):
+                outputs.append(nbformat.v4.new_output("stream", name="stdout",
+                                                      text=str(reply["text"])[-20_000:]))
+            if reply.get("error"):
+                ename, evalue = (str(x) for x in reply["error"][:2])
+                outputs.append(_error(ename, evalue))
+            cell.outputs = outputs
+    finally:
+        _CURRENT.pop()
+        worker.close()
+    return nb
+
+
+class JudgedExecute(NbGraderPreprocessor):
+    """nbgrader's Execute, replaced: learner cells in the sandboxed worker, tests judged here.
+
+    Settings come from the COURSE_JUDGE environment variable (JSON: source notebook, runtime,
+    limits, timeout, slot, sandboxed), set by the trusted grader.
+    """
+
+    def preprocess(self, nb, resources):
+        settings = json.loads(os.environ[SETTINGS])
+        source_nb = nbformat.read(settings["source"], as_version=4)
+        limits = sandbox.Limits(**settings["limits"])
+        nb = execute(nb, source_nb, Path(settings["runtime"]), limits,
+                     timeout=float(settings["timeout"]), slot=int(settings.get("slot", 0)),
+                     sandboxed=bool(settings.get("sandboxed", True)))
+        return nb, resources

@@ -1,0 +1,154 @@
+"""The only process that runs a learner's code while grading: an untrusted worker in a sandbox.
+
+Started by the trusted judge (`course.grading.judge`) inside bubblewrap, with no view of the
+reference solutions' graded objects, the checks, the hidden tests, the instructor notebook or
+the gradebook. It answers two requests on its standard input/output:
+
+- ("run", source): run one of the learner's cells (IPython syntax); reply with its printed text
+  and its error, if any;
+- ("probe", name, payload): unpickle a probe sent by the judge, apply it to the learner's
+  object `name` and reply with the result, as tensors and plain containers only;
+- ("bind", name, payload) / ("restore", name): while a later part is checked, the earlier
+  parts it calls are the reference versions (sent by the judge once those parts are judged).
+
+The judge decides every score from these replies; nothing here can change how they are judged.
+This file is run as a script and imports nothing from the course.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import json
+import os
+import struct
+import sys
+import traceback
+
+LIMIT = 20_000  # characters of printed text kept per cell
+MISSING = object()
+
+
+def _read(stream) -> bytes | None:
+    head = stream.read(4)
+    if len(head) < 4:
+        return None
+    (size,) = struct.unpack("!I", head)
+    return stream.read(size)
+
+
+def _write(stream, header: dict, payload: bytes = b"") -> None:
+    data = json.dumps(header).encode()
+    stream.write(struct.pack("!II", len(data), len(payload)) + data + payload)
+    stream.flush()
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _plain(value, depth: int = 0):
+    """The result as tensors and plain containers (what the judge can read back safely)."""
+    import torch
+
+    if depth > 20:
+        raise _Unsupported("a result nested too deeply")
+    if value is None or isinstance(value, (bool, int, float, str, bytes, torch.dtype)):
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().clone() if value.device.type != "meta" else value.detach()
+    if isinstance(value, torch.Size):
+        return tuple(value)
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v, depth + 1) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict):
+        return {_plain(k, depth + 1): _plain(v, depth + 1) for k, v in value.items()}
+    raise _Unsupported(f"a result of type {type(value).__name__}")
+
+
+def main() -> int:
+    requests, replies = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    # The learner's prints must never reach the reply channel.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    shell = InteractiveShell.instance()
+    namespace = shell.user_ns
+    builtins.__course_learner__ = lambda name: namespace[name]
+    saved: dict = {}
+    while True:
+        message = _read(requests)
+        if message is None:
+            return 0
+        kind, _, body = message.partition(b"\0")
+        if kind == b"run":
+            with capture_output(display=False) as captured:
+                result = shell.run_cell(body.decode(), store_history=False, silent=False)
+            error = result.error_before_exec or result.error_in_exec
+            text = (captured.stdout + captured.stderr)[-LIMIT:]
+            header = {"text": text}
+            if error is not None:
+                header["error"] = [type(error).__name__, str(error)[:2000]]
+            _write(replies, header)
+        elif kind == b"probe":
+            import pickle
+
+            import cloudpickle  # noqa: F401  (functions pickled by value need it loaded)
+            import torch
+
+            name_bytes, _, payload = body.partition(b"\0")
+            name = name_bytes.decode()
+            try:
+                probe = pickle.loads(payload)
+                if name not in namespace:
+                    raise NameError(f"name '{name}' is not defined")
+                value = _plain(probe(namespace[name]))
+            except NotImplementedError:
+                _write(replies, {"status": "not-implemented"})
+                continue
+            except _Unsupported as error:
+                _write(replies, {"status": "raised", "kind": "TypeError",
+                                 "message": f"the grader cannot read back {error}"})
+                continue
+            except BaseException as error:  # the learner's code may raise anything
+                status = "check-failed" if type(error).__name__ == "CheckFailed" else "raised"
+                _write(replies, {"status": status, "kind": type(error).__name__,
+                                 "message": str(error)[:4000],
+                                 "where": traceback.format_exc(limit=-3)[-2000:]})
+                continue
+            buffer = io.BytesIO()
+            torch.save(value, buffer)
+            _write(replies, {"status": "ok"}, buffer.getvalue())
+        elif kind == b"has":
+            _write(replies, {"has": body.decode() in namespace})
+        elif kind == b"bind":  # the judge lends a reference earlier part for one check
+            import pickle
+
+            import cloudpickle  # noqa: F401
+
+            name_bytes, _, payload = body.partition(b"\0")
+            name = name_bytes.decode()
+            saved.setdefault(name, namespace.get(name, MISSING))
+            try:
+                namespace[name] = pickle.loads(payload)
+                _write(replies, {"ok": True})
+            except Exception as error:  # noqa: BLE001
+                _write(replies, {"ok": False, "error": f"{type(error).__name__}: {error}"})
+        elif kind == b"restore":
+            name = body.decode()
+            value = saved.pop(name, MISSING)
+            if value is MISSING:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = value
+            _write(replies, {"ok": True})
+        else:
+            _write(replies, {"error": ["ProtocolError", f"unknown request {kind!r}"]})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
