@@ -31,12 +31,15 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
-# Learners work on copies in workspace/ (never overwritten), so updates to the course and
-# their own answers do not collide.
+# Learners work on copies in $(WORKSPACE) (never overwritten), so updates to the course and
+# their own answers do not collide. The folder is an option (`jupyter lab workspace` would be
+# read as JupyterLab's `workspace` sub-command). LAB_ARGS passes more options to JupyterLab.
+WORKSPACE ?= workspace
+LAB_ARGS  ?=
 lab: $(STAMP)
-	@mkdir -p workspace
-	@for nb in exercises/release/*/*.ipynb; do cp -n "$$nb" workspace/; done
-	$(VENV)/bin/jupyter lab --notebook-dir=workspace
+	@mkdir -p "$(WORKSPACE)"
+	@for nb in exercises/release/*/*.ipynb; do cp -n "$$nb" "$(WORKSPACE)/"; done
+	$(VENV)/bin/jupyter lab --notebook-dir="$(WORKSPACE)" $(LAB_ARGS)
 
 exercises: $(STAMP)
 	$(PY) -m course build-exercises
