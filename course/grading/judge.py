@@ -217,6 +217,11 @@ class Remote:
 
 
 _CURRENT: list[Worker] = []
+_REMOTES: dict[str, Remote] = {}  # one handle per name and notebook, so checks can cache
+
+
+def remote(name: str) -> Remote:
+    return _REMOTES.setdefault(name, Remote(name))
 
 
 class RemoteNamespace:
@@ -227,7 +232,7 @@ class RemoteNamespace:
         self.worker = worker
 
     def get(self, name: str, default=None):
-        return Remote(name) if self.worker.request(b"has", name.encode())[0]["has"] else default
+        return remote(name) if self.worker.request(b"has", name.encode())[0]["has"] else default
 
     def __setitem__(self, name: str, value) -> None:
         if isinstance(value, Remote) and value.name == name:
@@ -317,7 +322,7 @@ class _Names(dict):
             return self.trusted[key]
         if hasattr(builtins, key):
             return getattr(builtins, key)
-        return Remote(key)
+        return remote(key)
 
 
 def trusted_imports(source_nb) -> dict:
@@ -367,6 +372,7 @@ def execute(nb, source_nb, runtime: Path, limits: sandbox.Limits, *, timeout: fl
     worker = Worker(runtime, limits, deadline=time.monotonic() + timeout, slot=slot,
                     sandboxed=sandboxed)
     _CURRENT.append(worker)
+    _REMOTES.clear()
     try:
         for cell in nb.cells:
             if cell.cell_type != "code":

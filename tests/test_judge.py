@@ -1,0 +1,73 @@
+"""The judge, in-process: the hostile catalogue earns nothing, a vandal keeps its marks.
+
+Each case is judged as `python -m course grade` judges it (learner cells in the sandboxed
+worker, test cells and every comparison here), without nbgrader around it, so the whole
+catalogue runs in about a minute. The end-to-end grading test runs one of them through nbgrader.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import grading_cases as cases
+import nbformat
+import pytest
+
+from course import exercises
+from course.grading import judge, sandbox
+
+pytestmark = pytest.mark.skipif(sandbox.bwrap() is None and not os.environ.get("CI"),
+                                reason="bubblewrap (bwrap) is not installed")
+
+NAME = exercises.names()[0]  # the first exercise stands for all: the judge is generic
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    folder = Path(tempfile.mkdtemp(prefix="course-judge-test-"))
+    folder.chmod(0o711)
+    yield judge.build_runtime(folder / "runtime", cases.source_nb(NAME))
+    shutil.rmtree(folder)
+
+
+def judged(nb, runtime, **limits):
+    return judge.execute(nbformat.from_dict(nb), cases.source_nb(NAME), runtime,
+                         sandbox.Limits(**limits), timeout=240)
+
+
+ATTACKS = cases.attack_notebooks(NAME, cases.places_for())
+
+
+@pytest.mark.parametrize("case", sorted(ATTACKS))
+def test_hostile_catalogue(case, runtime):
+    what, nb = ATTACKS[case]
+    earned, possible = cases.points(judged(nb, runtime))
+    expected = possible if case == "vandal-but-correct" else 0.0
+    print(f"| {case} | {what} | {expected:g}/{possible:g} | {earned:g}/{possible:g} |")
+    assert earned == expected, (case, earned, possible)
+
+
+def test_the_reference_is_not_in_the_workers_runtime(runtime):
+    names = cases.defined("\n".join(c.source for c in cases.solution_cells(
+        cases.source_nb(NAME))))
+    for name in names:
+        text = (runtime / "solutions" / f"{cases.module_of(name).split('.')[1]}.py").read_text()
+        assert f"{name} is imported from the reference" in text
+    assert not list((runtime / "course" / "checks").glob("*.py")) or all(
+        "_not_here" in p.read_text() for p in (runtime / "course" / "checks").glob("*.py"))
+    assert not (runtime / "course" / "grading").exists()
+
+
+def test_each_part_loses_points_for_its_own_mistake_and_names_it(runtime):
+    nb, mistakes = cases.one_mistake_per_part(NAME)
+    assert len(mistakes) == len(cases.solution_cells(nb))
+    out = judged(nb, runtime)
+    messages = "\n".join(o.get("evalue", "") for c in cases.test_cells(out)
+                         for o in c.get("outputs", []))
+    earned, possible = cases.points(out)
+    assert earned < possible
+    for mistake in mistakes:
+        assert mistake.hint in messages, mistake.name
