@@ -19,9 +19,16 @@ kinds of code cell carry options:
 
 Any other code cell is a plain cell the learner may run or change. A `:part:` cell gets the
 source of the named objects, copied from `solutions/` (the only copy of the solution code).
-The region the learner writes sits between `### BEGIN SOLUTION` / `### END SOLUTION`: the
-markers may be written in the solution's source; where they are not, each function body (each
-method body, for a class) after its docstring becomes the region.
+The exercise's design lives in the template: by default each function body (each method body,
+for a class) after its docstring becomes a region the learner writes (between
+`### BEGIN SOLUTION` / `### END SOLUTION`); `:write:` names the only bodies the learner writes,
+the rest of the copied code is given:
+
+    ```{code-cell} ipython3
+    :part: multi_head_attention
+    :copy: solutions.attention.MultiHeadAttention
+    :write: MultiHeadAttention.forward               # __init__ and check_inputs are given
+    ```
 
 The instructor notebook goes to `exercises/source/NN_topic/NN_topic.ipynb`; nbgrader's own
 `generate_assignment` turns it into `exercises/release/NN_topic/NN_topic.ipynb`.
@@ -70,11 +77,22 @@ def resolve(dotted: str):
     return obj
 
 
-def _body_spans(tree: ast.AST) -> list[tuple[int, int, int]]:
-    """(first line, last line, indent) of each function body after its docstring (1-based)."""
+def _functions(tree: ast.AST, prefix: str = ""):
+    """(qualified name, node) of every function and method, e.g. ('Cls.forward', node)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            name = prefix + node.name
+            if not isinstance(node, ast.ClassDef):
+                yield name, node
+            yield from _functions(node, name + ".")
+
+
+def _body_spans(tree: ast.AST, write: list[str] | None = None) -> list[tuple[int, int, int]]:
+    """(first line, last line, indent) of each function body after its docstring (1-based);
+    only the functions named in `write` (qualified: 'Cls.method') when it is given."""
     spans = []
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+    for name, node in _functions(tree):
+        if write is None or name in write:
             body = node.body
             if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                     and isinstance(body[0].value.value, str):
@@ -84,12 +102,18 @@ def _body_spans(tree: ast.AST) -> list[tuple[int, int, int]]:
     return spans
 
 
-def mark_solution(source: str) -> str:
-    """Wrap each function body in solution markers, unless the source already has markers."""
+def mark_solution(source: str, write: list[str] | None = None) -> str:
+    """Wrap each function body (only those named in `write`, if given) in solution markers,
+    unless the source already has markers."""
     if BEGIN in source:
         return source
     lines = source.splitlines()
-    spans = _body_spans(ast.parse(source))
+    tree = ast.parse(source)
+    if write is not None:
+        unknown = set(write) - {name for name, _ in _functions(tree)}
+        if unknown:
+            raise ValueError(f":write: names no function of the copied code: {sorted(unknown)}")
+    spans = _body_spans(tree, write)
     if not spans:
         raise ValueError("nothing to hide: the copied code has no function body")
     # Nested functions sit inside an outer body: wrap only the outermost bodies.
@@ -101,9 +125,22 @@ def mark_solution(source: str) -> str:
     return "\n".join(lines)
 
 
-def part_source(dotted_names: list[str]) -> str:
-    """The code of a graded part: the named solution objects, marked for nbgrader."""
-    blocks = [mark_solution(textwrap.dedent(inspect.getsource(resolve(n)))) for n in dotted_names]
+def part_source(dotted_names: list[str], write: list[str] | None = None) -> str:
+    """The code of a graded part: the named solution objects, marked for nbgrader (`write`:
+    the only bodies the learner writes, qualified names like 'MultiHeadAttention.forward')."""
+    blocks = []
+    for dotted in dotted_names:
+        source = textwrap.dedent(inspect.getsource(resolve(dotted)))
+        names = None
+        if write is not None:
+            top = dotted.rpartition(".")[2]
+            names = [w for w in write if w == top or w.startswith(top + ".")]
+        blocks.append(source if names == [] else mark_solution(source, names))
+    if write is not None:
+        covered = {w for w in write
+                   if any(w.split(".")[0] == d.rpartition(".")[2] for d in dotted_names)}
+        if covered != set(write):
+            raise ValueError(f":write: names no copied object: {sorted(set(write) - covered)}")
     return "\n\n\n".join(b.rstrip() for b in blocks)
 
 
@@ -132,9 +169,10 @@ def instructor_notebook(template: Path) -> nbformat.NotebookNode:
             if "part" in meta:
                 grade_id = str(meta.pop("part"))
                 copied = str(meta.pop("copy", "")).split()
+                write = str(meta.pop("write")).split() if "write" in meta else None
                 if not copied:
                     raise ValueError(f"{template.name}: part {grade_id!r} names no :copy: objects")
-                new.source = part_source(copied)
+                new.source = part_source(copied, write)
                 new.metadata["nbgrader"] = _nbgrader(grade_id, solution=True, grade=False)
             elif "test" in meta:
                 grade_id = str(meta.pop("test"))

@@ -11,7 +11,11 @@
 Masks are boolean and **True means "may attend"**: the same sense as
 ``torch.nn.functional.scaled_dot_product_attention`` and as a tokenizer's ``attention_mask``
 (1 = real token, 0 = padding). Shapes: ``(B, T, C)`` outside attention, ``(B, H, T, D)`` inside
-(``H`` heads of size ``D = C // H``).
+(``H`` heads of size ``D = C // H``). One canonical mask form everywhere: bool, broadcastable to
+``(B, H, T_q, T_k)``; :func:`causal_mask` gives ``(1, 1, T, T)``, :func:`padding_mask`
+``(B, 1, 1, T)``.
+
+Every public function checks its input and says what is wrong in the caller's terms.
 """
 
 from __future__ import annotations
@@ -23,12 +27,56 @@ import torch.nn.functional as F
 from torch import nn
 
 # ---------------------------------------------------------------------------------------------
+# Input checks
+# ---------------------------------------------------------------------------------------------
+
+
+def _tensor(t, name: str, *, min_dim: int = 1, floating: bool = True) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dim() < min_dim:
+        raise ValueError(f"{name} must have at least {min_dim} axes, got shape {tuple(t.shape)}")
+    if floating and not t.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
+
+
+def _mask(mask, target: tuple[int, ...], name: str = "mask") -> None:
+    """mask: None, or bool (True = may attend) broadcastable to `target`."""
+    if mask is None:
+        return
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"{name} must be a bool torch.Tensor or None, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"{name} must be bool (True = may attend), got {mask.dtype}; turn a "
+                        "1/0 attention_mask into one with padding_mask(attention_mask)")
+    try:
+        fits = torch.broadcast_shapes(mask.shape, target) == torch.Size(target)
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{name} of shape {tuple(mask.shape)} does not broadcast to the "
+                         f"scores' shape {target}")
+
+
+def _positive_int(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------
 # Scaled dot-product attention
 # ---------------------------------------------------------------------------------------------
 
 
 def attention_loop(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Attention for one sequence, one query at a time: q (T_q, D), k (T_k, D), v (T_k, D_v)."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        _tensor(t, name)
+        if t.dim() != 2:
+            raise ValueError(f"{name} must be 2-D (tokens, features), got {tuple(t.shape)}")
+    if q.size(1) != k.size(1) or k.size(0) != v.size(0):
+        raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} need the same D; k and v "
+                         f"{tuple(v.shape)} the same number of tokens")
     out = []
     for q_i in q:                                         # each query token
         scores = [float(q_i @ k_j) / math.sqrt(q.size(-1)) for k_j in k]
@@ -42,12 +90,19 @@ def attention_loop(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.T
 def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """Scaled similarity of every query with every key: (..., T_q, D), (..., T_k, D) ->
     (..., T_q, T_k), divided by sqrt(D) so the scores keep unit variance."""
+    _tensor(q, "q", min_dim=2)
+    _tensor(k, "k", min_dim=2)
+    if q.size(-1) != k.size(-1):
+        raise ValueError(f"q and k need the same last axis D, got q {tuple(q.shape)} and "
+                         f"k {tuple(k.shape)}")
     return q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (..., T_q, T_k)
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Softmax over the keys (last axis). mask: bool, True = may attend, broadcastable to scores.
     A masked key gets weight 0; a row with no key to attend to is all zeros (never NaN)."""
+    _tensor(scores, "scores")
+    _mask(mask, tuple(scores.shape))
     if mask is not None:
         # the most negative finite number, not -inf: a fully masked row stays finite
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
@@ -67,6 +122,13 @@ def scaled_dot_product_attention(
     """softmax(q k^T / sqrt(d_k)) v. q (..., T_q, D), k (..., T_k, D), v (..., T_k, D_v);
     mask bool (True = may attend) broadcastable to (..., T_q, T_k); dropout on the weights
     when dropout_p > 0. Returns (output (..., T_q, D_v), weights (..., T_q, T_k))."""
+    _tensor(v, "v", min_dim=2)
+    if k.dim() >= 2 and v.size(-2) != k.size(-2):
+        raise ValueError(f"k and v need the same number of tokens, got k {tuple(k.shape)} and "
+                         f"v {tuple(v.shape)}")
+    if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) \
+            or not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be a number in [0, 1), got {dropout_p!r}")
     scores = attention_scores(q, k)                       # (..., T_q, T_k)
     weights = masked_softmax(scores, mask)                # (..., T_q, T_k)
     if dropout_p > 0.0:
@@ -81,12 +143,20 @@ def scaled_dot_product_attention(
 
 def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     """(B, T, C) -> (B, H, T, D): cut each token's C features into H heads of D = C // H."""
+    _tensor(x, "x", floating=False)
+    _positive_int(n_heads, "n_heads")
+    if x.dim() != 3 or x.size(-1) % n_heads:
+        raise ValueError(f"x must be (B, T, C) with C divisible by n_heads={n_heads}, got "
+                         f"shape {tuple(x.shape)}")
     B, T, C = x.shape
     return x.view(B, T, n_heads, C // n_heads).transpose(1, 2)  # (B, H, T, D)
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """(B, H, T, D) -> (B, T, H * D): put the heads of each token back side by side."""
+    _tensor(x, "x", floating=False)
+    if x.dim() != 4:
+        raise ValueError(f"x must be (B, H, T, D), got shape {tuple(x.shape)}")
     B, H, T, D = x.shape
     return x.transpose(1, 2).reshape(B, T, H * D)         # (B, T, C)
 
@@ -108,6 +178,13 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
+        _positive_int(d_model, "d_model")
+        _positive_int(n_heads, "n_heads")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
+                or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        if not isinstance(bias, bool):
+            raise TypeError(f"bias must be True or False, got {bias!r}")
         if d_model % n_heads != 0:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
         self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
@@ -124,25 +201,15 @@ class MultiHeadAttention(nn.Module):
         mask: torch.Tensor | None = None,
         need_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x (B, T_q, C), context (B, T_k, C) or None (= x), mask bool (True = may attend):
-        (B, T_k) padding mask or broadcastable to (B, H, T_q, T_k).
-        Returns (output (B, T_q, C), weights (B, H, T_q, T_k) if need_weights else None)."""
-        for name, t in (("x", x), ("context", context)):
-            if t is not None and (t.dim() != 3 or t.size(-1) != self.d_model):
-                raise ValueError(f"{name} must be (B, T, {self.d_model}), got {tuple(t.shape)}")
-        if mask is not None and mask.dtype != torch.bool:
-            raise TypeError(f"mask must be bool (True = may attend), got {mask.dtype}; "
-                            "turn a 1/0 attention_mask into one with attention_mask.bool()")
-        if mask is not None and mask.dim() not in (2, 4):
-            raise ValueError(f"mask must be (B, T_k) or 4-D (B, H, T_q, T_k) with 1s where it "
-                             f"broadcasts, got shape {tuple(mask.shape)}")
-        ### BEGIN SOLUTION
+        """x (B, T_q, C), context (B, T_k, C) or None (= x), mask None or bool (True = may
+        attend) of 4 axes broadcastable to (B, H, T_q, T_k), e.g. padding_mask(...) or
+        causal_mask(T). Returns (output (B, T_q, C), weights (B, H, T_q, T_k) if need_weights
+        else None)."""
+        self.check_inputs(x, context, mask)
         context = x if context is None else context
         q = split_heads(self.query(x), self.n_heads)      # (B, H, T_q, D)
         k = split_heads(self.key(context), self.n_heads)  # (B, H, T_k, D)
         v = split_heads(self.value(context), self.n_heads)  # (B, H, T_k, D)
-        if mask is not None and mask.dim() == 2:
-            mask = mask[:, None, None, :]                 # (B, T_k) -> (B, 1, 1, T_k)
         dropout_p = self.dropout if self.training else 0.0
         if need_weights:
             y, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p)
@@ -150,7 +217,28 @@ class MultiHeadAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
             weights = None
         return self.out(merge_heads(y)), weights          # (B, T_q, C)
-        ### END SOLUTION
+
+    def check_inputs(self, x: torch.Tensor, context: torch.Tensor | None,
+                     mask: torch.Tensor | None) -> None:
+        """Raise a clear error unless x, context and mask are what forward() reads. A mask must
+        have 4 axes: a (T, T) or (B, T) mask could mean either, so none is guessed."""
+        for name, t in (("x", x), ("context", context)):
+            if t is None and name == "context":
+                continue
+            _tensor(t, name)
+            if t.dim() != 3 or t.size(-1) != self.d_model:
+                raise ValueError(f"{name} must be (B, T, {self.d_model}), got {tuple(t.shape)}")
+        kv = x if context is None else context
+        if kv.size(0) != x.size(0):
+            raise ValueError(f"x {tuple(x.shape)} and context {tuple(kv.shape)} need the same "
+                             "batch size B")
+        target = (x.size(0), self.n_heads, x.size(1), kv.size(1))
+        if mask is not None and isinstance(mask, torch.Tensor) and mask.dim() != 4:
+            raise ValueError(
+                f"mask must have 4 axes, broadcastable to (B, H, T_q, T_k) = {target}; got shape "
+                f"{tuple(mask.shape)}. Use padding_mask(attention_mask) -> (B, 1, 1, T_k) or "
+                "causal_mask(T) -> (1, 1, T, T)")
+        _mask(mask, target)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,15 +247,25 @@ class MultiHeadAttention(nn.Module):
 
 
 def causal_mask(T: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """(T, T) bool, True on and below the diagonal: position i may attend to positions <= i."""
-    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+    """(1, 1, T, T) bool, True on and below the diagonal: query i may attend to keys <= i.
+    Broadcasts over the batch and the heads."""
+    _positive_int(T, "T")
+    return torch.ones(T, T, dtype=torch.bool, device=device).tril()[None, None]  # (1, 1, T, T)
 
 
 def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """A tokenizer's attention_mask (B, T) of 1 (real) / 0 (padding) -> bool (B, 1, 1, T),
     ready to broadcast over heads and queries."""
+    if not isinstance(attention_mask, torch.Tensor):
+        raise TypeError(f"attention_mask must be a torch.Tensor, got {type(attention_mask).__name__}")
     if attention_mask.dim() != 2:
         raise ValueError(f"attention_mask must be (B, T), got shape {tuple(attention_mask.shape)}")
+    if attention_mask.is_complex():
+        raise TypeError(f"attention_mask must hold 1 (real token) and 0 (padding), got "
+                        f"{attention_mask.dtype}")
+    if attention_mask.device.type != "meta" and not ((attention_mask == 0)
+                                                     | (attention_mask == 1)).all():
+        raise ValueError("attention_mask must hold only 1 (real token) and 0 (padding)")
     return attention_mask.bool()[:, None, None, :]        # (B, 1, 1, T)
 
 

@@ -9,8 +9,8 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from course.oracles import copy_mha_weights, lengths_mask, randn, tol, torch_mha
 from solutions.attention import (
     MultiHeadAttention,
     attention_loop,
@@ -27,17 +27,9 @@ from solutions.attention import (
 DTYPES = [torch.float32, torch.float64]
 
 
-def tol(dtype):
-    return dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
-
-
-def randn(*shape, dtype=torch.float32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=dtype)
-
-
-def lengths_mask(lengths, T):
-    return torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]  # (B, T), True = real
+def pad4(lengths, T):
+    """(B, 1, 1, T) padding mask, the canonical form: True = real token."""
+    return lengths_mask(lengths, T)[:, None, None, :]
 
 
 # ---------------------------------------------------------------- scaled dot-product attention
@@ -135,22 +127,9 @@ def test_split_and_merge_heads():
 
 def torch_pair(C, H, *, bias=True, dropout=0.0, dtype=torch.float32, seed=0):
     """nn.MultiheadAttention and our module holding the same weights."""
-    torch.manual_seed(seed)
-    theirs = nn.MultiheadAttention(C, H, dropout=dropout, bias=bias, batch_first=True, dtype=dtype)
+    theirs = torch_mha(C, H, bias=bias, dropout=dropout, dtype=dtype, seed=seed)
     ours = MultiHeadAttention(C, H, dropout=dropout, bias=bias).to(dtype)
-    with torch.no_grad():
-        if bias:
-            theirs.in_proj_bias.uniform_(-0.5, 0.5)
-            theirs.out_proj.bias.uniform_(-0.5, 0.5)
-        for lin, w in zip((ours.query, ours.key, ours.value), theirs.in_proj_weight.chunk(3),
-                          strict=True):
-            lin.weight.copy_(w)
-        if bias:
-            for lin, b in zip((ours.query, ours.key, ours.value), theirs.in_proj_bias.chunk(3),
-                              strict=True):
-                lin.bias.copy_(b)
-        ours.out.load_state_dict(theirs.out_proj.state_dict())
-    return ours.eval(), theirs.eval()
+    return copy_mha_weights(ours, theirs).eval(), theirs.eval()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -164,7 +143,8 @@ def test_mha_matches_torch(dtype, need_weights, cross, masked, bias):
     x = randn(B, T_q, C, dtype=dtype).requires_grad_()
     context = randn(B, T_k, C, dtype=dtype, seed=1).requires_grad_() if cross else None
     pad = lengths_mask([T_k, 2, 1], T_k) if masked else None
-    out, weights = ours(x, context, mask=pad, need_weights=need_weights)
+    out, weights = ours(x, context, mask=None if pad is None else pad[:, None, None, :],
+                        need_weights=need_weights)
     kv = x if context is None else context
     ref, ref_weights = theirs(x, kv, kv, key_padding_mask=None if pad is None else ~pad,
                               need_weights=need_weights, average_attn_weights=False)
@@ -182,8 +162,9 @@ def test_mha_accepts_a_4d_mask_like_torch():
     ours, theirs = torch_pair(16, 4)
     x = randn(2, 6, 16)
     causal = causal_mask(6)
-    out, _ = ours(x, mask=causal[None, None])
-    ref, _ = theirs(x, x, x, attn_mask=~causal, need_weights=False)
+    assert causal.shape == (1, 1, 6, 6)
+    out, _ = ours(x, mask=causal)
+    ref, _ = theirs(x, x, x, attn_mask=~causal[0, 0], need_weights=False)
     torch.testing.assert_close(out, ref)
 
 
@@ -192,7 +173,7 @@ def test_sdpa_path_equals_explicit_path(masked):
     torch.manual_seed(0)
     mha = MultiHeadAttention(32, 4).eval()
     x, context = randn(2, 5, 32), randn(2, 9, 32, seed=1)
-    mask = lengths_mask([9, 4], 9) if masked else None
+    mask = pad4([9, 4], 9) if masked else None
     fused, none = mha(x, context, mask)
     explicit, weights = mha(x, context, mask, need_weights=True)
     assert none is None and weights.shape == (2, 4, 5, 9)
@@ -215,7 +196,7 @@ def test_fully_masked_sequence_is_finite_in_both_paths():
     torch.manual_seed(0)
     mha = MultiHeadAttention(16, 4)
     x = randn(2, 5, 16).requires_grad_()
-    pad = lengths_mask([5, 0], 5)  # the second sequence is all padding
+    pad = pad4([5, 0], 5)  # the second sequence is all padding
     for need_weights in (True, False):
         out, _ = mha(x, mask=pad, need_weights=need_weights)
         assert torch.isfinite(out).all()
@@ -236,7 +217,8 @@ def test_mha_gradients_reach_every_parameter():
 
 
 def test_masks_helpers():
-    assert torch.equal(causal_mask(3), torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]]).bool())
+    assert torch.equal(causal_mask(3),
+                       torch.tensor([[[[1, 0, 0], [1, 1, 0], [1, 1, 1]]]]).bool())
     assert causal_mask(4, device="meta").device.type == "meta"
     am = torch.tensor([[1, 1, 0], [1, 0, 0]])
     pm = padding_mask(am)
@@ -244,20 +226,95 @@ def test_masks_helpers():
     assert torch.equal(pm[:, 0, 0], am.bool())
 
 
-def test_clear_errors_for_bad_arguments():
+# ---------------------------------------------------------------- bad input, clear errors
+
+
+def test_attention_loop_rejects_bad_input():
+    with pytest.raises(ValueError, match="2-D"):
+        attention_loop(randn(2, 3, 4), randn(3, 4), randn(3, 4))
+    with pytest.raises(ValueError, match="same D"):
+        attention_loop(randn(3, 4), randn(3, 5), randn(3, 5))
+
+
+def test_attention_scores_rejects_bad_input():
+    with pytest.raises(ValueError, match="same last axis"):
+        attention_scores(randn(2, 3, 4), randn(2, 3, 5))
+    with pytest.raises(TypeError, match="floating-point"):
+        attention_scores(torch.ones(3, 4, dtype=torch.long), torch.ones(3, 4, dtype=torch.long))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        attention_scores([[1.0]], randn(1, 1))
+
+
+def test_masked_softmax_rejects_bad_masks():
+    with pytest.raises(TypeError, match="mask must be bool"):
+        masked_softmax(randn(2, 3, 4), torch.ones(2, 3, 4))  # a float mask, not ~-able
+    with pytest.raises(ValueError, match="does not broadcast"):
+        masked_softmax(randn(2, 3, 4), torch.ones(2, 3, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="does not broadcast"):  # would grow the output
+        masked_softmax(randn(3, 4), torch.ones(2, 3, 4, dtype=torch.bool))
+
+
+def test_scaled_dot_product_attention_rejects_bad_input():
+    q = randn(2, 3, 4)
+    with pytest.raises(ValueError, match="same number of tokens"):
+        scaled_dot_product_attention(q, randn(2, 5, 4), randn(2, 6, 4))
+    with pytest.raises(ValueError, match="dropout_p"):
+        scaled_dot_product_attention(q, q, q, dropout_p=1.5)
+
+
+def test_split_and_merge_heads_reject_bad_input():
     with pytest.raises(ValueError, match="divisible"):
-        MultiHeadAttention(10, 3)
+        split_heads(randn(2, 3, 10), 3)
+    with pytest.raises(ValueError, match="n_heads"):
+        split_heads(randn(2, 3, 8), 0)
+    with pytest.raises(ValueError, match=r"\(B, T, C\)"):
+        split_heads(randn(3, 8), 2)
+    with pytest.raises(ValueError, match=r"\(B, H, T, D\)"):
+        merge_heads(randn(2, 3, 8))
+
+
+@pytest.mark.parametrize("args,error,match", [
+    ((10, 3), ValueError, "divisible"),
+    ((16.0, 4), ValueError, "d_model must be a positive int"),
+    ((16, 0), ValueError, "n_heads must be a positive int"),
+    ((16, 4, 1.0), ValueError, "dropout"),
+    ((16, 4, 0.1, "yes"), TypeError, "bias"),
+])
+def test_multi_head_attention_constructor_rejects_bad_arguments(args, error, match):
+    with pytest.raises(error, match=match):
+        MultiHeadAttention(*args)
+
+
+def test_multi_head_attention_forward_rejects_bad_input():
     mha = MultiHeadAttention(8, 2)
     with pytest.raises(ValueError, match=r"x must be \(B, T, 8\)"):
         mha(randn(2, 3, 6))
     with pytest.raises(ValueError, match="context must be"):
         mha(randn(2, 3, 8), randn(2, 3, 4))
+    with pytest.raises(ValueError, match="same batch size"):
+        mha(randn(2, 3, 8), randn(3, 3, 8))
     with pytest.raises(TypeError, match="mask must be bool"):
-        mha(randn(2, 3, 8), mask=torch.ones(2, 3))
-    with pytest.raises(ValueError, match="mask must be"):
+        mha(randn(2, 3, 8), mask=torch.ones(2, 1, 1, 3))
+    with pytest.raises(ValueError, match="4 axes"):
         mha(randn(2, 3, 8), mask=torch.ones(2, 3, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="4 axes"):  # (T, T) with B == T: never read as (B, T)
+        mha(randn(3, 3, 8), mask=torch.ones(3, 3, dtype=torch.bool).tril())
+    with pytest.raises(ValueError, match="does not broadcast"):
+        mha(randn(2, 3, 8), mask=torch.ones(2, 1, 1, 4, dtype=torch.bool))
+
+
+def test_mask_helpers_reject_bad_input():
+    with pytest.raises(ValueError, match="T must be a positive int"):
+        causal_mask(0)
+    with pytest.raises(ValueError, match="T must be a positive int"):
+        causal_mask(3.0)
     with pytest.raises(ValueError, match="attention_mask"):
         padding_mask(torch.ones(3))
+    with pytest.raises(ValueError, match="only 1"):
+        padding_mask(torch.tensor([[0.5, 1.0]]))
+    assert padding_mask(torch.ones(2, 3)).dtype == torch.bool  # 1.0 / 0.0 floats are fine
+    with pytest.raises(ValueError, match="only 1"):
+        padding_mask(torch.tensor([[1, 2, 0]]))
 
 
 # ---------------------------------------------------------------- the real MiniLM

@@ -1,60 +1,226 @@
-"""Every check passes the reference and fails every mutant in its topic's catalogue,
-naming the mistake; importing the reference scores zero."""
+"""The checks engine: every registered check passes the reference and fails every mutant in its
+topic's catalogue, naming the mistake; importing the reference scores zero; exceptions, earlier
+parts and probe counts behave as `course.checks.core` promises."""
 
 from __future__ import annotations
 
 import importlib
+import io
+import linecache
+import re
+import tokenize
 
 import pytest
 
-from course.checks import TOPICS
-from course.checks.core import CheckFailed, copy_of, mutant, require_own
+from course import exercises
+from course.checks import TOPICS, core
+from course.checks.core import CheckFailed, Raised, copy_of, mutant, require_own
 
-MODULES = [importlib.import_module(f"course.checks.{topic}") for topic in TOPICS]
-TARGETS = [(m, t) for m in MODULES for t in m.CHECKS]
-MISTAKES = [(m, k) for m in MODULES for k in m.MISTAKES]
-
-
-def run_check(check, obj):
-    check(obj)
-    check(obj, hidden=True)
+MODULES = {topic: importlib.import_module(f"course.checks.{topic}") for topic in TOPICS}
+TARGETS = sorted(core.REGISTRY)
+MISTAKES = [(topic, k) for topic, m in MODULES.items() for k in m.MISTAKES]
+EXERCISES = {name.split("_", 1)[1]: name for name in exercises.names()}
 
 
-@pytest.mark.parametrize("module,target", TARGETS, ids=[t for _, t in TARGETS])
-def test_reference_passes(module, target):
-    run_check(module.CHECKS[target], copy_of(target))
+def run_all(target, obj):
+    core.run_checks(target, obj)
+    core.run_checks(target, obj, hidden=True)
 
 
-@pytest.mark.parametrize("module,target", TARGETS, ids=[t for _, t in TARGETS])
-def test_imported_reference_scores_zero(module, target):
+@pytest.mark.parametrize("target", TARGETS)
+def test_reference_passes(target):
+    run_all(target, copy_of(target))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_imported_reference_scores_zero(target):
     reference = importlib.import_module(target.rpartition(".")[0])
-    with pytest.raises(CheckFailed, match="imported from the reference"):
-        run_check(module.CHECKS[target], getattr(reference, target.rpartition(".")[2]))
+    for run in core.checks_for(target):
+        with pytest.raises(CheckFailed, match="imported from the reference"):
+            run(getattr(reference, target.rpartition(".")[2]))
 
 
-@pytest.mark.parametrize("module,mistake", MISTAKES, ids=[k.name for _, k in MISTAKES])
-def test_mutant_fails_and_is_named(module, mistake):
-    assert mistake.target in module.CHECKS, f"no check for {mistake.target}"
+@pytest.mark.parametrize("topic,mistake", MISTAKES, ids=[k.name for _, k in MISTAKES])
+def test_mutant_fails_and_is_named(topic, mistake):
+    assert mistake.target in core.REGISTRY, f"no check for {mistake.target}"
     with pytest.raises(CheckFailed) as failure:
-        run_check(module.CHECKS[mistake.target], mutant(mistake))
-    assert mistake.hint in str(failure.value)
+        run_all(mistake.target, mutant(mistake))
+    assert core.hints_in(str(failure.value)) == [mistake.hint]
 
 
-@pytest.mark.parametrize("module", MODULES, ids=TOPICS)
-def test_catalogue_is_large_and_distinct(module):
-    names = [k.name for k in module.MISTAKES]
-    assert len(names) >= 8 and len(set(names)) == len(names)
-    assert len({k.hint for k in module.MISTAKES}) == len(names)
+@pytest.mark.parametrize("topic", TOPICS)
+def test_catalogue_is_large_and_distinct(topic):
+    names = [k.name for k in MODULES[topic].MISTAKES]
+    assert len(names) >= 10 and len(set(names)) == len(names)
+    assert len({k.hint for k in MODULES[topic].MISTAKES}) == len(names)
+
+
+# ---------------------------------------------------------------- templates and catalogues
+
+
+def _template_calls(name: str) -> set[str]:
+    text = (exercises.TEMPLATES / f"{name}.md").read_text()
+    return set(re.findall(r"^(check_\w+)\(", text, re.M))
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_every_check_a_template_calls_is_registered(topic):
+    registered = {spec.check.__name__ for specs in core.REGISTRY.values() for spec in specs
+                  if spec.module == MODULES[topic].__name__}
+    called = _template_calls(EXERCISES[topic])
+    assert called and called <= registered, called - registered
+    assert registered <= called, f"registered but never graded: {registered - called}"
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_every_find_lands_in_exactly_one_solution_cell(topic):
+    nb = exercises.instructor_notebook(exercises.TEMPLATES / f"{EXERCISES[topic]}.md")
+    cells = [core.code_only(c.source) for c in nb.cells
+             if c.metadata.get("nbgrader", {}).get("solution")]
+    for mistake in MODULES[topic].MISTAKES:
+        hits = [c for c in cells if mistake.find in c]
+        assert len(hits) == 1, f"{mistake.name}: in {len(hits)} solution cells"
+        assert hits[0].count(mistake.find) == 1, mistake.name
+
+
+@pytest.mark.parametrize("topic,mistake", MISTAKES, ids=[k.name for _, k in MISTAKES])
+def test_catalogue_matches_code_not_comments(topic, mistake):
+    source = core.target_source(mistake.target)
+    lines = source.splitlines(keepends=True)
+    for tok in reversed(list(tokenize.generate_tokens(io.StringIO(source).readline))):
+        if tok.type == tokenize.COMMENT:  # every comment reworded
+            row, col = tok.start
+            lines[row - 1] = lines[row - 1][:col] + "# said otherwise\n"
+    reworded = "".join(lines)
+    assert reworded != source or "#" not in source
+    core.edit(core.code_only(reworded), mistake.find, mistake.replace)
+
+
+# ---------------------------------------------------------------- the engine itself
+
+
+def test_exceptions_compare_by_class_and_message():
+    assert Raised("RuntimeError", "shape mismatch at 0x7f01") == \
+        Raised("RuntimeError", "shape  mismatch at 0x0002")
+    assert Raised("RuntimeError", "shape mismatch") != Raised("RuntimeError", "index error")
+    assert Raised("ValueError", "x") != Raised("TypeError", "x")
+    assert core.same(Raised("ValueError", "any text"), core.Raises("ValueError"))
+
+
+def _learner(source: str, name: str, namespace: dict | None = None):
+    """Define `name` as a notebook cell would (its source is known to linecache)."""
+    filename = f"<learner cell {name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {} if namespace is None else namespace
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace[name]
+
+
+def test_learner_exception_is_shown_with_their_line():
+    from course.checks.attention import check_attention_scores
+
+    scores = _learner("import torch\n\ndef attention_scores(q, k):\n"
+                      "    return q @ k / q.size(-1) ** 0.5\n", "attention_scores")
+    with pytest.raises(CheckFailed) as failure:
+        check_attention_scores(scores)
+    message = str(failure.value)
+    assert "raised RuntimeError" in message
+    assert "line 4: return q @ k / q.size(-1) ** 0.5" in message
+    assert "Likely mistake" not in message  # no catalogued mutant raises this
 
 
 def test_not_implemented_is_reported_plainly():
-    def merge(ids, pair, new_id):
-        raise NotImplementedError()
-
     from course.checks.tokenization import check_merge
 
+    merge = _learner("def merge(ids, pair, new_id):\n    raise NotImplementedError()\n", "merge")
     with pytest.raises(CheckFailed, match="not implemented yet"):
         check_merge(merge)
+
+
+ATTENTION_NOTEBOOK = """
+import math
+import torch
+import torch.nn.functional as F
+
+def attention_scores(q, k):
+    return q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+
+def masked_softmax(scores, mask=None):
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = scores.softmax(dim=SOFTMAX_AXIS)
+    return weights if mask is None else weights * mask
+
+def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
+    weights = masked_softmax(attention_scores(q, k), mask)
+    if dropout_p > 0:
+        weights = F.dropout(weights, p=dropout_p)
+    return weights @ V_OR_K, weights
+"""
+
+
+def _attention_notebook(axis: int, values: str) -> dict:
+    namespace: dict = {}
+    source = ATTENTION_NOTEBOOK.replace("SOFTMAX_AXIS", str(axis)).replace("V_OR_K", values)
+    _learner(source, "scaled_dot_product_attention", namespace)
+    return namespace
+
+
+def test_an_earlier_part_is_the_reference_while_a_later_part_is_checked(capsys):
+    from course.checks.attention import check_attention, check_masked_softmax
+
+    ns = _attention_notebook(axis=-2, values="v")  # masked_softmax wrong, attention right
+    with pytest.raises(CheckFailed):
+        check_masked_softmax(ns["masked_softmax"])
+    check_attention(ns["scaled_dot_product_attention"], hidden=True)  # passes: costs once
+    assert "Part 2 (`masked_softmax`) fails first; this part was checked with the reference " \
+        "Part 2." in capsys.readouterr().out
+    assert ns["masked_softmax"].__name__ == "masked_softmax"  # the learner's name is restored
+    assert ns["masked_softmax"] is not copy_of("solutions.attention.masked_softmax")
+
+    ns = _attention_notebook(axis=-2, values="k")  # both wrong: the message says which first
+    with pytest.raises(CheckFailed) as failure:
+        check_attention(ns["scaled_dot_product_attention"])
+    message = str(failure.value)
+    assert "Part 2 (`masked_softmax`) fails first" in message
+    assert core.hints_in(message) == [
+        MODULES["attention"].MISTAKES[[m.name for m in MODULES["attention"].MISTAKES]
+                                      .index("weights_times_keys")].hint]
+
+
+def test_a_helper_written_inline_is_named_as_the_helper_mistake():
+    from course.checks.attention import MISTAKES, check_mha_self
+
+    source = core.target_source("solutions.attention.MultiHeadAttention")
+    inline = source.replace("split_heads(",  # heads cut by one reshape, without a transpose
+                            "(lambda t, H: t.reshape(t.size(0), H, t.size(1), -1))(")
+    assert inline != source
+    ns = dict(vars(importlib.import_module("solutions.attention")))
+    ns["__name__"] = "notebook"
+    cls = _learner(inline, "MultiHeadAttention", ns)
+    with pytest.raises(CheckFailed) as failure:
+        check_mha_self(cls)
+    hint = next(m.hint for m in MISTAKES if m.name == "split_without_transpose")
+    assert core.hints_in(str(failure.value)) == [hint]
+
+
+def test_probes_run_once_per_case():
+    """Each case calls the learner's class once (the oracle's result is computed separately),
+    and a passing check runs no mutant."""
+    from course.checks.attention import check_mha_self
+
+    made = []
+    reference = copy_of("solutions.attention.MultiHeadAttention")
+
+    class Counted(reference):
+        def __init__(self, *args, **kwargs):
+            made.append(args)
+            super().__init__(*args, **kwargs)
+
+    before = len(core._MUTANT_RESULTS)
+    check_mha_self(Counted, hidden=True)
+    assert len(made) == 6 * 2  # six cases, each with need_weights True and False
+    assert len(core._MUTANT_RESULTS) == before
 
 
 def test_subclass_of_reference_counts_as_imported():

@@ -340,7 +340,7 @@ def test_bpe_encodes_common_words_as_single_tokens(bpe_plain):
 
 
 def test_bpe_matches_hf_tokenizers_on_prose(bpe, bpe_plain):
-    from course.bench.tokenization import to_hf_tokenizer
+    from course.oracles import to_hf_tokenizer
 
     text = english_prose()
     for tok in (bpe_plain, bpe):

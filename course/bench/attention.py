@@ -15,6 +15,7 @@ import time
 import torch
 from torch import nn
 
+from course.oracles import copy_mha_weights
 from solutions.attention import MultiHeadAttention
 
 FULL = dict(B=8, T=256, C=256, H=8)
@@ -25,13 +26,7 @@ TARGETS = {True: 0.7, False: 1.0}  # need_weights -> minimum ratio
 def _pair(C: int, H: int) -> tuple[MultiHeadAttention, nn.MultiheadAttention]:
     torch.manual_seed(0)
     theirs = nn.MultiheadAttention(C, H, batch_first=True)
-    ours = MultiHeadAttention(C, H)
-    with torch.no_grad():
-        for lin, w, b in zip((ours.query, ours.key, ours.value), theirs.in_proj_weight.chunk(3),
-                             theirs.in_proj_bias.chunk(3), strict=True):
-            lin.weight.copy_(w)
-            lin.bias.copy_(b)
-        ours.out.load_state_dict(theirs.out_proj.state_dict())
+    ours = copy_mha_weights(MultiHeadAttention(C, H), theirs)
     return ours.train(), theirs.train()  # training mode (dropout 0): forward + backward
 
 

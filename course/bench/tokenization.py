@@ -1,8 +1,8 @@
 """Tokenization benchmarks: BPE training (fast vs naive trainer) and BPE encoding (ours vs the
 Rust `tokenizers` library running the same merges).
 
-`to_hf_tokenizer` turns a :class:`solutions.tokenization.BPETokenizer` into an equivalent
-Hugging Face `tokenizers.Tokenizer`; the tests use it as an independent oracle for encoding.
+The Rust tokenizer runs our merges through `course.oracles.to_hf_tokenizer`, the same oracle the
+tests use for encoding.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 
 from course.data import english_prose
+from course.oracles import to_hf_tokenizer
 from solutions.tokenization import (
-    GPT2_SPLIT_PATTERN,
     BPETokenizer,
     train_bpe,
     train_bpe_naive,
@@ -24,50 +24,6 @@ QUICK_ENCODE_CHARS = 50_000
 TRAIN_SPEEDUP_TARGET = 10.0  # train_bpe at least 10x faster than train_bpe_naive ...
 TRAIN_SECONDS_TARGET = 0.5  # ... and under half a second
 ENCODE_RATIO_TARGET = 0.5  # our pure-Python encoder at least half as fast as the Rust library
-
-
-def byte_to_unicode() -> dict[int, str]:
-    """GPT-2's printable stand-in for every byte: printable Latin-1 bytes stand for themselves,
-    the others are shifted to U+0100 and up. Hugging Face's byte-level BPE stores tokens this way.
-    """
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-                 *range(ord("®"), ord("ÿ") + 1)]
-    mapping = {b: chr(b) for b in printable}
-    shift = 0
-    for b in range(256):
-        if b not in mapping:
-            mapping[b] = chr(256 + shift)
-            shift += 1
-    return mapping
-
-
-def to_hf_tokenizer(bpe: BPETokenizer):
-    """The same tokenizer in the Rust `tokenizers` library: same vocabulary ids, merges in the same
-    rank order, GPT-2's byte-level pre-tokenizer (same split regex), same special tokens."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
-
-    if bpe.pattern != GPT2_SPLIT_PATTERN:
-        raise ValueError("to_hf_tokenizer supports only GPT2_SPLIT_PATTERN pre-tokenization")
-    symbol = byte_to_unicode()
-
-    def as_str(i: int) -> str:
-        return "".join(symbol[b] for b in bpe.vocab[i])
-
-    n_base = 256 + len(bpe.merges)
-    vocab = {as_str(i): i for i in range(n_base)}
-    if len(vocab) != n_base:
-        raise ValueError("two merges make the same byte string; tokenizers needs unique tokens")
-    merges = [(as_str(a), as_str(b)) for a, b in bpe.merges]  # rank order
-
-    tok = Tokenizer(models.BPE(vocab, merges))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tok.decoder = decoders.ByteLevel()
-    specials = sorted(bpe.special_tokens, key=bpe.special_tokens.get)
-    tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
-    for s, i in bpe.special_tokens.items():
-        if tok.token_to_id(s) != i:
-            raise ValueError(f"special token {s!r} got id {tok.token_to_id(s)} instead of {i}")
-    return tok
 
 
 def _best_time(fn, repeats: int) -> float:

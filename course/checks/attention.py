@@ -1,37 +1,33 @@
 """Checks for Exercise 3 (attention) and the catalogue of attention mistakes.
 
-Oracles are independent of the reference wherever PyTorch has one:
-`torch.nn.functional.scaled_dot_product_attention` (outputs, and attention weights read out by
-attending over identity values) and `torch.nn.MultiheadAttention(batch_first=True)` with its
-packed `in_proj_weight` split into our `query`/`key`/`value` projections and `out_proj` copied
-into `out`. `hidden=True` adds other shapes, float64, a batch of one, a single token,
-cross-attention with T_q != T_k and masks with fully masked rows.
+The worked example of a topic module (see `course.checks.core` for the rules). Oracles are
+independent of the reference: `torch.nn.functional.scaled_dot_product_attention` (outputs, and
+the weights read out by attending over identity values) and `torch.nn.MultiheadAttention` with
+its weights copied into our layout (`course.oracles`). `hidden=True` adds other shapes, float64,
+a batch of one, a single token, cross-attention with T_q != T_k and masks with fully masked rows.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
-from torch import nn
 
+from course import oracles
 from course.checks.core import (
     CheckFailed,
     Mistake,
     Raised,
     call,
+    check,
     compare,
     diagnose,
     fail,
-    require_own,
     short,
 )
 
 T = "solutions.attention."
 
 MISTAKES = [
-    # attention_scores
+    # Part 1: attention_scores
     Mistake("no_scaling", T + "attention_scores", " / math.sqrt(q.size(-1))", "",
             "the scores are not divided by sqrt(d_k): scale q @ k^T by 1 / sqrt(q.size(-1))"),
     Mistake("scale_by_d_k", T + "attention_scores", "math.sqrt(q.size(-1))", "q.size(-1)",
@@ -40,7 +36,7 @@ MISTAKES = [
             "math.sqrt(k.size(-2))",
             "the scores are scaled by the square root of the sequence length; scale by "
             "sqrt(d_k), the size of each query/key vector (the last axis)"),
-    # masked_softmax
+    # Part 2: masked_softmax
     Mistake("mask_after_softmax", T + "masked_softmax",
             "scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)", "pass",
             "the mask is applied after the softmax, so the remaining weights no longer sum to 1: "
@@ -59,7 +55,7 @@ MISTAKES = [
             "weights = weights",
             "a fully masked row spreads its weight uniformly over the masked keys: a query "
             "with nothing to attend to must get all-zero weights (multiply by the mask)"),
-    # scaled_dot_product_attention
+    # Part 3: scaled_dot_product_attention
     Mistake("weights_times_keys", T + "scaled_dot_product_attention", "return weights @ v,",
             "return weights @ k,",
             "the attention weights multiply the keys; the output is the weighted sum of the VALUES"),
@@ -71,7 +67,7 @@ MISTAKES = [
             "if False:",
             "dropout_p is ignored: when dropout_p > 0 apply F.dropout(weights, p=dropout_p) "
             "to the attention weights"),
-    # split_heads / merge_heads
+    # Part 4: split_heads / merge_heads
     Mistake("split_without_transpose", T + "split_heads",
             "x.view(B, T, n_heads, C // n_heads).transpose(1, 2)",
             "x.view(B, n_heads, T, C // n_heads)",
@@ -81,7 +77,7 @@ MISTAKES = [
             "x.reshape(B, T, H * D)",
             "merge_heads reshapes (B, H, T, D) straight to (B, T, C), which mixes tokens "
             "between heads: transpose(1, 2) to (B, T, H, D) first, then reshape"),
-    # MultiHeadAttention.forward
+    # Part 5: MultiHeadAttention.forward
     Mistake("shared_projections", T + "MultiHeadAttention", "k = split_heads(self.key(context)",
             "k = split_heads(self.query(context)",
             "the keys are made with the query projection: queries, keys and values each need "
@@ -97,417 +93,397 @@ MISTAKES = [
             "context = x if context is None else context", "context = x",
             "keys and values come from x even when a context is given: in cross-attention "
             "they are projected from `context` (x only when context is None)"),
+    Mistake("fused_path_unmasked", T + "MultiHeadAttention", "attn_mask=mask,", "attn_mask=None,",
+            "the fused path (need_weights=False) ignores the mask: pass attn_mask=mask to "
+            "F.scaled_dot_product_attention, so that both paths agree"),
 ]
-
-
-def _mistakes(name: str) -> list[Mistake]:
-    return [m for m in MISTAKES if m.target == T + name]
-
-
-def _tol(dtype: torch.dtype) -> dict:
-    return dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-9, atol=1e-10)
-
-
-def _randn(*shape, seed: int, dtype=torch.float32, scale: float = 1.0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=torch.float64).mul_(scale).to(dtype)
-
-
-def _pad(lengths: list[int], T: int) -> torch.Tensor:
-    """A (B, T) bool padding mask: the first lengths[b] positions are real (True)."""
-    return torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]
-
-
-def _compare_parts(learner, probe, *, oracle, what: str, parts: tuple[str, ...], **kwargs):
-    """compare() on each element of a probe's tuple result in turn, so a message says which
-    one is wrong (the output, the weights, a gradient)."""
-    for i, part in enumerate(parts):
-        compare(learner, lambda f, i=i: probe(f)[i], oracle=oracle, what=f"{what}: {part}",
-                **kwargs)
 
 
 def _fmt(shape) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ")"
 
 
-# ---------------------------------------------------------------- oracles from torch
+def _pad(lengths: list[int], T: int) -> torch.Tensor:
+    """(B, 1, 1, T) padding mask, the canonical form: the first lengths[b] keys are real."""
+    return oracles.lengths_mask(lengths, T)[:, None, None, :]
 
 
-def _oracle_weights(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """softmax over the keys with a mask, by PyTorch's own attention kernel: attending from
-    `scores` as queries to identity keys and identity values returns exactly the weights."""
-    eye = torch.eye(scores.size(-1), dtype=scores.dtype)
-    w = F.scaled_dot_product_attention(scores, eye, eye, attn_mask=mask, scale=1.0)
-    return w.nan_to_num(0.0)  # a row with nothing to attend to: all zero
+# ---------------------------------------------------------------- effects: mistakes by what they do
 
 
-def _oracle_scores(q, k):
-    return torch.einsum("...qd,...kd->...qk", q, k) / math.sqrt(q.size(-1))
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and bool(torch.allclose(a, b, rtol=1e-3, atol=1e-4))
 
 
-def _oracle_attention(q, k, v, mask=None, dropout_p=0.0):
-    assert dropout_p == 0.0
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).nan_to_num(0.0)
-    return out, _oracle_weights(_oracle_scores(q, k), mask)
+def _scaled_by(expected: torch.Tensor, factor: float):
+    """got == expected * factor (the scale of the scores is off by that factor)."""
+    return lambda got: _close(got, expected * factor)
 
 
-# ---------------------------------------------------------------- part 1: scores
+def _softmax_effects(scores: torch.Tensor, mask: torch.Tensor | None):
+    """Effects of masked_softmax mistakes, whatever code produced them."""
+    allowed = torch.ones_like(scores, dtype=torch.bool) if mask is None \
+        else mask.expand_as(scores)
+    some = allowed.any(-1)  # rows with at least one key to attend to
+
+    def over_queries(got):  # columns sum to one, rows do not
+        return _close(got.sum(-2), torch.ones_like(got.sum(-2))) \
+            and not _close(got.sum(-1), torch.ones_like(got.sum(-1)))
+
+    def after_softmax(got):  # zero on masked keys, but kept rows sum to less than one
+        return bool((got[~allowed] == 0).all()) and bool((got.sum(-1)[some] < 1 - 1e-3).any())
+
+    def inverted(got):  # weight only where attending is NOT allowed
+        return bool((~allowed).any()) and bool((got[allowed & some[..., None]] < 1e-6).all())
+
+    def nan_rows(got):
+        return bool(got.isnan().any())
+
+    def uniform_rows(got):
+        empty = ~some
+        return bool(empty.any()) and _close(got[empty], torch.full_like(got[empty],
+                                                                        1 / got.size(-1)))
+
+    return [("softmax_wrong_axis", over_queries), ("mask_after_softmax", after_softmax),
+            ("mask_inverted", inverted), ("neg_inf_nan", nan_rows),
+            ("fully_masked_row_uniform", uniform_rows)]
 
 
+# ---------------------------------------------------------------- Part 1: scores
+
+
+@check(T + "attention_scores", part=1)
 def check_attention_scores(attention_scores, hidden: bool = False) -> None:
     """q @ k^T over the last axis, divided by sqrt(d_k); any leading batch axes."""
-    require_own(attention_scores, "attention_scores")
-    cases = [((2, 4, 8), (2, 6, 8), torch.float32), ((5, 16), (3, 16), torch.float32)]
+    f32, f64 = torch.float32, torch.float64
+    cases = [("batch of 2", (2, 4, 8), (2, 6, 8), f32), ("no batch axis", (5, 16), (3, 16), f32)]
     if hidden:
-        cases += [((2, 3, 5, 4), (2, 3, 7, 4), torch.float64), ((1, 1, 32), (1, 1, 32), torch.float32),
-                  ((1, 4, 1, 64), (1, 4, 9, 64), torch.float64), ((3, 2), (3, 2), torch.float64)]
-    for i, (qs, ks, dtype) in enumerate(cases):
-        q, k = _randn(*qs, seed=10 + i, dtype=dtype), _randn(*ks, seed=20 + i, dtype=dtype)
+        cases += [("heads, float64", (2, 3, 5, 4), (2, 3, 7, 4), f64),
+                  ("a single query and key", (1, 1, 32), (1, 1, 32), f32),
+                  ("one query, nine keys", (1, 4, 1, 64), (1, 4, 9, 64), f64),
+                  ("d_k = 2", (3, 2), (3, 2), f64)]
+    for i, (label, qs, ks, dtype) in enumerate(cases):
+        q = oracles.randn(*qs, seed=10 + i, dtype=dtype)
+        k = oracles.randn(*ks, seed=20 + i, dtype=dtype)
+        expected = oracles.attention_scores(q, k)
+        d, length = qs[-1], ks[-2]
+        compare(attention_scores, lambda f, q=q, k=k: f(q.clone(), k.clone()), expected,
+                what=f"attention_scores(q {_fmt(qs)}, k {_fmt(ks)}, {dtype}, {label})",
+                effects=[("no_scaling", _scaled_by(expected, d ** 0.5)),
+                         ("scale_by_d_k", _scaled_by(expected, d ** -0.5)),
+                         ("scale_by_length", _scaled_by(expected, (d / length) ** 0.5))]
+                if d != length else [],
+                **oracles.tol(dtype))
 
-        compare(attention_scores, lambda f, q=q, k=k: f(q.clone(), k.clone()),
-                oracle=_oracle_scores,
-                what=f"attention_scores(q {_fmt(qs)}, k {_fmt(ks)}, {dtype})",
-                mistakes=_mistakes("attention_scores"), **_tol(dtype))
 
-
-# ---------------------------------------------------------------- part 2: masked softmax
+# ---------------------------------------------------------------- Part 2: masked softmax
 
 
 def _softmax_cases(edges: bool, hidden: bool):
+    """(label, scores shape, mask or None, dtype, scale of the scores)."""
+    f32, f64 = torch.float32, torch.float64
     if not edges:
-        cases = [("no mask", (2, 4, 4), None, torch.float32),
-                 ("padding mask (B, 1, T_k)", (2, 3, 5), _pad([5, 3], 5)[:, None, :],
-                  torch.float32),
+        cases = [("no mask", (2, 4, 4), None, f32, 2.0),
+                 ("padding mask (B, 1, T_k)", (2, 3, 5),
+                  oracles.lengths_mask([5, 3], 5)[:, None, :], f32, 2.0),
                  ("causal mask (T, T)", (2, 4, 4), torch.ones(4, 4, dtype=torch.bool).tril(),
-                  torch.float32)]
+                  f32, 2.0)]
         if hidden:
-            cases += [("padding mask (B, 1, 1, T_k), float64", (3, 2, 4, 6),
-                       _pad([6, 2, 4], 6)[:, None, None, :], torch.float64),
-                      ("single key", (1, 1, 1), torch.ones(1, 1, dtype=torch.bool), torch.float32),
-                      ("cross-attention mask (B, T_q, T_k)", (2, 3, 7),
-                       (torch.rand(2, 3, 7, generator=torch.Generator().manual_seed(3)) > 0.4)
-                       | (torch.arange(7) == 0), torch.float32)]
+            cases += [("padding mask (B, 1, 1, T_k), float64", (3, 2, 4, 6), _pad([6, 2, 4], 6),
+                       f64, 2.0),
+                      ("a single key", (1, 1, 1), torch.ones(1, 1, dtype=torch.bool), f32, 2.0),
+                      ("a cross-attention mask (B, T_q, T_k)", (2, 3, 7),
+                       (oracles.randn(2, 3, 7, seed=3) > -0.3) | (torch.arange(7) == 0), f32,
+                       2.0)]
         return cases
     full = torch.ones(2, 3, 5, dtype=torch.bool)
     full[0, 1] = False  # query 1 of sequence 0 may attend to nothing
-    cases = [("a fully masked row", (2, 3, 5), full, torch.float32),
-             ("a sequence made only of padding", (2, 1, 4, 4), _pad([4, 0], 4)[:, None, None, :],
-              torch.float32)]
+    cases = [("query 1 of sequence 0 has every key masked", (2, 3, 5), full, f32, 2.0),
+             ("sequence 1 is only padding", (2, 1, 4, 4), _pad([4, 0], 4), f32, 2.0)]
     if hidden:
-        every = torch.zeros(1, 3, 3, dtype=torch.bool)
-        cases += [("every key masked, float64", (1, 3, 3), every, torch.float64),
-                  ("a fully masked row, float64, 4-D", (2, 2, 3, 5), full[:, None], torch.float64),
-                  ("large scores with a fully masked row", (2, 3, 5), full, torch.float32)]
+        cases += [("every key of every query masked, float64", (1, 3, 3),
+                   torch.zeros(1, 3, 3, dtype=torch.bool), f64, 2.0),
+                  ("a fully masked row, float64, 4-D", (2, 2, 3, 5), full[:, None], f64, 2.0),
+                  ("large scores and a fully masked row", (2, 3, 5), full, f32, 30.0)]
     return cases
 
 
 def _check_softmax(masked_softmax, edges: bool, hidden: bool) -> None:
-    for i, (label, shape, mask, dtype) in enumerate(_softmax_cases(edges, hidden)):
-        scale = 30.0 if label.startswith("large") else 2.0
-        scores = _randn(*shape, seed=30 + i, dtype=dtype, scale=scale)
-
-        def probe(f, scores=scores, mask=mask):
-            return f(scores.clone(), None if mask is None else mask.clone())
-
-        compare(masked_softmax, probe,
-                oracle=_oracle_weights,
+    for i, (label, shape, mask, dtype, scale) in enumerate(_softmax_cases(edges, hidden)):
+        scores = oracles.randn(*shape, seed=30 + i, dtype=dtype, scale=scale)
+        compare(masked_softmax,
+                lambda f, s=scores, m=mask: f(s.clone(), None if m is None else m.clone()),
+                oracles.attention_weights(scores, mask),
                 what=f"masked_softmax(scores {_fmt(shape)}, {dtype}, {label})",
-                mistakes=_mistakes("masked_softmax"), **_tol(dtype))
+                effects=_softmax_effects(scores, mask), **oracles.tol(dtype))
 
 
+@check(T + "masked_softmax", part=2)
 def check_masked_softmax(masked_softmax, hidden: bool = False) -> None:
     """Weights over the keys sum to 1; masked keys (mask False) get exactly 0."""
-    require_own(masked_softmax, "masked_softmax")
     _check_softmax(masked_softmax, edges=False, hidden=hidden)
 
 
+@check(T + "masked_softmax", part=2)
 def check_masked_softmax_edges(masked_softmax, hidden: bool = False) -> None:
     """A query whose keys are all masked gets all-zero weights, never NaN."""
-    require_own(masked_softmax, "masked_softmax")
     _check_softmax(masked_softmax, edges=True, hidden=hidden)
 
 
-# ---------------------------------------------------------------- part 3: attention
+# ---------------------------------------------------------------- Part 3: attention
+
+SDPA_USES = (T + "attention_scores", T + "masked_softmax")
 
 
+def _pair(result, what: str) -> tuple:
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise CheckFailed(f"{what} must return a pair (output, weights), got {short(result)}")
+    return tuple(result)
+
+
+@check(T + "scaled_dot_product_attention", part=3, uses=SDPA_USES)
 def check_attention(scaled_dot_product_attention, hidden: bool = False) -> None:
     """(output, weights) equal PyTorch's F.scaled_dot_product_attention and its weights."""
-    require_own(scaled_dot_product_attention, "scaled_dot_product_attention")
+    f32, f64 = torch.float32, torch.float64
     full = torch.ones(2, 4, 6, dtype=torch.bool)
     full[1, 2] = False
-    cases = [("self-attention", (2, 5, 8), (2, 5, 8), (2, 5, 8), None, torch.float32),
-             ("padding mask", (2, 5, 8), (2, 5, 8), (2, 5, 8), _pad([5, 2], 5)[:, None, :],
-              torch.float32)]
+    cases = [("self-attention", (2, 5, 8), (2, 5, 8), (2, 5, 8), None, f32),
+             ("padding mask (B, 1, T_k)", (2, 5, 8), (2, 5, 8), (2, 5, 8),
+              oracles.lengths_mask([5, 2], 5)[:, None, :], f32)]
     if hidden:
         cases += [
             ("heads, padding mask (B, 1, 1, T_k), float64", (2, 3, 4, 6), (2, 3, 7, 6),
-             (2, 3, 7, 6), _pad([7, 3], 7)[:, None, None, :], torch.float64),
-            ("cross-attention, D_v != D_k", (2, 4, 6), (2, 6, 6), (2, 6, 3), full, torch.float32),
-            ("batch of one, causal", (1, 6, 4), (1, 6, 4), (1, 6, 4),
-             torch.ones(6, 6, dtype=torch.bool).tril(), torch.float32),
-            ("a single token", (1, 1, 16), (1, 1, 16), (1, 1, 16), None, torch.float64),
+             (2, 3, 7, 6), _pad([7, 3], 7), f64),
+            ("cross-attention, D_v != D_k, query 2 of sequence 1 has every key masked",
+             (2, 4, 6), (2, 6, 6), (2, 6, 3), full, f32),
+            ("a batch of one, causal mask", (1, 6, 4), (1, 6, 4), (1, 6, 4),
+             torch.ones(6, 6, dtype=torch.bool).tril(), f32),
+            ("a single token", (1, 1, 16), (1, 1, 16), (1, 1, 16), None, f64),
             ("no batch axis, broadcast mask (1, T_k)", (3, 5), (4, 5), (4, 5),
-             torch.tensor([[True, True, False, True]]), torch.float32),
+             torch.tensor([[True, True, False, True]]), f32),
         ]
     for i, (label, qs, ks, vs, mask, dtype) in enumerate(cases):
-        q, k, v = (_randn(*s, seed=40 + 3 * i + j, dtype=dtype) for j, s in enumerate((qs, ks, vs)))
+        q, k, v = (oracles.randn(*s, seed=40 + 3 * i + j, dtype=dtype)
+                   for j, s in enumerate((qs, ks, vs)))
+        what = (f"scaled_dot_product_attention(q {_fmt(qs)}, k {_fmt(ks)}, v {_fmt(vs)}, "
+                f"{dtype}, {label})")
 
-        def probe(f, q=q, k=k, v=v, mask=mask):
-            out = f(q.clone(), k.clone(), v.clone(), None if mask is None else mask.clone())
-            if not isinstance(out, tuple) or len(out) != 2:
-                raise CheckFailed("scaled_dot_product_attention must return a pair "
-                                  f"(output, weights), got {short(out)}")
-            return tuple(out)
+        def probe(f, q=q, k=k, v=v, mask=mask, what=what):
+            return _pair(f(q.clone(), k.clone(), v.clone(), None if mask is None else mask.clone()),
+                         what)
 
-        _compare_parts(scaled_dot_product_attention, probe,
-                       oracle=_oracle_attention, parts=("output", "weights"),
-                what=f"scaled_dot_product_attention(q {_fmt(qs)}, k {_fmt(ks)}, v {_fmt(vs)}, "
-                     f"{dtype}, {label})",
-                mistakes=_mistakes("scaled_dot_product_attention"), **_tol(dtype))
+        compare(scaled_dot_product_attention, probe, oracles.attention(q, k, v, mask),
+                what=what, parts=("output", "weights"), **oracles.tol(dtype))
 
 
+def _dropout_problem(out, weights, kept, v, p) -> str | None:
+    """What is wrong with (out, weights) as dropout p of the attention weights `kept`."""
+    dropped = weights == 0
+    if not torch.allclose(torch.where(dropped, 0.0, weights),
+                          torch.where(dropped, 0.0, kept / (1 - p)), rtol=1e-4, atol=1e-6):
+        return "the weights kept are not the attention weights scaled by 1 / (1 - p)"
+    share = dropped.float().mean().item()
+    if not abs(share - p) < 0.15:
+        return f"{share:.0%} of the weights are dropped, expected about {p:.0%}"
+    if not torch.allclose(out, weights @ v, rtol=1e-4, atol=1e-5):
+        return "the output is not the returned (dropped-out) weights times v"
+    return None
+
+
+@check(T + "scaled_dot_product_attention", part=3, uses=SDPA_USES)
 def check_attention_dropout(scaled_dot_product_attention, hidden: bool = False) -> None:
     """With dropout_p > 0 each weight is either dropped (0) or scaled by 1 / (1 - p), about a
     fraction p are dropped, and the output is the dropped weights times v."""
-    require_own(scaled_dot_product_attention, "scaled_dot_product_attention")
     cases = [((4, 8, 8), 0.5)]
     if hidden:
         cases += [((2, 2, 16, 16), 0.25), ((1, 12, 20), 0.8)]
     for i, (shape, p) in enumerate(cases):
-        q, k, v = (_randn(*shape, seed=60 + 3 * i + j) for j in range(3))
+        q, k, v = (oracles.randn(*shape, seed=60 + 3 * i + j) for j in range(3))
         what = f"scaled_dot_product_attention(q, k, v {_fmt(shape)}, dropout_p={p})"
 
-        def probe(f, q=q, k=k, v=v, p=p):
-            torch.manual_seed(1234)
-            out, weights = f(q.clone(), k.clone(), v.clone(), None, p)
-            return out, weights
+        def probe(f, q=q, k=k, v=v, p=p, what=what):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(1234)
+                return _pair(f(q.clone(), k.clone(), v.clone(), None, p), what)
 
         result = call(scaled_dot_product_attention, probe, what)
         if isinstance(result, Raised):
-            raise CheckFailed(f"{what} raised {result}.")
-        out, weights = result
-        _, kept = _oracle_attention(q, k, v, None)
-        dropped = weights == 0
-        problems = []
-        if not torch.allclose(torch.where(dropped, 0.0, weights), torch.where(dropped, 0.0, kept / (1 - p)),
-                              rtol=1e-4, atol=1e-6):
-            problems.append("the weights kept are not the attention weights scaled by 1 / (1 - p)")
-        elif not abs(dropped.float().mean().item() - p) < 0.15:
-            problems.append(f"{dropped.float().mean().item():.0%} of the weights are dropped, "
-                            f"expected about {p:.0%}")
-        elif not torch.allclose(out, weights @ v, rtol=1e-4, atol=1e-5):
-            problems.append("the output is not the returned (dropped-out) weights times v")
-        if problems:
-            fail(f"{what}\n  {problems[0]}.",
-                 diagnose((out, weights), probe, _mistakes("scaled_dot_product_attention")))
-        # dropout_p = 0 is deterministic and drops nothing
-        _compare_parts(scaled_dot_product_attention,
-                lambda f, q=q, k=k, v=v: tuple(f(q.clone(), k.clone(), v.clone(), None, 0.0)),
-                oracle=_oracle_attention, parts=("output", "weights"),
-                what=f"scaled_dot_product_attention(q, k, v {_fmt(shape)}, dropout_p=0.0)",
-                mistakes=_mistakes("scaled_dot_product_attention"))
+            fail(f"{what}\n  raised {result}")
+        _, kept = oracles.attention(q, k, v)
+        problem = _dropout_problem(*result, kept, v, p)
+        if problem:
+            fail(f"{what}\n  {problem}.", diagnose(result, probe, what))
+        compare(scaled_dot_product_attention,
+                lambda f, q=q, k=k, v=v: _pair(f(q.clone(), k.clone(), v.clone(), None, 0.0),
+                                               "scaled_dot_product_attention"),
+                oracles.attention(q, k, v), parts=("output", "weights"),
+                what=f"scaled_dot_product_attention(q, k, v {_fmt(shape)}, dropout_p=0.0)")
 
 
-# ---------------------------------------------------------------- part 4: heads
+# ---------------------------------------------------------------- Part 4: heads
 
 
-def _split_oracle(x: torch.Tensor, n_heads: int) -> torch.Tensor:
-    B, T, C = x.shape
-    return x.reshape(B, T, n_heads, C // n_heads).permute(0, 2, 1, 3)
-
-
-def _merge_oracle(x: torch.Tensor) -> torch.Tensor:
-    B, H, T, D = x.shape
-    return x.permute(0, 2, 1, 3).reshape(B, T, H * D)
-
-
+@check(T + "split_heads", part=4)
 def check_split_heads(split_heads, hidden: bool = False) -> None:
     """(B, T, C) -> (B, H, T, D): head h of token t holds features h*D .. (h+1)*D - 1 of t."""
-    require_own(split_heads, "split_heads")
     cases = [((2, 5, 12), 3, torch.float32), ((1, 4, 8), 2, torch.float32)]
     if hidden:
         cases += [((3, 1, 6), 2, torch.float64), ((2, 7, 16), 1, torch.float32),
                   ((2, 3, 8), 8, torch.float64), ((1, 9, 384), 12, torch.float32)]
     for i, (shape, H, dtype) in enumerate(cases):
-        x = _randn(*shape, seed=70 + i, dtype=dtype)
-        compare(split_heads, lambda f, x=x, H=H: f(x.clone(), H),
-                oracle=_split_oracle,
-                what=f"split_heads(x {_fmt(shape)}, n_heads={H})",
-                mistakes=_mistakes("split_heads"), **_tol(dtype))
+        x = oracles.randn(*shape, seed=70 + i, dtype=dtype)
+        B, T_, C = shape
+        expected = x.reshape(B, T_, H, C // H).permute(0, 2, 1, 3)
+        compare(split_heads, lambda f, x=x, H=H: f(x.clone(), H), expected,
+                what=f"split_heads(x {_fmt(shape)}, n_heads={H})", **oracles.tol(dtype))
 
 
+@check(T + "merge_heads", part=4)
 def check_merge_heads(merge_heads, hidden: bool = False) -> None:
     """(B, H, T, D) -> (B, T, H * D), the inverse of split_heads."""
-    require_own(merge_heads, "merge_heads")
     cases = [((2, 3, 5, 4), torch.float32), ((1, 2, 4, 4), torch.float32)]
     if hidden:
         cases += [((3, 2, 1, 3), torch.float64), ((2, 1, 7, 16), torch.float32),
                   ((2, 8, 3, 1), torch.float64), ((1, 12, 9, 32), torch.float32)]
     for i, (shape, dtype) in enumerate(cases):
-        x = _randn(*shape, seed=80 + i, dtype=dtype)
-
-        compare(merge_heads, lambda f, x=x: f(x.clone()), oracle=_merge_oracle,
-                what=f"merge_heads(x {_fmt(shape)})", mistakes=_mistakes("merge_heads"),
-                **_tol(dtype))
-
-
-# ---------------------------------------------------------------- part 5: multi-head attention
+        x = oracles.randn(*shape, seed=80 + i, dtype=dtype)
+        B, H, T_, D = shape
+        expected = x.permute(0, 2, 1, 3).reshape(B, T_, H * D)
+        compare(merge_heads, lambda f, x=x: f(x.clone()), expected,
+                what=f"merge_heads(x {_fmt(shape)})", **oracles.tol(dtype))
 
 
-def _torch_mha(C: int, H: int, *, bias: bool, dropout: float, dtype, seed: int):
-    torch.manual_seed(seed)
-    mha = nn.MultiheadAttention(C, H, dropout=dropout, bias=bias, batch_first=True, dtype=dtype)
-    with torch.no_grad():  # non-zero biases, so a missing bias shows
-        for p in (mha.in_proj_bias, mha.out_proj.bias):
-            if p is not None:
-                p.uniform_(-0.5, 0.5)
-    return mha
+# ---------------------------------------------------------------- Part 5: multi-head attention
+
+MHA_USES = (T + "split_heads", T + "merge_heads", T + "scaled_dot_product_attention")
 
 
-def _copy_into(ours: nn.Module, theirs: nn.MultiheadAttention) -> None:
-    """nn.MultiheadAttention's packed in_proj (query; key; value rows) -> our four Linears."""
-    with torch.no_grad():
-        weights = theirs.in_proj_weight.chunk(3)
-        biases = theirs.in_proj_bias.chunk(3) if theirs.in_proj_bias is not None else (None,) * 3
-        for name, w, b in zip(("query", "key", "value"), weights, biases, strict=True):
-            getattr(ours, name).weight.copy_(w)
-            if b is not None:
-                getattr(ours, name).bias.copy_(b)
-        ours.out.weight.copy_(theirs.out_proj.weight)
-        if theirs.out_proj.bias is not None:
-            ours.out.bias.copy_(theirs.out_proj.bias)
+def _mha_inputs(case: dict):
+    x = oracles.randn(case["B"], case["T_q"], case["C"], seed=case["seed"] + 1,
+                      dtype=case["dtype"]).requires_grad_()
+    context = oracles.randn(case["B"], case["T_k"], case["C"], seed=case["seed"] + 2,
+                            dtype=case["dtype"]).requires_grad_() if case["cross"] else None
+    return x, context
 
 
-def _torch_masks(mask, B: int, H: int, T_q: int):
-    """Our mask (True = may attend) -> nn.MultiheadAttention's (key_padding_mask, attn_mask),
-    both True = may NOT attend."""
-    if mask is None:
-        return None, None
-    if mask.dim() == 2:
-        return ~mask, None
-    full = mask.expand(B, H, T_q, mask.size(-1))
-    return None, ~full.reshape(B * H, T_q, mask.size(-1))
-
-
-def _mha_case(cls, *, C, H, B, T_q, T_k, cross, mask, dtype, need_weights, bias=True,
-              dropout=0.0, train=False, seed=0):
-    """Run a multi-head attention (ours: a class; theirs: None) on fixed inputs; return
-    (output, weights or None, grad of x, grad of context or None)."""
-    theirs = _torch_mha(C, H, bias=bias, dropout=dropout, dtype=dtype, seed=seed)
-    x = _randn(B, T_q, C, seed=seed + 1, dtype=dtype).requires_grad_()
-    context = _randn(B, T_k, C, seed=seed + 2, dtype=dtype).requires_grad_() if cross else None
-    if cls is None:
-        theirs.train(train)
-        kv = x if context is None else context
-        key_padding_mask, attn_mask = _torch_masks(mask, B, H, T_q)
-        out, weights = theirs(x, kv, kv, key_padding_mask=key_padding_mask, attn_mask=attn_mask,
-                              need_weights=need_weights, average_attn_weights=False)
-    else:
-        ours = cls(C, H, dropout=dropout, bias=bias).to(dtype)
-        _copy_into(ours, theirs)
-        ours.train(train)
-        torch.manual_seed(4321)
-        result = ours(x, context, None if mask is None else mask.clone(), need_weights)
-        if not isinstance(result, tuple) or len(result) != 2:
-            raise CheckFailed(f"forward must return a pair (output, weights), got {short(result)}")
-        out, weights = result
-    out.sum().backward()  # compare gradients too (loss = sum of the outputs)
-    grads = (x.grad, None if context is None else context.grad)
+def _result(out, weights, x, context) -> tuple:
+    """(output, weights or None, grad of x[, grad of context]) with loss = sum of the outputs."""
+    out.sum().backward()
+    grads = (x.grad,) + ((context.grad,) if context is not None else ())
     return (out.detach(), None if weights is None else weights.detach(), *grads)
 
 
-def _check_mha(MultiHeadAttention, cases, label_prefix: str) -> None:
+def _torch_mha(case: dict, need_weights: bool, train: bool = False) -> tuple:
+    """The oracle: nn.MultiheadAttention on the case."""
+    theirs = oracles.torch_mha(case["C"], case["H"], bias=case.get("bias", True),
+                               dropout=case.get("dropout", 0.0), dtype=case["dtype"],
+                               seed=case["seed"]).train(train)
+    x, context = _mha_inputs(case)
+    kv = x if context is None else context
+    out, weights = theirs(x, kv, kv, need_weights=need_weights, average_attn_weights=False,
+                          attn_mask=oracles.torch_mha_mask(case["mask"], case["B"], case["H"],
+                                                           case["T_q"]))
+    return _result(out, weights, x, context)
+
+
+def _our_mha(cls, case: dict, need_weights: bool, train: bool = False) -> tuple:
+    """The learner's class on the case, holding the oracle's weights."""
+    theirs = oracles.torch_mha(case["C"], case["H"], bias=case.get("bias", True),
+                               dropout=case.get("dropout", 0.0), dtype=case["dtype"],
+                               seed=case["seed"])
+    ours = cls(case["C"], case["H"], dropout=case.get("dropout", 0.0),
+               bias=case.get("bias", True)).to(case["dtype"])
+    oracles.copy_mha_weights(ours, theirs).train(train)
+    x, context = _mha_inputs(case)
+    mask = case["mask"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(4321)
+        result = ours(x, context, None if mask is None else mask.clone(), need_weights)
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise CheckFailed(f"forward must return a pair (output, weights), got {short(result)}")
+    return _result(*result, x, context)
+
+
+def _describe(case: dict, need_weights: bool) -> str:
+    mask = case["mask"]
+    extra = (", bias=False" if not case.get("bias", True) else "") + \
+        (f", dropout={case['dropout']}" if case.get("dropout") else "")
+    context = f", context ({case['B']}, {case['T_k']}, {case['C']})" if case["cross"] else ""
+    mask_text = "no mask" if mask is None else f"mask {_fmt(mask.shape)}"
+    return (f"MultiHeadAttention({case['C']}, {case['H']}{extra}).eval() on x ({case['B']}, "
+            f"{case['T_q']}, {case['C']}){context}, {mask_text}, {case['dtype']}, "
+            f"need_weights={need_weights} ({case['label']})")
+
+
+def _check_mha(MultiHeadAttention, cases: list[dict], seed: int) -> None:
+    parts = ("output", "weights", "gradient of x", "gradient of context")
     for i, case in enumerate(cases):
-        case = dict(case, seed=100 + 10 * i)
+        case = dict(case, seed=seed + 10 * i)
         for need_weights in (True, False):
-            args = dict(case, need_weights=need_weights)
-            shown = {k: v for k, v in args.items()
-                     if k in ("C", "H", "B", "T_q", "T_k", "bias", "dropout", "need_weights")}
-            mask = case["mask"]
-            mask_text = "no mask" if mask is None else f"mask {_fmt(mask.shape)}"
-            what = (f"{label_prefix} MultiHeadAttention({shown['C']}, {shown['H']}"
-                    f"{', bias=False' if not case.get('bias', True) else ''}"
-                    f"{', dropout=' + str(case['dropout']) if case.get('dropout') else ''})"
-                    f"{'.train()' if case.get('train') else '.eval()'} on x ({case['B']}, "
-                    f"{case['T_q']}, {case['C']})"
-                    f"{', context (' + str(case['B']) + ', ' + str(case['T_k']) + ', ' + str(case['C']) + ')' if case['cross'] else ''}"
-                    f", {mask_text}, {case['dtype']}, need_weights={need_weights}")
-            parts = ("output", "weights", "gradient of x", "gradient of context")
-            _compare_parts(MultiHeadAttention, lambda cls, args=args: _mha_case(cls, **args),
-                    oracle=None, what=what, parts=parts[:4 if case["cross"] else 3],
-                    mistakes=_mistakes("MultiHeadAttention"), **_tol(case["dtype"]))
+            compare(MultiHeadAttention,
+                    lambda cls, c=case, n=need_weights: _our_mha(cls, c, n),
+                    _torch_mha(case, need_weights), what=_describe(case, need_weights),
+                    parts=parts[:4 if case["cross"] else 3], **oracles.tol(case["dtype"]))
 
 
+@check(T + "MultiHeadAttention", part=5, uses=MHA_USES)
 def check_mha_self(MultiHeadAttention, hidden: bool = False) -> None:
     """Self-attention equals torch.nn.MultiheadAttention with the same weights, both paths."""
-    require_own(MultiHeadAttention, "MultiHeadAttention")
     f32, f64 = torch.float32, torch.float64
-    cases = [dict(C=16, H=4, B=2, T_q=5, T_k=5, cross=False, mask=None, dtype=f32),
-             dict(C=16, H=4, B=2, T_q=5, T_k=5, cross=False, mask=_pad([5, 3], 5), dtype=f32)]
+    base = dict(cross=False, C=16, H=4, B=2, T_q=5, T_k=5, dtype=f32)
+    cases = [dict(base, mask=None, label="no mask"),
+             dict(base, mask=_pad([5, 3], 5), label="sequence 1 has 2 padding tokens")]
     if hidden:
-        cases += [dict(C=24, H=3, B=3, T_q=6, T_k=6, cross=False, mask=_pad([6, 1, 4], 6), dtype=f64),
-                  dict(C=8, H=1, B=1, T_q=4, T_k=4, cross=False, mask=None, dtype=f32, bias=False),
-                  dict(C=12, H=6, B=1, T_q=1, T_k=1, cross=False, mask=None, dtype=f64),
-                  dict(C=16, H=2, B=2, T_q=5, T_k=5, cross=False,
-                       mask=torch.ones(1, 1, 5, 5, dtype=torch.bool).tril(), dtype=f32)]
-    _check_mha(MultiHeadAttention, cases, "self-attention:")
+        cases += [dict(base, C=24, H=3, B=3, T_q=6, T_k=6, mask=_pad([6, 1, 4], 6), dtype=f64,
+                       label="float64, sequence 1 has a single real token"),
+                  dict(base, C=8, H=1, B=1, T_q=4, T_k=4, mask=None, bias=False,
+                       label="a batch of one, one head, no bias"),
+                  dict(base, C=12, H=6, B=1, T_q=1, T_k=1, mask=None, dtype=f64,
+                       label="a single token"),
+                  dict(base, C=16, H=2, mask=torch.ones(1, 1, 5, 5, dtype=torch.bool).tril(),
+                       label="causal mask (1, 1, T, T)")]
+    _check_mha(MultiHeadAttention, cases, seed=100)
 
 
+@check(T + "MultiHeadAttention", part=5, uses=MHA_USES)
 def check_mha_cross(MultiHeadAttention, hidden: bool = False) -> None:
     """Cross-attention (queries from x, keys and values from context, T_q != T_k) with masks."""
-    require_own(MultiHeadAttention, "MultiHeadAttention")
     f32, f64 = torch.float32, torch.float64
-    per_query = torch.rand(2, 1, 3, 7, generator=torch.Generator().manual_seed(5)) > 0.5
+    per_query = oracles.randn(2, 1, 3, 7, seed=5) > 0
     per_query[..., 0] = True
-    cases = [dict(C=16, H=4, B=2, T_q=3, T_k=6, cross=True, mask=None, dtype=f32),
-             dict(C=16, H=4, B=2, T_q=3, T_k=6, cross=True, mask=_pad([6, 2], 6), dtype=f32)]
+    base = dict(cross=True, C=16, H=4, B=2, T_q=3, T_k=6, dtype=f32)
+    cases = [dict(base, mask=None, label="no mask"),
+             dict(base, mask=_pad([6, 2], 6), label="context 1 has 4 padding tokens")]
     if hidden:
-        cases += [dict(C=12, H=3, B=2, T_q=3, T_k=7, cross=True, mask=per_query, dtype=f64),
-                  dict(C=8, H=2, B=1, T_q=1, T_k=5, cross=True, mask=_pad([4], 5), dtype=f32),
-                  dict(C=16, H=4, B=2, T_q=6, T_k=2, cross=True, mask=None, dtype=f64, bias=False)]
-    _check_mha(MultiHeadAttention, cases, "cross-attention:")
+        cases += [dict(base, C=12, H=3, T_k=7, mask=per_query, dtype=f64,
+                       label="float64, a different mask for each query (B, 1, T_q, T_k)"),
+                  dict(base, C=8, H=2, B=1, T_q=1, T_k=5, mask=_pad([4], 5),
+                       label="a batch of one, a single query"),
+                  dict(base, T_q=6, T_k=2, mask=None, dtype=f64, bias=False,
+                       label="more queries than keys, no bias")]
+    _check_mha(MultiHeadAttention, cases, seed=300)
 
 
+@check(T + "MultiHeadAttention", part=5, uses=MHA_USES)
 def check_mha_dropout(MultiHeadAttention, hidden: bool = False) -> None:
     """Dropout acts only in training mode: in eval mode the output is deterministic and equals
     nn.MultiheadAttention's; in training mode it changes the output."""
-    require_own(MultiHeadAttention, "MultiHeadAttention")
-    f32, f64 = torch.float32, torch.float64
-    cases = [dict(C=16, H=4, B=2, T_q=5, T_k=5, cross=False, mask=None, dtype=f32, dropout=0.5)]
+    base = dict(cross=False, C=16, H=4, B=2, T_q=5, T_k=5, mask=None, dtype=torch.float32,
+                dropout=0.5, label="dropout 0.5")
+    cases = [base]
     if hidden:
-        cases += [dict(C=12, H=3, B=1, T_q=4, T_k=6, cross=True, mask=_pad([5], 6), dtype=f64,
-                       dropout=0.3)]
-    _check_mha(MultiHeadAttention, cases, "dropout in eval mode:")
+        cases += [dict(base, C=12, H=3, B=1, T_q=4, T_k=6, cross=True, mask=_pad([5], 6),
+                       dtype=torch.float64, dropout=0.3, label="cross-attention, dropout 0.3")]
+    _check_mha(MultiHeadAttention, cases, seed=500)
     for i, case in enumerate(cases):
-        for need_weights in (True, False):
-            what = (f"MultiHeadAttention({case['C']}, {case['H']}, dropout={case['dropout']})"
-                    f".train(), need_weights={need_weights}")
-            args = dict(case, seed=200 + i, need_weights=need_weights)
-            trained = call(MultiHeadAttention, lambda cls, a=args: _mha_case(cls, **a, train=True),
-                           what)
-            evaluated = call(MultiHeadAttention, lambda cls, a=args: _mha_case(cls, **a), what)
-            for result in (trained, evaluated):
-                if isinstance(result, Raised):
-                    raise CheckFailed(f"{what} raised {result}.")
-            if torch.allclose(trained[0], evaluated[0]):
-                raise CheckFailed(f"{what}: the output in training mode equals the output in eval "
-                                  "mode, so dropout is never applied; pass "
-                                  "dropout_p=self.dropout when self.training is True.")
-
-
-def check_multi_head_attention(MultiHeadAttention, hidden: bool = False) -> None:
-    check_mha_self(MultiHeadAttention, hidden)
-    check_mha_cross(MultiHeadAttention, hidden)
-    check_mha_dropout(MultiHeadAttention, hidden)
-
-
-CHECKS = {
-    T + "attention_scores": check_attention_scores,
-    T + "masked_softmax": lambda f, hidden=False: (check_masked_softmax(f, hidden),
-                                                   check_masked_softmax_edges(f, hidden)),
-    T + "scaled_dot_product_attention": lambda f, hidden=False: (
-        check_attention(f, hidden), check_attention_dropout(f, hidden)),
-    T + "split_heads": check_split_heads,
-    T + "merge_heads": check_merge_heads,
-    T + "MultiHeadAttention": check_multi_head_attention,
-}
+        case = dict(case, seed=700 + i)
+        what = (f"MultiHeadAttention({case['C']}, {case['H']}, dropout={case['dropout']})"
+                ".train(), need_weights=False")
+        trained = call(MultiHeadAttention, lambda cls, c=case: _our_mha(cls, c, False, True),
+                       what)
+        if isinstance(trained, Raised):
+            fail(f"{what}\n  raised {trained}")
+        if torch.allclose(trained[0], _torch_mha(case, False)[0]):
+            fail(f"{what}: the output in training mode equals the output in eval mode, so "
+                 "dropout is never applied; pass dropout_p=self.dropout when self.training is "
+                 "True.")

@@ -1,46 +1,102 @@
-"""What every check shares: comparing a learner's object with an oracle, and naming mistakes.
+"""The checks engine: grade a learner's object against an oracle, and name the mistake.
 
-A check builds inputs, calls the learner's object through a *probe* (a function of the object),
-and compares with the same probe on an oracle (a `torch.nn`/HF component where one exists,
-otherwise the reference in `solutions`). When they differ, the learner's output is compared with
-every known mistake for that target: if it matches a mutant's output, the message names the
-mistake.
+How a topic module is written (``course/checks/attention.py`` is the worked example)::
 
-A mistake is a source edit of the reference (`find` -> `replace`), so the same catalogue makes
-mutant objects for pytest and mutant notebooks for the end-to-end grading test.
+    from course.checks.core import Mistake, Raises, check, compare
+    from course import oracles
+
+    T = "solutions.attention."
+
+    MISTAKES = [  # >= 10 realistic slips: a find/replace of the reference's CODE, and a hint
+        Mistake("softmax_wrong_axis", T + "masked_softmax",
+                "torch.softmax(scores, dim=-1)", "torch.softmax(scores, dim=-2)",
+                "the softmax runs over the queries (dim=-2); ..."),
+        ...
+    ]
+
+    @check(T + "masked_softmax", part=2, uses=(T + "attention_scores",))
+    def check_masked_softmax(masked_softmax, hidden: bool = False) -> None:
+        \"\"\"Weights over the keys sum to 1; masked keys get exactly 0.\"\"\"
+        for label, scores, mask in cases(hidden):                 # labels name the case
+            expected = oracle_weights(scores, mask)              # the oracle, computed once
+            compare(masked_softmax, lambda f: f(scores.clone(), mask), expected,
+                    what=f"masked_softmax(scores {shape}, {label})",
+                    effects=[("softmax_wrong_axis", lambda got: sums_over(got, -2))],
+                    **oracles.tol(scores.dtype))
+
+The rules the engine keeps for every topic:
+
+- ``@check(target, part=N, uses=...)`` registers the check for a dotted solution target
+  (``REGISTRY[target]``; several checks may share a target). The decorated check keeps the call
+  ``check_x(obj, hidden=False)`` that a template's test cell makes. It refuses an object imported
+  from ``solutions``, and it knows the target's mistakes (``MISTAKES`` of the check's module).
+- ``uses`` lists the earlier parts the learner's code calls by name (``split_heads`` inside
+  ``MultiHeadAttention``). While the check runs, those names in the learner's namespace are the
+  reference versions, so one slip costs the points of its own part only. If the learner's own
+  earlier part fails its checks, the message (or, on success, a printed note) says
+  "Part N fails first; this part was checked with the reference Part N". A helper's mistakes are
+  also diagnosed *through* this part (a learner who wrote the helper inline gets its hint).
+- ``compare(learner, probe, expected, what=...)``: ``probe(obj)`` runs once on the learner's
+  object; ``expected`` is the oracle's result, computed once by the check (a value, or
+  ``Raises("ValueError")`` for a case that must raise). A tuple result with ``parts=(names)`` is
+  compared part by part and the message names the first part that differs. Mutants run the same
+  probe only when the learner's result is wrong, and each (mistake, case) result is cached.
+- Exceptions compare by class AND normalised message; when the learner's code raised, the message
+  shows their exception and the line of their code that raised it.
+- Diagnosis: first the mutants whose output on this case equals the learner's exactly; if none,
+  ``effects``: ``(mistake name, predicate(learner's result) -> bool)`` pairs that recognise a
+  mistake by what it does (rows that sum to one over the wrong axis, ...), so the same mistake
+  written another way gets the same hint.
+- A ``find`` matches CODE only: comments are stripped before the edit, so a reworded comment in
+  the reference never breaks the catalogue (tests/test_checks.py proves every ``find`` lands
+  exactly once, and in exactly one solution cell of the exercise).
+- Shared inputs, masks, tolerances and oracles live once in ``course/oracles.py``.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
+import io
+import linecache
 import math
+import re
+import sys
 import textwrap
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import tokenize
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any, NoReturn
 
 COPIES = "course.copies"  # __name__ of code rebuilt from solution source (never "solutions.*")
+COURSE = Path(__file__).resolve().parent.parent  # course/: engine frames are not learner code
 
 
 class CheckFailed(AssertionError):
     """A graded check failed; the message is written for the learner."""
 
 
+# ---------------------------------------------------------------- mistakes and copies
+
+
 @dataclass(frozen=True)
 class Mistake:
-    """A realistic mistake: one edit of one solution object, and the hint a learner sees."""
+    """A realistic mistake: one edit of one solution object's code, and the hint a learner sees."""
 
     name: str
     target: str  # dotted path of the solution object, e.g. "solutions.tokenization.merge"
-    find: str
+    find: str  # code only (no comment text): matched in the source with comments removed
     replace: str
     hint: str
 
     def source(self) -> str:
-        """The target's source with this mistake made (the edit must match exactly once)."""
-        return edit(target_source(self.target), self.find, self.replace)
+        """The target's code (comments removed) with this mistake made."""
+        return edit(code_only(target_source(self.target)), self.find, self.replace)
 
     def build(self):
         """The mutant object."""
@@ -54,6 +110,17 @@ def edit(source: str, find: str, replace: str) -> str:
     return source.replace(find, replace)
 
 
+def code_only(source: str) -> str:
+    """`source` with every comment removed (line structure and strings kept)."""
+    lines = source.splitlines(keepends=True)
+    for tok in reversed(list(tokenize.generate_tokens(io.StringIO(source).readline))):
+        if tok.type == tokenize.COMMENT:
+            row, col = tok.start
+            line = lines[row - 1]
+            lines[row - 1] = line[:col].rstrip() + ("\n" if line.endswith("\n") else "")
+    return "".join(lines)
+
+
 def _resolve(target: str):
     module_name, _, attr = target.rpartition(".")
     return importlib.import_module(module_name), attr
@@ -64,9 +131,11 @@ def target_source(target: str) -> str:
     return textwrap.dedent(inspect.getsource(getattr(module, attr)))
 
 
-def _exec(target: str, source: str):
+def _exec(target: str, source: str, **names):
+    """Run `source` in a private copy of the target module's namespace (plus `names`)."""
     module, attr = _resolve(target)
     namespace = dict(vars(module))
+    namespace.update(names)
     namespace["__name__"] = COPIES
     exec(compile(source, f"<{target}>", "exec"), namespace)
     return namespace[attr]
@@ -83,20 +152,231 @@ def mutant(mistake: Mistake):
     return mistake.build()
 
 
+@dataclass(frozen=True)
+class Through:
+    """A helper's mistake seen through a later part that calls the helper by name."""
+
+    mistake: Mistake
+    target: str  # the calling part
+
+    @property
+    def name(self) -> str:
+        return self.mistake.name
+
+    @property
+    def hint(self) -> str:
+        return self.mistake.hint
+
+    def build(self):
+        helper = self.mistake.target.rpartition(".")[2]
+        return _exec(self.target, target_source(self.target), **{helper: mutant(self.mistake)})
+
+
+@cache
+def _built(known: Mistake | Through):
+    return mutant(known) if isinstance(known, Mistake) else known.build()
+
+
+# ---------------------------------------------------------------- registry
+
+
+@dataclass
+class Spec:
+    target: str
+    part: int
+    uses: tuple[str, ...]
+    check: Callable
+    module: str
+
+    @property
+    def name(self) -> str:
+        return self.target.rpartition(".")[2]
+
+    def mistakes(self) -> list[Mistake | Through]:
+        """The target's own mistakes, then those of the helpers it calls."""
+        catalogue = getattr(importlib.import_module(self.module), "MISTAKES", [])
+        own = [m for m in catalogue if m.target == self.target]
+        through = [Through(m, self.target) for u in self.uses for m in catalogue if m.target == u]
+        return own + through
+
+
+REGISTRY: dict[str, list[Spec]] = {}  # dotted target -> its checks, in definition order
+
+
+def check(target: str, *, part: int, uses: Sequence[str] = ()):
+    """Register a check of `target` (graded in Part `part`); `uses`: earlier parts it calls."""
+
+    def register(fn: Callable) -> Callable:
+        spec = Spec(target, part, tuple(uses), fn, fn.__module__)
+
+        @functools.wraps(fn)
+        def run(obj: Any, hidden: bool = False) -> None:
+            __tracebackhide__ = True
+            require_own(obj, spec.name)
+            with _checking(spec, obj, hidden):
+                fn(obj, hidden)
+
+        run.spec = spec
+        specs = REGISTRY.setdefault(target, [])
+        specs[:] = [s for s in specs if s.check.__qualname__ != fn.__qualname__] + [spec]
+        spec.check = run
+        return run
+
+    return register
+
+
+def checks_for(target: str) -> list[Callable]:
+    """Every registered check of a target (importing its topic module if needed)."""
+    if target not in REGISTRY:
+        topic = target.split(".")[1]
+        importlib.import_module(f"course.checks.{topic}")
+    return [s.check for s in REGISTRY.get(target, [])]
+
+
+def run_checks(target: str, obj: Any, hidden: bool = False) -> None:
+    for run in checks_for(target):
+        run(obj, hidden)
+
+
+@dataclass
+class _Context:
+    spec: Spec
+    notes: list[str] = field(default_factory=list)
+
+
+_ACTIVE: list[_Context] = []
+_VERDICTS: dict[tuple, tuple[Any, str | None]] = {}  # (target, id, hidden) -> (obj, failure)
+
+
+def _namespace(obj: Any) -> dict | None:
+    """The globals the learner's object looks names up in (a notebook's namespace)."""
+    if inspect.isfunction(obj):
+        return obj.__globals__
+    for value in vars(obj).values() if isinstance(obj, type) else ():
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        if isinstance(value, property):
+            value = value.fget
+        if inspect.isfunction(value):
+            return value.__globals__
+    return None
+
+
+def _verdict(target: str, obj: Any, hidden: bool) -> str | None:
+    """None if `obj` passes every check of `target`, else the first line of its failure."""
+    key = (target, id(obj), hidden)
+    if key in _VERDICTS and _VERDICTS[key][0] is obj:
+        return _VERDICTS[key][1]
+    try:
+        with redirect_stdout(io.StringIO()):  # the nested checks' own notes
+            run_checks(target, obj, hidden)
+        failure = None
+    except CheckFailed as error:
+        failure = str(error).splitlines()[0] if str(error) else "it fails"
+    _VERDICTS[key] = (obj, failure)
+    return failure
+
+
+@contextmanager
+def _checking(spec: Spec, obj: Any, hidden: bool) -> Iterator[_Context]:
+    """Rebind the earlier parts `spec.uses` to the reference in the learner's namespace."""
+    context = _Context(spec)
+    namespace = _namespace(obj)
+    saved: dict[str, Any] = {}
+    missing = object()
+    if namespace is not None:
+        for used in spec.uses:
+            name = used.rpartition(".")[2]
+            reference = copy_of(used)
+            mine = namespace.get(name, missing)
+            reference_made = str(getattr(mine, "__module__", "")).startswith("solutions")
+            if mine is not missing and mine is not reference and not reference_made:
+                if _verdict(used, mine, hidden) is not None:
+                    part = REGISTRY[used][0].part if REGISTRY.get(used) else "?"
+                    context.notes.append(
+                        f"Part {part} (`{name}`) fails first; this part was checked with the "
+                        f"reference Part {part}.")
+            saved[name] = mine
+            namespace[name] = reference
+    _ACTIVE.append(context)
+    try:
+        yield context
+    except CheckFailed as error:
+        if context.notes:
+            raise CheckFailed(str(error) + "\n" + "\n".join(dict.fromkeys(context.notes))) \
+                from None
+        raise
+    else:
+        for note in dict.fromkeys(context.notes):
+            print("Note:", note)
+    finally:
+        _ACTIVE.pop()
+        for name, value in saved.items():
+            if value is missing:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = value
+
+
+def _current_mistakes() -> list[Mistake | Through]:
+    return _ACTIVE[-1].spec.mistakes() if _ACTIVE else []
+
+
 # ---------------------------------------------------------------- comparing
 
 
-def same(actual: Any, expected: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
-    """Structural equality; tensors and floats compare with a tolerance, shape and dtype exact."""
-    import torch
+@dataclass(frozen=True)
+class Raised:
+    """What a probe raised, kept as a value so it can be compared with a mutant's."""
 
+    kind: str
+    message: str
+    line: str = ""  # where the learner's code raised: "line 7: x = q @ k"
+
+    def __str__(self) -> str:
+        where_ = f"\n  at {self.line}" if self.line else ""
+        return f"{self.kind}: {self.message}{where_}"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Raised) and self.kind == other.kind
+                and normalised(self.message) == normalised(other.message))
+
+    def __hash__(self) -> int:
+        return hash((self.kind, normalised(self.message)))
+
+
+@dataclass(frozen=True)
+class Raises:
+    """The expected result of a case that must raise: an exception of this class."""
+
+    kind: str
+
+    def __str__(self) -> str:
+        return f"a {self.kind}"
+
+
+def normalised(message: str) -> str:
+    """An exception message without addresses, object ids and spacing differences."""
+    text = re.sub(r"0x[0-9a-fA-F]+", "0x?", message)
+    text = re.sub(r"<[^<>]* at [^<>]*>", "<object>", text)
+    return " ".join(text.split()).lower()
+
+
+def same(actual: Any, expected: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
+    """Structural equality; tensors and floats compare with a tolerance, shape and dtype exact.
+    Exceptions compare by class and normalised message; `Raises` by class only."""
+    if isinstance(expected, Raises):
+        return isinstance(actual, Raised) and actual.kind == expected.kind
     if isinstance(expected, Raised) or isinstance(actual, Raised):
-        return type(actual) is type(expected) and actual.kind == expected.kind
-    if isinstance(expected, torch.Tensor):
+        return actual == expected
+    if type(expected).__module__ == "torch" and type(expected).__name__ == "Tensor":
+        import torch
+
         return (isinstance(actual, torch.Tensor) and actual.shape == expected.shape
                 and actual.dtype == expected.dtype and actual.device == expected.device
-                and bool(torch.allclose(actual.detach(), expected.detach(), rtol=rtol, atol=atol,
-                                        equal_nan=True)))
+                and (actual.device.type == "meta"
+                     or bool(torch.allclose(actual.detach(), expected.detach(), rtol=rtol,
+                                            atol=atol, equal_nan=True))))
     if isinstance(expected, float) and isinstance(actual, (int, float)):
         return math.isclose(actual, expected, rel_tol=rtol, abs_tol=atol)
     if isinstance(expected, dict):  # key order is ignored; compare list(d.items()) when it matters
@@ -110,8 +390,8 @@ def same(actual: Any, expected: Any, *, rtol: float = 1e-5, atol: float = 1e-6) 
 
 def short(value: Any, limit: int = 160) -> str:
     """A repr cut to `limit` characters; tensors show shape and dtype first."""
-    if isinstance(value, Raised):
-        return f"an exception ({value})"
+    if isinstance(value, (Raised, Raises)):
+        return f"an exception ({value})" if isinstance(value, Raised) else str(value)
     import torch
 
     if isinstance(value, torch.Tensor):
@@ -149,19 +429,22 @@ def require_own(obj: Any, what: str) -> None:
                           "Write your own implementation to earn these points.")
 
 
-@dataclass(frozen=True)
-class Raised:
-    """What a probe raised, kept as a value so it can be compared with a mutant's."""
-
-    kind: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.kind}: {self.message}"
+def _learner_line(error: BaseException) -> str:
+    """'line N: code' of the deepest frame of the learner's own code in the traceback."""
+    found = ""
+    for frame in traceback.extract_tb(error.__traceback__):
+        path = frame.filename
+        if path.startswith(("<solutions", "<frozen")) or path.startswith(sys.prefix) \
+                or path.startswith(sys.base_prefix) or path.startswith(str(COURSE)) \
+                or "site-packages" in path:
+            continue
+        code = (frame.line or linecache.getline(path, frame.lineno)).strip()
+        found = f"line {frame.lineno}: {code}" if code else f"line {frame.lineno}"
+    return found
 
 
 def call(obj: Any, probe: Callable[[Any], Any], what: str) -> Any:
-    """Run a probe on the learner's object; an exception becomes a `Raised` value."""
+    """Run a probe on an object; an exception becomes a `Raised` value."""
     try:
         return probe(obj)
     except NotImplementedError:
@@ -170,49 +453,82 @@ def call(obj: Any, probe: Callable[[Any], Any], what: str) -> Any:
     except CheckFailed:
         raise
     except Exception as error:  # the learner's code may raise anything
-        return Raised(type(error).__name__, str(error))
+        return Raised(type(error).__name__, str(error), _learner_line(error))
 
 
-def diagnose(actual: Any, probe: Callable[[Any], Any], mistakes: Sequence[Mistake],
-             **tolerance) -> list[Mistake]:
-    """The known mistakes whose mutants give exactly the learner's output on this probe."""
-    found = []
-    for mistake in mistakes:
+_MUTANT_RESULTS: dict[tuple, Any] = {}
+
+
+def _mutant_result(known: Mistake | Through, probe: Callable, what: str) -> Any:
+    key = (known, what)
+    if key not in _MUTANT_RESULTS:
         try:
-            if same(actual, call(mutant(mistake), probe, mistake.name), **tolerance):
-                found.append(mistake)
-        except CheckFailed:
+            _MUTANT_RESULTS[key] = call(_built(known), probe, known.name)
+        except CheckFailed as error:
+            _MUTANT_RESULTS[key] = error
+    return _MUTANT_RESULTS[key]
+
+
+def diagnose(actual: Any, probe: Callable[[Any], Any], what: str,
+             effects: Sequence[tuple[str, Callable[[Any], bool]]] = (),
+             **tolerance) -> list[Mistake | Through]:
+    """The known mistakes that explain the learner's result on this case: the mutants giving
+    exactly that result; failing that, the mistakes whose effect predicate holds."""
+    known = _current_mistakes()
+    found = []
+    for mistake in known:
+        result = _mutant_result(mistake, probe, what)
+        if not isinstance(result, CheckFailed) and same(actual, result, **tolerance):
+            found.append(mistake)
+    own = [m for m in found if isinstance(m, Mistake)]
+    if own or isinstance(actual, Raised):  # a part's own mistake before a helper's
+        return own or found
+    if found:
+        return found
+    by_name = {m.name: m for m in known}
+    for name, holds in effects:
+        try:
+            if holds(actual):
+                found.append(by_name[name])
+        except Exception:  # an effect predicate never breaks a check
             continue
-    return found
+    return list(dict.fromkeys(found))
 
 
-def compare(learner: Any, probe: Callable[[Any], Any], *, oracle: Any, what: str,
-            mistakes: Sequence[Mistake] = (), raises: bool = False, **tolerance) -> None:
-    """Fail with a diagnostic message unless probe(learner) matches probe(oracle).
+def compare(learner: Any, probe: Callable[[Any], Any], expected: Any, *, what: str,
+            parts: Sequence[str] | None = None,
+            effects: Sequence[tuple[str, Callable[[Any], bool]]] = (),
+            **tolerance) -> Any:
+    """Fail with a diagnostic message unless probe(learner) matches `expected`.
 
-    raises=True: the case is an error case, the oracle raises and so must the learner's code
-    (the same exception type).
+    `expected` is the oracle's result for this case (or `Raises(kind)`). With `parts`, the probe
+    returns a tuple and each element is compared in turn; the message names the first that
+    differs. Returns the learner's result.
     """
-    __tracebackhide__ = True  # IPython and pytest show the learner the check, not this helper
-    expected = call(oracle, probe, f"the oracle for {what}")
-    if isinstance(expected, Raised) != raises:
-        raise RuntimeError(f"check bug: the oracle for {what} gave {short(expected)}")
+    __tracebackhide__ = True
     actual = call(learner, probe, what)
     if same(actual, expected, **tolerance):
-        return
+        return actual
     if isinstance(actual, Raised):
-        message = f"{what}\n  raised {actual}."
+        message = f"{what}\n  expected {short(expected)}\n  raised   {actual}" \
+            if isinstance(expected, Raises) else f"{what}\n  raised {actual}"
+    elif parts is not None and isinstance(actual, tuple) and len(actual) == len(parts) \
+            and isinstance(expected, tuple):
+        name, got, want = next((n, a, e) for n, a, e in zip(parts, actual, expected)
+                               if not same(a, e, **tolerance))
+        message = (f"{what}: {name}\n  expected {short(want)}\n  got      {short(got)}"
+                   + where(got, want))
     else:
         message = (f"{what}\n  expected {short(expected)}\n  got      {short(actual)}"
                    + where(actual, expected))
-    fail(message, diagnose(actual, probe, mistakes, **tolerance))
+    fail(message, diagnose(actual, probe, what, effects, **tolerance))
 
 
-def fail(message: str, known: Sequence[Mistake] = ()) -> NoReturn:
+def fail(message: str, known: Sequence[Mistake | Through] = ()) -> NoReturn:
     """Raise CheckFailed, naming the known mistakes that explain the learner's output."""
     __tracebackhide__ = True
     if known:
-        message += "\nLikely mistake: " + "\nOr: ".join(m.hint for m in known)
+        message += "\nLikely mistake: " + "\nOr: ".join(dict.fromkeys(m.hint for m in known))
     raise CheckFailed(message)
 
 
@@ -238,3 +554,78 @@ def cpu_tensor_spy():
 
     return CpuTensorSpy()
 
+
+# ---------------------------------------------------------------- a whole exercise, in process
+
+
+@dataclass(frozen=True)
+class Slip:
+    """A learner's plausible wrong version of one solution object, written as code of its own
+    (not an edit of the reference): the second catalogue of a topic. `mistake` names the
+    catalogued mistake it makes, or None when no hint fits (then none may be given)."""
+
+    name: str
+    target: str  # the solution object the learner wrote wrongly
+    code: str  # the learner's whole definition of that object
+    mistake: str | None
+
+
+def replace_definition(source: str, name: str, code: str) -> str:
+    """`source` with the top-level def/class `name` (decorators included) replaced by `code`."""
+    import ast
+
+    tree = ast.parse(source)
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name:
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            lines = source.splitlines()
+            lines[first - 1:node.end_lineno] = textwrap.dedent(code).strip("\n").splitlines()
+            return "\n".join(lines)
+    raise ValueError(f"no top-level definition of {name!r} in this cell")
+
+
+@dataclass
+class TestCell:
+    grade_id: str
+    points: int
+    failure: str | None  # the learner-facing message, None if it passed
+
+
+def grade_in_process(exercise: str, *, slip: Slip | None = None,
+                     mistake: Mistake | None = None) -> list[TestCell]:
+    """Run an exercise's instructor notebook (hidden tests included) in this process, with one
+    slip or one catalogued mistake made in its solution cell; return every test cell's result.
+    The fast, in-process proof of what a slip costs (the nbgrader run is tested separately)."""
+    from course import exercises
+
+    nb = exercises.instructor_notebook(exercises.TEMPLATES / f"{exercise}.md")
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    results = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        source = cell.source
+        if meta.get("solution"):
+            if mistake is not None and mistake.find in code_only(source):
+                source = edit(code_only(source), mistake.find, mistake.replace)
+            name = slip.target.rpartition(".")[2] if slip else None
+            if slip is not None and re.search(rf"^(def|class) {name}\b", source, re.M):
+                source = replace_definition(source, name, slip.code)
+        filename = f"<cell {index}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        try:
+            with redirect_stdout(io.StringIO()):
+                exec(compile(source, filename, "exec"), namespace)
+            failure = None
+        except Exception as error:  # a failing cell: its message is what the learner reads
+            failure = f"{type(error).__name__}: {error}"
+        if meta.get("grade"):
+            results.append(TestCell(meta["grade_id"], int(meta["points"]), failure))
+    return results
+
+
+def hints_in(message: str) -> list[str]:
+    """The hints a failure message gives ("Likely mistake: ..." / "Or: ...", one line each)."""
+    return [line.split(": ", 1)[1] for line in message.splitlines()
+            if line.startswith(("Likely mistake: ", "Or: "))]

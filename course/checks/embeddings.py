@@ -12,24 +12,26 @@ plain attribute) would break the module on a GPU, so it fails the check.
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from course import oracles
 from course.checks.core import (
     CheckFailed,
     Mistake,
+    Raises,
     call,
+    check,
     compare,
     cpu_tensor_spy,
     diagnose,
     fail,
-    require_own,
     short,
 )
+from course.oracles import closed_form_table
 
 T = "solutions.embeddings."
 
@@ -46,7 +48,7 @@ SINUSOIDAL_LENGTH_CHECK = (
 MISTAKES = [
     Mistake(
         "one_hot_weight_transposed", T + "one_hot_embed",
-        "one_hot @ weight  #", "one_hot @ weight.T  #",
+        "return one_hot @ weight", "return one_hot @ weight.T",
         "the weight was transposed. It is (vocab_size, d_model): row i is token i's vector, so "
         "one_hot(ids) (..., V) @ weight (V, C) needs no .T (nn.Linear stores (out, in); an "
         "embedding table does not).",
@@ -60,8 +62,8 @@ MISTAKES = [
     ),
     Mistake(
         "sin_cos_concatenated", T + "sinusoidal_table",
-        "table[:, 0::2] = torch.sin(angle)  # even features\n"
-        "    table[:, 1::2] = torch.cos(angle)  # odd features",
+        "table[:, 0::2] = torch.sin(angle)\n"
+        "    table[:, 1::2] = torch.cos(angle)",
         "table[:, : d_model // 2] = torch.sin(angle)\n"
         "    table[:, d_model // 2 :] = torch.cos(angle)",
         "sin and cos were concatenated in two halves. They are interleaved: sin in the even "
@@ -125,7 +127,7 @@ MISTAKES = [
     ),
     Mistake(
         "dropout_before_positions", T + "TransformerEmbedding",
-        "x = self.word_embeddings(ids) + self.position_embeddings(ids)  # (B, T, C) + (T, C)\n"
+        "x = self.word_embeddings(ids) + self.position_embeddings(ids)\n"
         "        return self.drop(x)",
         "x = self.drop(self.word_embeddings(ids)) + self.position_embeddings(ids)\n"
         "        return x",
@@ -141,25 +143,7 @@ MISTAKES = [
 ]
 
 
-def _mistakes(name: str) -> list[Mistake]:
-    return [m for m in MISTAKES if m.target == T + name]
-
-
 # ---------------------------------------------------------------- oracles (torch.nn + closed form)
-
-
-def closed_form_table(max_len: int, d_model: int, *, dtype=torch.float32, device=None):
-    """PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(...), one Python float at a
-    time: the formula as written, independent of any tensor code."""
-    rows = []
-    for pos in range(max_len):
-        row = []
-        for j in range(d_model):
-            angle = pos / 10000 ** (2 * (j // 2) / d_model)
-            row.append(math.sin(angle) if j % 2 == 0 else math.cos(angle))
-        rows.append(row)
-    table = torch.tensor(rows, dtype=torch.float64).reshape(max_len, d_model)
-    return table.to(dtype=dtype, device=device)
 
 
 def _positions_of(x: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -213,11 +197,17 @@ def _seeded(seed: int):
 
 
 def _randn(*shape, seed: int, dtype=torch.float32) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+    return oracles.randn(*shape, seed=seed, dtype=dtype)
 
 
 def _ids(vocab_size: int, shape: tuple, seed: int) -> torch.Tensor:
-    return torch.randint(vocab_size, shape, generator=torch.Generator().manual_seed(seed))
+    return oracles.token_ids(vocab_size, shape, seed)
+
+
+def _against(learner, probe, oracle, *, what: str, **tolerance) -> None:
+    """compare() with the oracle's result computed once by the same probe."""
+    __tracebackhide__ = True
+    compare(learner, probe, probe(oracle), what=what, **tolerance)
 
 
 def on_meta(module: nn.Module, x: torch.Tensor) -> tuple:
@@ -271,41 +261,43 @@ TOL64 = dict(rtol=1e-9, atol=1e-9)
 # ---------------------------------------------------------------- token embeddings
 
 
+@check(T + "one_hot_embed", part=1)
 def check_one_hot_embed(one_hot_embed, hidden: bool = False) -> None:
     """one_hot(ids) @ weight equals the row lookup F.embedding(ids, weight), any ids shape."""
-    require_own(one_hot_embed, "one_hot_embed")
     cases = [(5, 5, (4,), torch.float32), (10, 4, (2, 3), torch.float32)]  # (V, C, ids, dtype)
     if hidden:
         cases += [(7, 3, (12,), torch.float64), (3, 6, (2, 2, 2), torch.float32),
                   (50, 8, (3, 5), torch.float64), (1, 2, (1, 1), torch.float32)]
     for n, (V, C, shape, dtype) in enumerate(cases):
         weight, ids = _randn(V, C, seed=n, dtype=dtype), _ids(V, shape, seed=100 + n)
-        compare(one_hot_embed, lambda f, ids=ids, weight=weight: f(ids.clone(), weight.clone()),
+        _against(one_hot_embed, lambda f, ids=ids, weight=weight: f(ids.clone(), weight.clone()),
                  oracle=F.embedding,
-                 what=f"one_hot_embed(ids of shape {shape}, weight ({V}, {C}), {dtype})",
-                 mistakes=_mistakes("one_hot_embed"), **TOL64)
+                 what=f"one_hot_embed(ids of shape {shape}, weight ({V}, {C}), {dtype})", **TOL64)
 
 
-def _check_table_module(cls, oracle, name: str, cases, mistakes) -> None:
+def _std(module: nn.Module) -> float:
+    return round(module.weight.detach().double().std().item(), 2)
+
+
+def _check_table_module(cls, oracle, name: str, cases) -> None:
     """A module holding a learnable `weight` table: output and gradient as the nn.Embedding
     oracle's with the same table, and that table as its only learnable parameter.
     cases: (V, C, input, dtype, description of the input)."""
     for V, C, x, dtype, kind in cases:
         table = _randn(V, C, seed=V * C, dtype=dtype)
         what = f"{name}({V}, {C}) holding a known {dtype} table, on {kind}"
-        compare(cls, lambda c, V=V, C=C, x=x, t=table: _holding(c(V, C).to(t.dtype), t)(x),
-                 oracle=oracle, what=what, mistakes=mistakes)
-        compare(cls, lambda c, V=V, C=C, t=table: _learnable(c(V, C).to(t.dtype)),
-                 oracle=oracle, what=f"learnable parameter shapes of {name}({V}, {C})",
-                 mistakes=mistakes)
-        compare(cls, lambda c, V=V, C=C, x=x, t=table: _weight_grad(
+        _against(cls, lambda c, V=V, C=C, x=x, t=table: _holding(c(V, C).to(t.dtype), t)(x),
+                 oracle=oracle, what=what)
+        _against(cls, lambda c, V=V, C=C, t=table: _learnable(c(V, C).to(t.dtype)),
+                 oracle=oracle, what=f"learnable parameter shapes of {name}({V}, {C})")
+        _against(cls, lambda c, V=V, C=C, x=x, t=table: _weight_grad(
                      _holding(c(V, C).to(t.dtype), t), x),
-                 oracle=oracle, what=f"{what}: gradient of .weight", mistakes=mistakes)
+                 oracle=oracle, what=f"{what}: gradient of .weight")
 
 
+@check(T + "TokenEmbedding", part=2)
 def check_token_embedding(TokenEmbedding, hidden: bool = False) -> None:
     """Same output and gradient as nn.Embedding holding the same (vocab_size, d_model) table."""
-    require_own(TokenEmbedding, "TokenEmbedding")
     cases = [(10, 4, (2, 3), torch.float32), (6, 6, (7,), torch.float32)]
     if hidden:
         cases += [(30, 8, (3, 5), torch.float64), (2, 3, (1, 1), torch.float32),
@@ -313,27 +305,27 @@ def check_token_embedding(TokenEmbedding, hidden: bool = False) -> None:
     _check_table_module(
         TokenEmbedding, nn.Embedding, "TokenEmbedding",
         [(V, C, _ids(V, shape, seed=200 + n), dtype, f"ids of shape {shape}")
-         for n, (V, C, shape, dtype) in enumerate(cases)],
-        _mistakes("TokenEmbedding"))
+         for n, (V, C, shape, dtype) in enumerate(cases)])
+    compare(TokenEmbedding, lambda c: _std(c(1000, 64)), 0.02,
+            what="TokenEmbedding(1000, 64).weight.std() (initialised N(0, 0.02^2), like BERT)")
 
 
 # ---------------------------------------------------------------- positions
 
 
+@check(T + "sinusoidal_table", part=3)
 def check_sinusoidal_table(sinusoidal_table, hidden: bool = False) -> None:
     """The closed-form table, sin/cos interleaved, in the requested dtype and on the device."""
-    require_own(sinusoidal_table, "sinusoidal_table")
     cases = [(6, 4, torch.float32), (50, 16, torch.float32)]
     if hidden:
         cases += [(1, 2, torch.float32), (100, 64, torch.float64), (33, 6, torch.float64),
                   (80, 128, torch.float32)]
     for L, d, dtype in cases:
-        compare(sinusoidal_table, lambda f, L=L, d=d, dtype=dtype: f(L, d, dtype=dtype),
+        _against(sinusoidal_table, lambda f, L=L, d=d, dtype=dtype: f(L, d, dtype=dtype),
                  oracle=closed_form_table, what=f"sinusoidal_table({L}, {d}, dtype={dtype})",
-                 mistakes=_mistakes("sinusoidal_table"),
                  **(TOL64 if dtype == torch.float64 else TOL32))
     if hidden:
-        compare(sinusoidal_table,
+        _against(sinusoidal_table,
                  lambda f: f(5, 4, dtype=torch.float64, device="meta").device.type,
                  oracle=closed_form_table,
                  what="sinusoidal_table(5, 4, dtype=torch.float64, device='meta').device")
@@ -354,43 +346,48 @@ def _position_inputs(hidden: bool):
         yield L, d, _randn(B, Tn, d, seed=L), f"activations ({B}, {Tn}, {d})"
 
 
-def _check_device_and_length(cls, oracle, name: str, mistakes, hidden: bool) -> None:
+def _check_device_and_length(cls, oracle, name: str, hidden: bool) -> None:
     """On the meta device without CPU tensors; a ValueError naming T and max_len past max_len."""
     for L, d, B, Tn in _position_cases(hidden):
         ids, long_ids = _ids(50, (B, Tn), seed=L), _ids(50, (B, L + 1), seed=L)
-        compare(cls, lambda c, L=L, d=d, ids=ids: on_meta(c(L, d), ids), oracle=oracle,
+        _against(cls, lambda c, L=L, d=d, ids=ids: on_meta(c(L, d), ids), oracle=oracle,
                  what=f"{name}({L}, {d}) moved to the meta device, on ids ({B}, {Tn}): (device, "
-                      "shape, torch functions that made CPU tensors)", mistakes=mistakes)
-        compare(cls, lambda c, L=L, d=d, x=long_ids: too_long(c(L, d), x, L), oracle=oracle,
+                      "shape, torch functions that made CPU tensors)")
+        _against(cls, lambda c, L=L, d=d, x=long_ids: too_long(c(L, d), x, L), oracle=oracle,
                  what=f"{name}({L}, {d}) on {L + 1} tokens: (error type, message names "
-                      f"{L + 1} and {L}, output shape)", mistakes=mistakes)
+                      f"{L + 1} and {L}, output shape)")
 
 
+@check(T + "SinusoidalPositionalEncoding", part=3, uses=(T + "sinusoidal_table",))
 def check_sinusoidal_module(SinusoidalPositionalEncoding, hidden: bool = False) -> None:
     """Rows 0..T-1 of the table for ids or activations; a buffer that follows .double() and
     .to(device); nothing to learn; a clear ValueError past max_len."""
-    require_own(SinusoidalPositionalEncoding, "SinusoidalPositionalEncoding")
     cls, oracle = SinusoidalPositionalEncoding, ClosedFormPositions
-    name, mistakes = "SinusoidalPositionalEncoding", _mistakes("SinusoidalPositionalEncoding")
+    name = "SinusoidalPositionalEncoding"
     for L, d, x, kind in _position_inputs(hidden):
-        compare(cls, lambda c, L=L, d=d, x=x: c(L, d)(x), oracle=oracle,
-                 what=f"{name}({L}, {d}) on {kind}", mistakes=mistakes, **TOL32)
-        compare(cls, lambda c, L=L, d=d, x=x: c(L, d).double()(x), oracle=oracle,
-                 what=f"{name}({L}, {d}).double() on {kind}", mistakes=mistakes, **TOL32)
-        compare(cls, lambda c, L=L, d=d: _learnable(c(L, d)), oracle=oracle,
-                 what=f"learnable parameter shapes of {name}({L}, {d})", mistakes=mistakes)
-    _check_device_and_length(cls, oracle, name, mistakes, hidden)
+        _against(cls, lambda c, L=L, d=d, x=x: c(L, d)(x), oracle=oracle,
+                 what=f"{name}({L}, {d}) on {kind}", **TOL32)
+        _against(cls, lambda c, L=L, d=d, x=x: c(L, d).double()(x), oracle=oracle,
+                 what=f"{name}({L}, {d}).double() on {kind}", **TOL32)
+        _against(cls, lambda c, L=L, d=d: _learnable(c(L, d)), oracle=oracle,
+                 what=f"learnable parameter shapes of {name}({L}, {d})")
+    _against(cls, lambda c: (sorted(n for n, _ in c(8, 4).named_buffers()),
+                             sorted(c(8, 4).state_dict())), oracle=oracle,
+             what=f"{name}(8, 4): (buffer names, state_dict keys): a buffer `pe`, not saved "
+                  "(persistent=False)")
+    _check_device_and_length(cls, oracle, name, hidden)
 
 
+@check(T + "LearnedPositionalEmbedding", part=4)
 def check_learned_positions(LearnedPositionalEmbedding, hidden: bool = False) -> None:
     """Rows 0..T-1 of a learnable (max_len, d_model) `weight`, like nn.Embedding at arange(T);
     positions made on the input's device; a clear ValueError past max_len."""
-    require_own(LearnedPositionalEmbedding, "LearnedPositionalEmbedding")
-    name, mistakes = "LearnedPositionalEmbedding", _mistakes("LearnedPositionalEmbedding")
+    name = "LearnedPositionalEmbedding"
     _check_table_module(LearnedPositionalEmbedding, EmbeddingPositions, name,
-                        [(L, d, x, torch.float32, kind) for L, d, x, kind in _position_inputs(hidden)],
-                        mistakes)
-    _check_device_and_length(LearnedPositionalEmbedding, EmbeddingPositions, name, mistakes, hidden)
+                        [(L, d, x, torch.float32, kind) for L, d, x, kind in _position_inputs(hidden)])
+    compare(LearnedPositionalEmbedding, lambda c: _std(c(512, 64)), 0.02,
+            what=f"{name}(512, 64).weight.std() (initialised N(0, 0.02^2))")
+    _check_device_and_length(LearnedPositionalEmbedding, EmbeddingPositions, name, hidden)
 
 
 # ---------------------------------------------------------------- token + position
@@ -425,11 +422,14 @@ def _transformer_cases(hidden: bool):
     return cases
 
 
+TRANSFORMER_USES = (T + "TokenEmbedding", T + "LearnedPositionalEmbedding",
+                    T + "SinusoidalPositionalEncoding")
+
+
+@check(T + "TransformerEmbedding", part=5, uses=TRANSFORMER_USES)
 def check_transformer_embedding(TransformerEmbedding, hidden: bool = False) -> None:
     """In eval(): token + position (learned or sinusoidal) with dropout off; on the meta device
     without CPU tensors; a clear ValueError past max_len."""
-    require_own(TransformerEmbedding, "TransformerEmbedding")
-    mistakes = _mistakes("TransformerEmbedding")
     for V, d, L, B, Tn, positions, dtype in _transformer_cases(hidden):
         ids = _ids(V, (B, Tn), seed=V * Tn)
         setup = f"TransformerEmbedding({V}, {d}, {L}, dropout=0.5, positions={positions!r})"
@@ -439,28 +439,32 @@ def check_transformer_embedding(TransformerEmbedding, hidden: bool = False) -> N
             with _seeded(0):  # reproducible, should dropout wrongly stay on
                 return module(ids)
 
-        compare(TransformerEmbedding, probe, oracle=NNTransformerEmbedding,
-                 what=f"{setup} in eval() mode, {dtype}, on ids ({B}, {Tn})",
-                 mistakes=mistakes, **TOL32)
-        compare(TransformerEmbedding,
+        _against(TransformerEmbedding, probe, oracle=NNTransformerEmbedding,
+                 what=f"{setup} in eval() mode, {dtype}, on ids ({B}, {Tn})", **TOL32)
+        _against(TransformerEmbedding,
                  lambda c, V=V, d=d, L=L, ids=ids, positions=positions:
                      on_meta(c(V, d, L, dropout=0.5, positions=positions), ids),
-                 oracle=NNTransformerEmbedding, mistakes=mistakes,
+                 oracle=NNTransformerEmbedding,
                  what=f"{setup} moved to the meta device, on ids ({B}, {Tn}): (device, shape, "
                       "torch functions that made CPU tensors)")
         long_ids = _ids(V, (B, L + 1), seed=V)
-        compare(TransformerEmbedding,
+        _against(TransformerEmbedding,
                  lambda c, V=V, d=d, L=L, positions=positions, x=long_ids:
                      too_long(c(V, d, L, dropout=0.0, positions=positions).eval(), x, L),
-                 oracle=NNTransformerEmbedding, mistakes=mistakes,
+                 oracle=NNTransformerEmbedding,
                  what=f"{setup} on {L + 1} tokens: (error type, message names {L + 1} and {L}, "
                       "output shape)")
+    if hidden:
+        compare(TransformerEmbedding, lambda c: c(10, 4, 8, positions="rotary"),
+                Raises("ValueError"),
+                what='TransformerEmbedding(10, 4, 8, positions="rotary"): an unknown kind of '
+                     'positions must raise ValueError')
 
 
+@check(T + "TransformerEmbedding", part=5, uses=TRANSFORMER_USES)
 def check_embedding_dropout(TransformerEmbedding, hidden: bool = False) -> None:
     """In train(): dropout on the sum, whatever random numbers the learner's dropout draws:
     each value is 0 (with probability p) or (token + position) / (1 - p)."""
-    require_own(TransformerEmbedding, "TransformerEmbedding")
     cases = [(40, 32, 24, 4, 16, "learned", 0.25)]
     if hidden:
         cases += [(40, 32, 24, 4, 16, "sinusoidal", 0.5), (40, 64, 20, 2, 20, "learned", 0.1)]
@@ -489,20 +493,4 @@ def check_embedding_dropout(TransformerEmbedding, hidden: bool = False) -> None:
                 continue
         else:
             problem = f"expected a tensor of shape {tuple(clean.shape)}, got {short(out)}"
-        fail(f"{what}\n  {problem}.", diagnose(out, probe, _mistakes("TransformerEmbedding"),
-                                               **TOL32))
-
-
-def _check_transformer(cls, hidden: bool = False) -> None:
-    check_transformer_embedding(cls, hidden)
-    check_embedding_dropout(cls, hidden)
-
-
-CHECKS = {
-    T + "one_hot_embed": check_one_hot_embed,
-    T + "TokenEmbedding": check_token_embedding,
-    T + "sinusoidal_table": check_sinusoidal_table,
-    T + "SinusoidalPositionalEncoding": check_sinusoidal_module,
-    T + "LearnedPositionalEmbedding": check_learned_positions,
-    T + "TransformerEmbedding": _check_transformer,
-}
+        fail(f"{what}\n  {problem}.", diagnose(out, probe, what, **TOL32))

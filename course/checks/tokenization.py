@@ -1,7 +1,9 @@
 """Checks for Exercise 1 (tokenization) and the catalogue of tokenization mistakes.
 
 Each check takes the learner's object; `hidden=True` runs the cases kept out of the student
-notebook (other texts, Unicode, edge cases).
+notebook (other texts, Unicode, edge cases). Oracles: `collections.Counter`, the fast trainer
+`train_bpe` (an independent implementation), Hugging Face `tokenizers` WordPiece, and the
+reference rebuilt from its source where nothing independent exists.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from functools import cache
 
-from course.checks.core import Mistake, compare, copy_of, require_own
+from course.checks.core import Mistake, Raises, check, compare, copy_of
 
 T = "solutions.tokenization."
 
@@ -60,8 +62,8 @@ MISTAKES = [
             '"##" + word[start:end]', "word[start:end]",
             "pieces after the first are looked up with the '##' prefix"),
     Mistake("partial_unk", T + "wordpiece",
-            "return [unk_token]  # nothing in the vocabulary starts here",
-            "piece, end = unk_token, start + 1",
+            "else:\n            return [unk_token]",
+            "else:\n            piece, end = unk_token, start + 1",
             "when some position cannot be matched, the whole word becomes [UNK], not one piece"),
     Mistake("max_chars_off_by_one", T + "wordpiece",
             "if len(word) > max_chars:", "if len(word) >= max_chars:",
@@ -75,74 +77,89 @@ MISTAKES = [
 ]
 
 
-def _mistakes(name: str) -> list[Mistake]:
-    return [m for m in MISTAKES if m.target == T + name]
+# ---------------------------------------------------------------- Part 1: character tokenizer
 
 
-# ---------------------------------------------------------------- character tokenizer
-
-
+@check(T + "CharTokenizer", part=1)
 def check_char_tokenizer(CharTokenizer, hidden: bool = False) -> None:
     """Vocabulary (id 0 = [UNK], then sorted characters), encode, decode, unknown characters."""
-    require_own(CharTokenizer, "CharTokenizer")
     cases = [("hello world", "hold low"), ("abcabc", "cab")]
     if hidden:
         cases += [("naïve café 東京", "東 café"), ("zyx", "xyz!"), ("aaa", "")]
+    reference = copy_of(T + "CharTokenizer")
     for text, query in cases:
         def probe(cls, text=text, query=query):
             tok = cls(text)
             ids = tok.encode(query)
             return tok.vocab_size, ids, tok.decode(ids), tok.decode([0])
-        compare(CharTokenizer, probe, oracle=copy_of(T + "CharTokenizer"),
-                what=f"CharTokenizer({text!r}): (vocab_size, encode({query!r}), decode, decode([0]))",
-                mistakes=_mistakes("CharTokenizer"))
+        compare(CharTokenizer, probe, probe(reference),
+                what=f"CharTokenizer({text!r}): (vocab_size, encode({query!r}), decode, decode([0]))")
 
 
-# ---------------------------------------------------------------- BPE primitives
+# ---------------------------------------------------------------- Part 2: BPE primitives
 
 
+@check(T + "get_pair_counts", part=2)
 def check_get_pair_counts(get_pair_counts, hidden: bool = False) -> None:
     """Adjacent pairs counted with a sliding window (so 'aaa' holds (a, a) twice)."""
-    require_own(get_pair_counts, "get_pair_counts")
     cases = [[1, 2, 3, 1, 2, 3], [5, 5, 5], [7]]
     if hidden:
         cases += [[], [0, 255, 0, 255, 0], list(b"abracadabra"), [9, 9, 9, 9, 1, 9, 9]]
     for ids in cases:
-        def oracle(_, ids=ids):
-            return dict(Counter(zip(ids, ids[1:])))
-        compare(get_pair_counts, lambda f, ids=ids: dict(f(list(ids))), oracle=oracle,
-                what=f"get_pair_counts({ids})", mistakes=_mistakes("get_pair_counts"))
+        compare(get_pair_counts, lambda f, ids=ids: dict(f(list(ids))),
+                dict(Counter(zip(ids, ids[1:]))), what=f"get_pair_counts({ids})")
+    if hidden:  # counts given: added into and returned
+        compare(get_pair_counts, lambda f: (lambda c: (f([1, 2, 1, 2], c) is c, c))({(1, 2): 5}),
+                (True, {(1, 2): 7, (2, 1): 1}),
+                what="get_pair_counts([1, 2, 1, 2], counts={(1, 2): 5}): (returns counts, counts)")
 
 
+@check(T + "merge", part=2)
 def check_merge(merge, hidden: bool = False) -> None:
     """Every non-overlapping occurrence, left to right, becomes the new id; the input is unchanged."""
-    require_own(merge, "merge")
     cases = [([1, 2, 3, 1, 2], (1, 2), 99), ([5, 5, 5], (5, 5), 256)]
     if hidden:
         cases += [([], (1, 2), 3), ([1], (1, 2), 3), ([1, 2], (1, 2), 3), ([2, 1, 2, 1], (1, 2), 7),
                   ([4, 4, 4, 4, 4], (4, 4), 300), ([1, 2, 1, 2, 1, 2], (2, 1), 8)]
+    reference = copy_of(T + "merge")
     for ids, pair, new_id in cases:
         def probe(f, ids=ids, pair=pair, new_id=new_id):
             before = list(ids)
             out = list(f(before, pair, new_id))
             return out, before == ids
-        compare(merge, probe, oracle=copy_of(T + "merge"),
-                what=f"merge({ids}, {pair}, {new_id}) (result, input left unchanged)",
-                mistakes=_mistakes("merge"))
+        compare(merge, probe, probe(reference),
+                what=f"merge({ids}, {pair}, {new_id}) (result, input left unchanged)")
 
 
+# ---------------------------------------------------------------- Part 3: training
+
+
+@check(T + "best_pair", part=3)
 def check_best_pair(best_pair, hidden: bool = False) -> None:
     """Highest count wins; a tie goes to the smallest pair."""
-    require_own(best_pair, "best_pair")
     cases = [{(1, 2): 3, (2, 3): 5, (3, 1): 1}, {(4, 5): 2, (1, 9): 2, (3, 3): 1}]
     if hidden:
         cases += [{(7, 7): 1}, {(2, 1): 4, (1, 2): 4, (1, 3): 4, (0, 9): 3},
                   {(300, 1): 10, (299, 500): 10}]
     for counts in cases:
-        def oracle(_, counts=counts):
-            return min(counts, key=lambda pair: (-counts[pair], pair))
-        compare(best_pair, lambda f, counts=counts: tuple(f(dict(counts))), oracle=oracle,
-                what=f"best_pair({counts})", mistakes=_mistakes("best_pair"))
+        expected = sorted(counts, key=lambda pair: (-counts[pair], pair))[0]
+        compare(best_pair, lambda f, counts=counts: tuple(f(dict(counts))), expected,
+                what=f"best_pair({counts})")
+
+
+@check(T + "train_bpe_naive", part=3, uses=(T + "get_pair_counts", T + "merge", T + "best_pair"))
+def check_train_bpe(train_bpe_naive, hidden: bool = False) -> None:
+    """Merges and their order equal the fast reference trainer's (same tie rule)."""
+    from solutions.tokenization import train_bpe  # the fast trainer: an independent oracle
+
+    cases = [("low lower lowest newer wider", 262), ("aaaa aaab", 259)]
+    if hidden:
+        cases += [(_prose(0, 2000), 300), ("abc", 256), ("hello", 400), ("日本語 日本", 262)]
+    for text, vocab_size in cases:
+        compare(train_bpe_naive,
+                lambda f, text=text, vocab_size=vocab_size: list(f(text, vocab_size).items()),
+                list(train_bpe(text, vocab_size).items()),
+                what=f"train_bpe_naive({text[:40]!r}, {vocab_size}) merges in order")
 
 
 @cache
@@ -152,23 +169,7 @@ def _prose(start: int, length: int) -> str:
     return english_prose()[start:start + length]
 
 
-def check_train_bpe(train_bpe_naive, hidden: bool = False) -> None:
-    """Merges and their order equal the fast reference trainer's (same tie rule)."""
-    require_own(train_bpe_naive, "train_bpe_naive")
-    from solutions.tokenization import train_bpe  # the fast trainer: an independent oracle
-
-    cases = [("low lower lowest newer wider", 262), ("aaaa aaab", 259)]
-    if hidden:
-        cases += [(_prose(0, 2000), 300), ("abc", 256), ("hello", 400), ("日本語 日本", 262)]
-    for text, vocab_size in cases:
-        def probe(f, text=text, vocab_size=vocab_size):
-            return list(f(text, vocab_size).items())
-        compare(train_bpe_naive, probe, oracle=train_bpe,
-                what=f"train_bpe_naive({text[:40]!r}, {vocab_size}) merges in order",
-                mistakes=_mistakes("train_bpe_naive"))
-
-
-# ---------------------------------------------------------------- BPE encode and decode
+# ---------------------------------------------------------------- Part 4: encode and decode
 
 
 @cache
@@ -178,45 +179,53 @@ def _merges(text: str, vocab_size: int) -> tuple:
     return tuple(train_bpe(text, vocab_size).items())
 
 
-def check_apply_merges(apply_merges, hidden: bool = False) -> None:
-    """Merges apply in rank order (lowest new id first), not in order of position or count."""
-    require_own(apply_merges, "apply_merges")
-    corpus = "the cat sat on the mat; the hat is that"
-    words = ["the", " cat", " that", " thermal", "x", ""]
-    vocab_size = 270
-    if hidden:
-        corpus, vocab_size = _prose(0, 4000), 320
-        words = [" the", " transformer", " attention", "aaaa", " ñandú", "1234567"]
-    merges = dict(_merges(corpus, vocab_size))
-    for word in words:
-        def probe(f, word=word):
-            return list(f(list(word.encode("utf-8")), dict(merges)))
-        compare(apply_merges, probe, oracle=copy_of(T + "apply_merges"),
-                what=f"apply_merges(bytes of {word!r}, merges)",
-                mistakes=_mistakes("apply_merges"))
-
-
-def check_decode(build_vocab, decode_bytes, hidden: bool = False) -> None:
-    """The vocabulary maps each merged id to its bytes; decoding joins bytes, then UTF-8."""
-    require_own(build_vocab, "build_vocab")
-    require_own(decode_bytes, "decode_bytes")
+def _corpus(hidden: bool) -> dict:
     corpus, vocab_size = "the cat sat on the mat; the hat is that", 270
     if hidden:
         corpus, vocab_size = _prose(0, 4000), 320
-    merges = dict(_merges(corpus, vocab_size))
-    compare(build_vocab, lambda f: f(dict(merges)), oracle=copy_of(T + "build_vocab"),
-            what="build_vocab(merges)", mistakes=_mistakes("build_vocab"))
-    vocab = copy_of(T + "build_vocab")(merges)
+    return dict(_merges(corpus, vocab_size))
+
+
+@check(T + "apply_merges", part=4, uses=(T + "get_pair_counts", T + "merge"))
+def check_apply_merges(apply_merges, hidden: bool = False) -> None:
+    """Merges apply in rank order (lowest new id first), not in order of position or count."""
+    words = ["the", " cat", " that", " thermal", "x", ""]
+    if hidden:
+        words = [" the", " transformer", " attention", "aaaa", " ñandú", "1234567"]
+    merges = _corpus(hidden)
+    reference = copy_of(T + "apply_merges")
+    for word in words:
+        def probe(f, word=word):
+            return list(f(list(word.encode("utf-8")), dict(merges)))
+        compare(apply_merges, probe, probe(reference),
+                what=f"apply_merges(bytes of {word!r}, merges)")
+
+
+@check(T + "build_vocab", part=4)
+def check_build_vocab(build_vocab, hidden: bool = False) -> None:
+    """Ids 0..255 are single bytes; each merged id is the bytes of its pair, first then second."""
+    merges = _corpus(hidden)
+    expected = {i: bytes([i]) for i in range(256)}
+    for (a, b), new_id in merges.items():
+        expected[new_id] = expected[a] + expected[b]
+    compare(build_vocab, lambda f: dict(f(dict(merges))), expected,
+            what=f"build_vocab(merges of {'a 4000-character text' if hidden else 'a short text'})")
+
+
+@check(T + "decode_bytes", part=4)
+def check_decode_bytes(decode_bytes, hidden: bool = False) -> None:
+    """Decoding joins the bytes of the ids, then UTF-8 with errors="replace"."""
+    vocab = copy_of(T + "build_vocab")(_corpus(hidden))
     samples = [[116, 104, 101], [256, 32, 257], [0xC3, 0xA9]]
     if hidden:
         samples += [[], [0xE6, 0x97], list(range(256, 262)), [0xF0, 0x9F, 0x98, 0x80]]
     for ids in samples:
-        compare(decode_bytes, lambda f, ids=ids: f(list(ids), dict(vocab)),
-                oracle=copy_of(T + "decode_bytes"), what=f"decode_bytes({ids}, vocab)",
-                mistakes=_mistakes("decode_bytes"))
+        expected = b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
+        compare(decode_bytes, lambda f, ids=ids: f(list(ids), dict(vocab)), expected,
+                what=f"decode_bytes({ids}, vocab)")
 
 
-# ---------------------------------------------------------------- WordPiece and batches
+# ---------------------------------------------------------------- Part 5: WordPiece
 
 
 @cache
@@ -227,11 +236,6 @@ def _minilm_vocab() -> dict:
     return load_vocab(minilm_path() / "vocab.txt")
 
 
-def _hf_wordpiece(word: str) -> list[str]:
-    """Independent oracle: HF `tokenizers` WordPiece on the same vocabulary."""
-    return [t.value for t in _hf_model().tokenize(word)]
-
-
 @cache
 def _hf_model():
     from tokenizers.models import WordPiece
@@ -239,9 +243,10 @@ def _hf_model():
     return WordPiece(_minilm_vocab(), unk_token="[UNK]", max_input_chars_per_word=100)
 
 
+@check(T + "wordpiece", part=5)
 def check_wordpiece(wordpiece, hidden: bool = False) -> None:
-    """Greedy longest-match-first with '##' continuations; one [UNK] for an unmatched word."""
-    require_own(wordpiece, "wordpiece")
+    """Greedy longest-match-first with '##' continuations; one [UNK] for an unmatched word.
+    Oracle: Hugging Face `tokenizers` WordPiece on the same vocabulary."""
     words = ["tokenizing", "annoyingly", "the", "transformers", "\u2603", "snow\u2603man"]
     if hidden:
         words += ["a" * 100, "a" * 101, "unaffable", "hugging", "x", "playfulness",
@@ -249,13 +254,16 @@ def check_wordpiece(wordpiece, hidden: bool = False) -> None:
     vocab = _minilm_vocab()
     for word in words:
         compare(wordpiece, lambda f, word=word: list(f(word, vocab)),
-                oracle=lambda w, _vocab: _hf_wordpiece(w),
-                what=f"wordpiece({word[:30]!r}, vocab)", mistakes=_mistakes("wordpiece"))
+                [t.value for t in _hf_model().tokenize(word)],
+                what=f"wordpiece({word[:30]!r}, vocab)")
 
 
+# ---------------------------------------------------------------- Part 6: batches
+
+
+@check(T + "build_batch", part=6)
 def check_build_batch(build_batch, hidden: bool = False) -> None:
     """[CLS] ... [SEP], truncation to max_length, right padding, attention mask 1 = real."""
-    require_own(build_batch, "build_batch")
     ids = dict(cls_id=101, sep_id=102, pad_id=0)
     cases = [([[7, 8, 9], [5]], dict(padding=True)),
              ([[7, 8, 9, 10, 11], [5, 6]], dict(padding=True, truncation=True, max_length=5))]
@@ -265,30 +273,14 @@ def check_build_batch(build_batch, hidden: bool = False) -> None:
                   ([[4, 4, 4, 4], [5]], dict(padding="max_length", truncation=True, max_length=4)),
                   ([[], [9]], dict(padding="longest")),
                   ([[1, 2, 3, 4, 5, 6]], dict(truncation=True, max_length=2))]
+    reference = copy_of(T + "build_batch")
     for seqs, options in cases:
         def probe(f, seqs=seqs, options=options):
             out = f([list(s) for s in seqs], **ids, **options)
             return {k: [list(row) for row in out[k]] for k in ("input_ids", "attention_mask")}
-        compare(build_batch, probe, oracle=copy_of(T + "build_batch"),
-                what=f"build_batch({seqs}, {', '.join(f'{k}={v!r}' for k, v in options.items())})",
-                mistakes=_mistakes("build_batch"))
+        compare(build_batch, probe, probe(reference),
+                what=f"build_batch({seqs}, {', '.join(f'{k}={v!r}' for k, v in options.items())})")
     if hidden:  # no room for [CLS] and [SEP]: a clear error, not a silent wrong batch
         compare(build_batch, lambda f: f([[1, 2]], **ids, truncation=True, max_length=1),
-                oracle=copy_of(T + "build_batch"), raises=True,
-                what="build_batch([[1, 2]], truncation=True, max_length=1) (must raise)")
-
-
-CHECKS = {
-    T + "CharTokenizer": check_char_tokenizer,
-    T + "get_pair_counts": check_get_pair_counts,
-    T + "merge": check_merge,
-    T + "best_pair": check_best_pair,
-    T + "train_bpe_naive": check_train_bpe,
-    T + "apply_merges": check_apply_merges,
-    T + "build_vocab": lambda f, hidden=False: check_decode(
-        f, copy_of(T + "decode_bytes"), hidden),
-    T + "decode_bytes": lambda f, hidden=False: check_decode(
-        copy_of(T + "build_vocab"), f, hidden),
-    T + "wordpiece": check_wordpiece,
-    T + "build_batch": check_build_batch,
-}
+                Raises("ValueError"),
+                what="build_batch([[1, 2]], truncation=True, max_length=1) must raise ValueError")
