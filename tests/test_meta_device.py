@@ -117,6 +117,16 @@ EXAMPLES: dict[str, tuple] = {
     "TokenClassificationHead": (lambda: mdl.TokenClassificationHead(16, 3, dropout=0.1),
                                 _tokens),
     "QuestionAnsweringHead": (lambda: mdl.QuestionAnsweringHead(16), _tokens),
+    "GPT": (lambda: mdl.GPT(mdl.ModelConfig(vocab_size=30, block_size=12, n_layer=2, **_SMALL)),
+            lambda device: (torch.randint(30, (2, 10), device=device),
+                            torch.randint(30, (2, 10), device=device))),
+    "EncoderDecoder": (
+        lambda: mdl.EncoderDecoder(mdl.ModelConfig(vocab_size=30, block_size=12, n_layer=1,
+                                                   **_SMALL)),
+        lambda device: (torch.randint(30, (2, 9), device=device),
+                        torch.randint(30, (2, 7), device=device),
+                        torch.randint(30, (2, 7), device=device),
+                        torch.ones(2, 9, dtype=torch.bool, device=device))),
 }
 
 
