@@ -203,3 +203,67 @@ def test_reviews_bad_arguments():
         sentiment.reviews("unlabeled")
     with pytest.raises(ValueError, match="non-negative"):
         sentiment.reviews("test", -1)
+
+
+# ---------------------------------------------------------------- pipelines
+
+
+def word_tokenizer():
+    from solutions.tokenization import WordPieceTokenizer
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "plot", "was", "not", "good"]
+    return WordPieceTokenizer({w: i for i, w in enumerate(words)})
+
+
+def test_sentiment_pipeline_runs_the_four_stages(tmp_path):
+    from solutions.pipeline import pipeline
+
+    clf = SequenceClassifier(tiny_encoder(), 2, id2label=list(sentiment.LABELS)).eval()
+    tok = word_tokenizer()
+    texts = ["the plot was good", "the plot was not good at all"]
+    batch = tok(texts, padding=True, return_tensors="pt")
+    expected = postprocess(clf(batch["input_ids"], batch["attention_mask"]), clf.id2label)
+    assert pipeline("sentiment-analysis", model=clf, tokenizer=tok)(texts) == expected
+    folder = save_pretrained(clf, tmp_path / "clf")      # a saved folder works as the model
+    assert pipeline("sentiment-analysis", model=folder, tokenizer=tok)(texts[0]) == expected[0]
+
+
+def test_feature_extraction_pipeline_is_minilm_sentence_vectors():
+    from solutions.model import SentenceEncoder
+    from solutions.pipeline import pipeline
+
+    encoder = SentenceEncoder.from_pretrained()
+    vectors = pipeline("feature-extraction", model=encoder)(["a cat", "a car"])
+    torch.testing.assert_close(vectors, encoder.encode(["a cat", "a car"]))
+    assert vectors.shape == (2, 384)
+
+
+def test_text_generation_pipeline_decodes_greedy_ids():
+    from solutions.generation import generate
+    from solutions.model import GPT
+    from solutions.pipeline import pipeline
+    from solutions.tokenization import CharTokenizer
+
+    tok = CharTokenizer("abcdefgh ")
+    torch.manual_seed(0)
+    gpt = GPT(ModelConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=1, n_head=2,
+                          n_embd=8)).eval()
+    out = pipeline("text-generation", model=gpt, tokenizer=tok)("abc", max_new_tokens=5,
+                                                               greedy=True)
+    ids = generate(gpt, torch.tensor([tok.encode("abc")]), 5, greedy=True)
+    assert out == {"generated_text": tok.decode(ids[0].tolist())}
+    assert out["generated_text"].startswith("abc") and ids.shape == (1, 8)
+
+
+def test_pipeline_rejects_unknown_tasks_and_missing_models():
+    from solutions.pipeline import pipeline
+
+    with pytest.raises(ValueError, match="known: sentiment-analysis"):
+        pipeline("fill-mask")
+    with pytest.raises(TypeError, match="SequenceClassifier"):
+        pipeline("sentiment-analysis")
+    with pytest.raises(TypeError, match="GPT"):
+        pipeline("text-generation", model=tiny_encoder())
+    clf = SequenceClassifier(tiny_encoder(), 2)
+    with pytest.raises(TypeError, match="list of texts"):
+        pipeline("sentiment-analysis", model=clf, tokenizer=word_tokenizer())([1, 2])
