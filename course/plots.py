@@ -92,10 +92,12 @@ def figure_problems(fig) -> list[str]:
     width = fig.get_figwidth()
     if width > MAX_WIDTH_IN + 1e-6:
         problems.append(f"figure is {width:.1f} in wide (at most {MAX_WIDTH_IN:g} in)")
-    lefts = {round(ax.get_position().x0, 2) for ax in fig.axes
-             if ax.get_visible() and ax.get_label() != "<colorbar>"}
-    if len(lefts) > MAX_COLUMNS:
-        problems.append(f"{len(lefts)} panels side by side (at most {MAX_COLUMNS}; stack them)")
+    boxes = [ax.get_position() for ax in fig.axes
+             if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    # panels side by side: the most panels that one horizontal line through a panel's middle cuts
+    across = max((sum(b.y0 < (a.y0 + a.y1) / 2 < b.y1 for b in boxes) for a in boxes), default=0)
+    if across > MAX_COLUMNS:
+        problems.append(f"{across} panels side by side (at most {MAX_COLUMNS}; stack them)")
     small = sorted({round(t.get_fontsize(), 1) for t in fig.findobj(Text)
                     if t.get_visible() and t.get_text().strip()
                     and t.get_fontsize() < MIN_FONT_PT - 1e-6})
