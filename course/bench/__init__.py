@@ -8,9 +8,10 @@ Timings are measured here, never asserted in tests.
 
 from __future__ import annotations
 
-from course.bench import attention, tokenization
+from course.bench import attention, generation, tokenization
 
-BENCHES = {"tokenization": tokenization.run, "attention": attention.run}
+BENCHES = {"tokenization": tokenization.run, "attention": attention.run,
+           "generation": generation.run}
 
 
 def report(rows: list[dict]) -> str:
