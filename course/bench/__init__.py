@@ -8,9 +8,9 @@ Timings are measured here, never asserted in tests.
 
 from __future__ import annotations
 
-from course.bench import attention, generation, tokenization
+from course.bench import attention, encoder, generation, tokenization
 
-BENCHES = {"tokenization": tokenization.run, "attention": attention.run,
+BENCHES = {"tokenization": tokenization.run, "attention": attention.run, "encoder": encoder.run,
            "generation": generation.run}
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -28,7 +28,7 @@ def names(kind: str | None = None) -> list[str]:
     return [n for n in found if kind is None or load(n)["kind"] == kind]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _read(name: str) -> str:
     path = CONFIGS / f"{name}.json"
     if not path.is_file():
@@ -50,9 +50,9 @@ def _linear(n: int, m: int, bias: bool = True) -> int:
     return n * m + (m if bias else 0)
 
 
-def _bert_like_layer(H: int, I: int) -> dict[str, int]:
+def _bert_like_layer(H: int, F: int) -> dict[str, int]:
     """One post-LN BERT layer: q, k, v, output projections; two LayerNorms; the MLP."""
-    return {"attention": 4 * _linear(H, H), "feed_forward": _linear(H, I) + _linear(I, H),
+    return {"attention": 4 * _linear(H, H), "feed_forward": _linear(H, F) + _linear(F, H),
             "norms": 2 * 2 * H}
 
 
@@ -71,7 +71,7 @@ def _add(*parts: dict[str, int]) -> dict[str, int]:
 def _bert(c: dict, pooler: bool = True) -> dict[str, int]:
     """BERT, RoBERTa, MiniLM, ELECTRA (factorised embeddings when embedding_size < hidden),
     ALBERT (and its cross-layer sharing)."""
-    H, I, L = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    H, F, L = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
     E = c.get("embedding_size", H)
     embeddings = (c["vocab_size"] + c["max_position_embeddings"] + c.get("type_vocab_size", 2)) * E
     other = _linear(E, H) if E != H else 0                # project embeddings up to H
@@ -79,20 +79,20 @@ def _bert(c: dict, pooler: bool = True) -> dict[str, int]:
     if pooler:
         other += _linear(H, H)
     return _add({"embeddings": embeddings, "norms": 2 * E, "other": other},
-                _times(_bert_like_layer(H, I), unique_layers))
+                _times(_bert_like_layer(H, F), unique_layers))
 
 
 def _distilbert(c: dict) -> dict[str, int]:
-    H, I = c["dim"], c["hidden_dim"]
+    H, F = c["dim"], c["hidden_dim"]
     embeddings = (c["vocab_size"] + c["max_position_embeddings"]) * H  # no token types
     return _add({"embeddings": embeddings, "norms": 2 * H, "other": 0},
-                _times(_bert_like_layer(H, I), c["n_layers"]))
+                _times(_bert_like_layer(H, F), c["n_layers"]))
 
 
 def _deberta(c: dict, v2: bool) -> dict[str, int]:
     """DeBERTa: no absolute positions at the input; attention adds content-to-position and
     position-to-content terms from a shared table of relative-position embeddings."""
-    H, I, L = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    H, F, L = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
     E = c.get("embedding_size", H)
     embeddings = c["vocab_size"] * E
     if c.get("position_biased_input", True):
@@ -111,7 +111,7 @@ def _deberta(c: dict, v2: bool) -> dict[str, int]:
             attention += _linear(H, H, bias=False) * ("c2p" in att or "p2p" in att)
             attention += _linear(H, H) * ("p2c" in att or "p2p" in att)
         buckets = -1
-    layer = {"attention": attention, "feed_forward": _linear(H, I) + _linear(I, H),
+    layer = {"attention": attention, "feed_forward": _linear(H, F) + _linear(F, H),
              "norms": 2 * 2 * H}
     rel = 0
     norms = 2 * E
