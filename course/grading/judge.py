@@ -129,7 +129,7 @@ class Worker:
         env = sandbox.environment("/tmp" if sandboxed else str(runtime.parent / "tmp"))
         env["PYTHONPATH"] = "/tmp/runtime" if sandboxed else str(runtime)
         if sandboxed:
-            argv = sandbox.worker_command(argv, runtime, limits)
+            argv = sandbox.worker_command(argv, runtime, limits, slot)
             preexec = sandbox.worker_limits(limits, self.cgroup, slot)
         else:
             preexec = None

@@ -1,6 +1,9 @@
-"""Run an untrusted command with bubblewrap: read-only system, private /tmp and home, no network.
+"""The sandbox for a learner's code: bubblewrap, a whitelist of the system, and limits.
 
-Only `work` is writable; `hide` folders (the class's submissions and results) appear empty.
+The worker sees the system folders, this Python and the runtime copy of the course, read-only;
+its own size-capped /tmp is the only writable place. No network (its own network namespace,
+so no host sockets, abstract or not), no capabilities, its own user, PID, IPC and UTS
+namespaces, and the limits of `Limits` for all its processes together.
 """
 
 from __future__ import annotations
@@ -8,8 +11,6 @@ from __future__ import annotations
 import os
 import resource
 import shutil
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,60 +43,13 @@ def environment(tmp: str) -> dict[str, str]:
     }
 
 
-def _needed_paths() -> set[Path]:
-    from course.exercises import ROOT
-
-    return {ROOT, Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
-            Path(sys.executable).resolve().parent}
-
-
-def command(argv: list[str], work: Path, hide: list[Path] = ()) -> list[str]:
-    """The bwrap command line that runs `argv` inside `work`."""
+def require() -> str:
+    """The bwrap command, or SandboxMissing with what to do."""
     exe = bwrap()
     if exe is None:
         raise SandboxMissing("bubblewrap (`bwrap`) is not installed: `apt-get install -y "
                              "bubblewrap`, or pass --unsandboxed to grade without a sandbox")
-    cmd = [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-           "--tmpfs", "/tmp", "--dir", "/tmp/home", "--unshare-net", "--unshare-pid",
-           "--die-with-parent", "--new-session"]
-    # The course and its Python stay visible (read-only) even when they live under /tmp.
-    for needed in sorted(_needed_paths()):
-        if needed.is_relative_to("/tmp"):
-            cmd += ["--ro-bind", str(needed), str(needed)]
-    home = Path.home().resolve()
-    if home != Path("/") and not any(p.is_relative_to(home) for p in _needed_paths()):
-        cmd += ["--tmpfs", str(home)]  # hide the grader's home unless Python lives there
-    for folder in hide:
-        cmd += ["--tmpfs", str(Path(folder).resolve())]
-    work = str(Path(work).resolve())
-    return [*cmd, "--bind", work, work, "--chdir", work, *argv]
-
-
-def run(argv: list[str], work: Path, *, hide: list[Path] = (), timeout: float = 600,
-        memory_gb: float = 8, sandboxed: bool = True) -> subprocess.CompletedProcess:
-    """Run argv (sandboxed unless told otherwise) with a time and memory limit.
-
-    Raises subprocess.TimeoutExpired after killing the whole process group.
-    """
-    full = command(argv, work, hide) if sandboxed else argv
-    limit = int(memory_gb * 2**30)
-
-    def limits():
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    tmp = "/tmp" if sandboxed else str(Path(work).resolve() / ".tmp")
-    if not sandboxed:
-        Path(tmp, "home").mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(full, cwd=work, env=environment(tmp),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, preexec_fn=limits)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    return subprocess.CompletedProcess(full, proc.returncode, out, "")
+    return exe
 
 
 # ---------------------------------------------------------------- the learner's worker
@@ -107,8 +61,8 @@ class Limits:
 
     memory: a memory cgroup for the whole process tree when one can be made (cgroup v1 or v2
     under the grader's own cgroup), otherwise an address-space limit per process;
-    processes: RLIMIT_NPROC, at most `processes` more than the grader's user already runs (the
-    kernel counts per user); disk: the private /tmp and /dev/shm are size-capped tmpfs, and
+    processes: RLIMIT_NPROC for the worker's user id (its own when grading as root; otherwise
+    the grader's, which the kernel counts with the grader's other processes); disk: the private /tmp and /dev/shm are size-capped tmpfs, and
     nothing of the host is writable; files: RLIMIT_FSIZE caps any one file written.
     """
 
@@ -141,16 +95,22 @@ def python_paths() -> list[Path]:
     return sorted(p for p in paths if p.exists())
 
 
-def worker_command(argv: list[str], runtime: Path, limits: Limits) -> list[str]:
+WORKER_UID = 61000  # when grading as root: the worker's own user id (plus the job slot)
+
+
+def worker_command(argv: list[str], runtime: Path, limits: Limits, slot: int = 0) -> list[str]:
     """bwrap argv for the learner's worker: a whitelist of the system, this Python, the
-    runtime (read-only, at /tmp/runtime); a private size-capped /tmp as the working folder."""
-    exe = bwrap()
-    if exe is None:
-        raise SandboxMissing("bubblewrap (`bwrap`) is not installed: `apt-get install -y "
-                             "bubblewrap`")
-    cmd = [exe, "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
-           "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-           "--proc", "/proc", "--dev", "/dev"]
+    runtime (read-only, at /tmp/runtime); a private size-capped /tmp as the working folder.
+
+    As root, bwrap makes the mounts and `setpriv` then becomes a user id of the submission's
+    own, with no capabilities (so RLIMIT_NPROC holds: the kernel never applies it to root).
+    Otherwise bwrap maps the grader's user to `nobody` in a user namespace of its own.
+    """
+    cmd = [require(), "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+           "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
+    if os.geteuid() != 0:
+        cmd += ["--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL"]
+    cmd += ["--proc", "/proc", "--dev", "/dev"]
     for top in SYSTEM:
         path = Path(top)
         if path.is_symlink():
@@ -158,12 +118,23 @@ def worker_command(argv: list[str], runtime: Path, limits: Limits) -> list[str]:
         elif path.is_dir():
             cmd += ["--ro-bind", top, top]
     size = str(limits.tmp_mb * 2**20)
-    cmd += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", "/dev/shm",
-            "--dir", "/tmp/home", "--dir", "/tmp/work"]
+    cmd += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp",
+            "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",
+            "--perms", "0777", "--dir", "/tmp/home", "--perms", "0777", "--dir", "/tmp/work"]
+    made: set[Path] = set()
     for path in python_paths():
         if not any(path.is_relative_to(top) for top in SYSTEM if not Path(top).is_symlink()):
+            for parent in reversed(path.parents[:-1]):  # reachable by the worker's user
+                if parent not in made:
+                    made.add(parent)
+                    cmd += ["--perms", "0755", "--dir", str(parent)]
             cmd += ["--ro-bind", str(path), str(path)]
     cmd += ["--ro-bind", str(runtime), "/tmp/runtime", "--chdir", "/tmp/work"]
+    if os.geteuid() == 0:
+        uid = str(WORKER_UID + slot)
+        cmd += [shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={uid}",
+                f"--regid={uid}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+                "--no-new-privs", "--"]
     return [*cmd, *argv]
 
 
@@ -250,12 +221,13 @@ def processes_of(uid: int) -> int:
 
 
 def worker_limits(limits: Limits, cgroup: Cgroup, slot: int = 0):
-    """preexec_fn for the worker: cgroup and rlimits (bwrap then drops every capability and
-    maps the grader's user to `nobody` in a user namespace of its own)."""
-    processes = processes_of(os.getuid()) + limits.processes
+    """preexec_fn for the worker: its memory cgroup and rlimits."""
+    uid = WORKER_UID + slot if os.geteuid() == 0 else os.getuid()
+    processes = processes_of(uid) + limits.processes
 
     def apply():
         cgroup.join()
+        os.umask(0o022)  # folders bwrap makes for mount points must be reachable by the worker
         mb = 2**20
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * mb,) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
