@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from course import families
 from solutions.model import GPT, EncoderDecoder, KVCache, ModelConfig, cached_block
 from solutions.pretrained import CheckpointError, gpt2_tensors, load_gpt2
 
@@ -226,3 +227,63 @@ def test_source_conditioned_decoder_with_cache():
     assert (steps - full).abs().max() < 1e-5
     with pytest.raises(ValueError, match="rows"):
         dec(tgt[:2])
+
+
+# ---------------------------------------------------------------- the families' sizes
+
+
+DECODER_FAMILIES = families.names("decoder") + families.names("encoder-decoder")
+
+
+@pytest.mark.parametrize("name", DECODER_FAMILIES)
+def test_family_parameter_count_matches_transformers(name):
+    """The counter, from the shipped configuration alone, equals the number of parameters of
+    the bare model transformers builds from it (on the meta device: no memory, no download)."""
+    record = families.load(name)
+    config = dict(record["config"])
+    model_type = config.pop("model_type")
+    try:
+        hf_config = transformers.AutoConfig.for_model(model_type, **config)
+    except ValueError:
+        pytest.skip(f"this transformers version no longer has {model_type}")
+    with torch.device("meta"):
+        model = transformers.AutoModel.from_config(hf_config)
+    expected = sum(p.numel() for p in model.parameters())
+    assert families.parameter_count(record["config"])["total"] == expected
+
+
+def test_our_gpt_has_gpt2s_parameter_count():
+    hf_config = dict(model_type="gpt2", vocab_size=101, n_positions=32, n_embd=48, n_layer=3,
+                     n_head=4, n_inner=None)
+    ours = GPT(ModelConfig(vocab_size=101, block_size=32, n_embd=48, n_layer=3, n_head=4))
+    assert sum(p.numel() for p in ours.parameters()) == \
+        families.parameter_count(hf_config)["total"]
+
+
+# ---------------------------------------------------------------- the translation task
+
+
+def test_translation_rules():
+    from course import translation as tr
+
+    assert tr.translate("this small cat sees the old dogs".split()) == \
+        "ce chat petit les chiens vieux voit".split()
+    assert tr.translate("the big houses likes a green car".split()) == \
+        "les maisons grandes une voiture verte aiment".split()
+    a, b = tr.pairs(50, seed=3), tr.pairs(50, seed=3)
+    assert a == b and len({tuple(s) for s, _ in a}) > 40
+    held_out = {tuple(s) for s, _ in tr.pairs(200, seed=4)}
+    assert not held_out & {tuple(s) for s, _ in tr.pairs(2000, seed=5, exclude=held_out)}
+    src, src_mask, tgt_in, tgt_out = tr.batch(a[:4])
+    assert (tgt_in[:, 0] == tr.BOS_ID).all()
+    words = (tgt_out[:, :-1] != tr.IGNORE) & (tgt_out[:, :-1] != tr.EOS_ID)
+    assert torch.equal(tgt_in[:, 1:][words], tgt_out[:, :-1][words])   # shifted by one
+    assert src_mask.sum(1).tolist() == [len(s) for s, _ in a[:4]]
+
+
+@pytest.mark.slow
+def test_translation_reaches_99_percent_exact_match():
+    from course import translation as tr
+
+    result = tr.train()
+    assert result.accuracy >= 0.99, result.accuracy

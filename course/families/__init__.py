@@ -125,6 +125,85 @@ def _deberta(c: dict, v2: bool) -> dict[str, int]:
                 _times(layer, L))
 
 
+def _gpt(c: dict, final_norm: bool = True) -> dict[str, int]:
+    """GPT (post-LN, no final LayerNorm) and GPT-2 (pre-LN, final ln_f): learned positions,
+    packed q/k/v Conv1D, MLP of n_inner (default 4 * n_embd); the LM head is tied."""
+    H, L = c["n_embd"], c["n_layer"]
+    F = c.get("n_inner") or 4 * H
+    layer = {"attention": _linear(H, 3 * H) + _linear(H, H),
+             "feed_forward": _linear(H, F) + _linear(F, H), "norms": 2 * 2 * H}
+    return _add({"embeddings": (c["vocab_size"] + c["n_positions"]) * H,
+                 "norms": 2 * H if final_norm else 0, "other": 0}, _times(layer, L))
+
+
+def _ctrl(c: dict) -> dict[str, int]:
+    """CTRL: GPT-2-like pre-LN stack with sinusoidal positions (no position table)."""
+    H, F, L = c["n_embd"], c["dff"], c["n_layer"]
+    layer = {"attention": 4 * _linear(H, H), "feed_forward": _linear(H, F) + _linear(F, H),
+             "norms": 2 * 2 * H}
+    return _add({"embeddings": c["vocab_size"] * H, "norms": 2 * H, "other": 0},
+                _times(layer, L))
+
+
+def _transfo_xl(c: dict) -> dict[str, int]:
+    """Transformer-XL: adaptive input embeddings (rarer token clusters get narrower vectors,
+    projected up), relative positions (a projection r_net and two bias vectors per layer when
+    untie_r), bias-free attention projections, post-LN."""
+    D, E, n, d = c["d_model"], c["d_embed"], c["n_head"], c["d_head"]
+    edges = [0, *c["cutoffs"], c["vocab_size"]]
+    embeddings = other = 0
+    for i in range(len(edges) - 1):
+        width = E // c["div_val"] ** i
+        embeddings += (edges[i + 1] - edges[i]) * width
+        if c["div_val"] > 1 or D != E:
+            other += D * width                            # projection up to d_model
+    layer = {"attention": _linear(D, 3 * n * d, bias=False) + _linear(n * d, D, bias=False)
+             + _linear(D, n * d, bias=False) + (2 * n * d if c.get("untie_r", True) else 0),
+             "feed_forward": _linear(D, c["d_inner"]) + _linear(c["d_inner"], D),
+             "norms": 2 * 2 * D}
+    shared_r = 0 if c.get("untie_r", True) else 2 * n * d
+    return _add({"embeddings": embeddings, "norms": 0, "other": other + shared_r},
+                _times(layer, c["n_layer"]))
+
+
+def _t5(c: dict) -> dict[str, int]:
+    """T5: one shared token table, bias-free projections, RMSNorm (one weight vector), a
+    relative-position bias table in the first layer of each stack; gated FFN for *gated-*."""
+    D, F, inner = c["d_model"], c["d_ff"], c["num_heads"] * c["d_kv"]
+    gated = c.get("feed_forward_proj", "relu").startswith("gated")
+    attention = 2 * _linear(D, inner, bias=False) + _linear(D, inner, bias=False) \
+        + _linear(inner, D, bias=False)
+    ffn = (2 if gated else 1) * _linear(D, F, bias=False) + _linear(F, D, bias=False)
+    enc = {"attention": attention, "feed_forward": ffn, "norms": 2 * D}
+    dec = {"attention": 2 * attention, "feed_forward": ffn, "norms": 3 * D}
+    L_dec = c.get("num_decoder_layers") or c["num_layers"]
+    rel = 2 * c["relative_attention_num_buckets"] * c["num_heads"]
+    return _add({"embeddings": c["vocab_size"] * D, "norms": 2 * D, "other": rel},
+                _times(enc, c["num_layers"]), _times(dec, L_dec))
+
+
+def _seq2seq(c: dict, *, learned_positions: bool, embedding_norm: bool,
+             final_norm: bool) -> dict[str, int]:
+    """BART family: a shared token table, encoder and decoder stacks of q/k/v/out projections
+    with biases (the decoder adds cross-attention), FFNs, a LayerNorm after each sub-layer.
+    BART: learned positions (2 spare rows) and a LayerNorm on the embeddings; mBART adds a
+    final LayerNorm per stack; Marian and Pegasus use fixed sinusoidal positions."""
+    D, V = c["d_model"], c["vocab_size"]
+    embeddings = V * D
+    if learned_positions:
+        embeddings += 2 * (c["max_position_embeddings"] + 2) * D
+    # sinusoidal tables are fixed, but transformers stores them as (frozen) parameters
+    other = 0 if learned_positions else 2 * c["max_position_embeddings"] * D
+    norms = 2 * 2 * D * (embedding_norm + final_norm)
+    enc_f, dec_f = c["encoder_ffn_dim"], c["decoder_ffn_dim"]
+    enc = {"attention": 4 * _linear(D, D), "feed_forward": _linear(D, enc_f) + _linear(enc_f, D),
+           "norms": 2 * 2 * D}
+    dec = {"attention": 8 * _linear(D, D), "feed_forward": _linear(D, dec_f) + _linear(dec_f, D),
+           "norms": 3 * 2 * D}
+    return _add({"embeddings": embeddings, "norms": norms, "other": other},
+                _times(enc, c["encoder_layers"]), _times(dec, c["decoder_layers"]))
+
+
 COUNTERS: dict[str, Callable[[dict], dict[str, int]]] = {
     "bert": _bert,
     "roberta": _bert,
@@ -133,6 +212,17 @@ COUNTERS: dict[str, Callable[[dict], dict[str, int]]] = {
     "distilbert": _distilbert,
     "deberta": lambda c: _deberta(c, v2=False),
     "deberta-v2": lambda c: _deberta(c, v2=True),
+    "openai-gpt": lambda c: _gpt(c, final_norm=False),
+    "gpt2": _gpt,
+    "ctrl": _ctrl,
+    "transfo-xl": _transfo_xl,
+    "t5": _t5,
+    "bart": lambda c: _seq2seq(c, learned_positions=True, embedding_norm=True, final_norm=False),
+    "mbart": lambda c: _seq2seq(c, learned_positions=True, embedding_norm=True, final_norm=True),
+    "marian": lambda c: _seq2seq(c, learned_positions=False, embedding_norm=False,
+                                 final_norm=False),
+    "pegasus": lambda c: _seq2seq(c, learned_positions=False, embedding_norm=False,
+                                  final_norm=True),
 }
 
 
@@ -147,6 +237,12 @@ def parameter_count(config: dict) -> dict[str, int]:
     return {**parts, "total": sum(parts.values())}
 
 
+def _first(config: dict, *keys: str):
+    """The value of the first of `keys` the config has (models name their sizes differently;
+    an encoder-decoder reports its encoder)."""
+    return next((config[k] for k in keys if k in config), None)
+
+
 def table(kind: str | None = None) -> list[dict]:
     """One row per model on file: name, family, year, layers, width, heads, vocabulary and
     parameter counts (millions), sorted by family year then size."""
@@ -157,9 +253,11 @@ def table(kind: str | None = None) -> list[dict]:
         count = parameter_count(c)
         rows.append({
             "model": name, "family": record["family"], "year": record["year"],
-            "layers": c.get("num_hidden_layers", c.get("n_layers", c.get("n_layer"))),
-            "width": c.get("hidden_size", c.get("dim", c.get("n_embd"))),
-            "heads": c.get("num_attention_heads", c.get("n_heads", c.get("n_head"))),
+            "layers": _first(c, "num_hidden_layers", "n_layers", "n_layer", "num_layers",
+                             "encoder_layers"),
+            "width": _first(c, "hidden_size", "dim", "n_embd", "d_model"),
+            "heads": _first(c, "num_attention_heads", "n_heads", "n_head", "num_heads",
+                            "encoder_attention_heads"),
             "vocab": c["vocab_size"],
             "params_M": count["total"] / 1e6,
             "embeddings_M": count["embeddings"] / 1e6,
