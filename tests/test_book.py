@@ -1,4 +1,5 @@
-"""The book builds with warnings as errors, every cell runs clean, and it needs no network."""
+"""The book builds with warnings as errors, every cell runs clean, and it needs no network; the
+table of contents pairs each chapter with its exercise; chapters start with the hidden set-up."""
 
 from __future__ import annotations
 
@@ -52,3 +53,24 @@ def test_exercises_appear_unexecuted_with_a_download_link(book):
         assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
         stem = Path(name).name
         assert f"{stem}.ipynb" in text, "no download link to the notebook"
+
+
+def test_each_exercise_comes_right_after_its_chapter():
+    names = toc_files()
+    for i, name in enumerate(names):
+        if name.startswith("exercises/release/"):
+            topic = Path(name).name
+            assert i > 0 and names[i - 1] == f"chapters/{topic}", (
+                f"{name} must follow chapters/{topic} in _toc.yml, not {names[i - 1]}")
+
+
+def test_chapters_start_with_the_hidden_setup_cell():
+    for name in [f for f in toc_files() if f.startswith("chapters/")]:
+        text = (ROOT / f"{name}.md").read_text()
+        first = re.search(r"```\{code-cell\}[^\n]*\n(.*?)```", text, flags=re.S)
+        assert first, f"{name} has no code cell"
+        cell = first.group(1)
+        assert re.search(r"^:tags: \[[^\]]*remove-cell", cell, flags=re.M), (
+            f"{name}: the first code cell must be hidden (:tags: [remove-cell])")
+        assert "from course.chapter import setup" in cell and "setup(" in cell, (
+            f"{name}: the first code cell must run course.chapter.setup()")
