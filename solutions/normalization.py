@@ -17,17 +17,13 @@ import torch
 from torch import nn
 
 
-def _check_features(x: torch.Tensor, n: int, name: str) -> None:
-    if x.dim() < 1 or x.size(-1) != n:
-        raise ValueError(f"{name}: x must have {n} features in its last axis (B, T, {n}), "
-                         f"got shape {tuple(x.shape)}")
-
-
 def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                eps: float = 1e-5) -> torch.Tensor:
     """x (..., C) -> (..., C): (x - mean) / sqrt(var + eps) * weight + bias, with the mean and
     the biased variance (divide by C) of each token's C features; weight, bias (C,)."""
-    _check_features(x, weight.numel(), "layer_norm")
+    if x.dim() < 1 or x.size(-1) != weight.numel():
+        raise ValueError(f"x must have {weight.numel()} features in its last axis, like the "
+                         f"weight: (B, T, {weight.numel()}), got shape {tuple(x.shape)}")
     ### BEGIN SOLUTION
     mean = x.mean(dim=-1, keepdim=True)                   # (..., 1)
     var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)    # (..., 1), biased: divide by C
@@ -52,8 +48,8 @@ class LayerNorm(nn.Module):
         ### END SOLUTION
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (..., C) -> (..., C), each token normalised over its C features."""
-        _check_features(x, self.normalized_shape, "LayerNorm")
+        """x (..., C) -> (..., C), each token normalised over its C features (layer_norm
+        checks that C is normalized_shape)."""
         ### BEGIN SOLUTION
         return layer_norm(x, self.weight, self.bias, self.eps)
         ### END SOLUTION
@@ -73,7 +69,10 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (..., C) -> (..., C), each token divided by the root mean square of its features."""
-        _check_features(x, self.normalized_shape, "RMSNorm")
+        if x.dim() < 1 or x.size(-1) != self.normalized_shape:
+            raise ValueError(f"RMSNorm({self.normalized_shape}): x must have "
+                             f"{self.normalized_shape} features in its last axis, "
+                             f"got shape {tuple(x.shape)}")
         ### BEGIN SOLUTION
         ms = (x * x).mean(dim=-1, keepdim=True)           # (..., 1) mean square
         return x / torch.sqrt(ms + self.eps) * self.weight

@@ -1,0 +1,450 @@
+"""Checks for Exercise 4 (the feed-forward network) and the catalogue of its mistakes.
+
+Oracles are independent of the reference: `torch.nn.functional.gelu` (with `approximate="none"`
+and `"tanh"`), `torch.nn.Linear` layers around PyTorch's activations, a `torch.nn.Conv1d` of
+kernel size 1 (the position-wise view), and parameter counts of `torch.nn.Linear` layers built
+on the meta device. `hidden=True` adds float64, other shapes, a batch of one, extreme inputs and
+other sizes. `SLIPS` is a second catalogue: wrong versions written as a learner would write them
+(not edits of the reference); tests prove each fails and never gets another mistake's hint.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course import oracles
+from course.checks.core import Mistake, Raised, Slip, call, check, compare, diagnose, fail
+
+T = "solutions.feedforward."
+EXACT = "0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))"
+TANH = "0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))"
+
+MISTAKES = [
+    # Part 1: gelu
+    Mistake("gelu_is_relu", T + "gelu", EXACT, "torch.relu(x)",
+            "this is ReLU, max(0, x); GELU is x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2))), "
+            "smooth around 0 and slightly negative for small negative x"),
+    Mistake("gelu_is_tanh", T + "gelu", EXACT, TANH,
+            "this is GPT-2's tanh approximation of GELU; Part 1 asks for the exact GELU with "
+            "torch.erf: 0.5 * x * (1 + erf(x / sqrt(2)))"),
+    Mistake("gelu_no_sqrt2", T + "gelu", "torch.erf(x / math.sqrt(2.0))", "torch.erf(x)",
+            "erf's argument is x / sqrt(2), not x: Phi(x) = (1 + erf(x / sqrt(2))) / 2"),
+    Mistake("gelu_times_sqrt2", T + "gelu", "x / math.sqrt(2.0)", "x * math.sqrt(2.0)",
+            "erf's argument is x divided by sqrt(2), not multiplied by it"),
+    Mistake("gelu_no_half", T + "gelu", "0.5 * x * (1.0 + torch.erf", "x * (1.0 + torch.erf",
+            "the factor 1/2 is missing: Phi(x) = (1 + erf(x / sqrt(2))) / 2, so "
+            "GELU(x) = 0.5 * x * (1 + erf(x / sqrt(2)))"),
+    Mistake("gelu_sigmoid", T + "gelu", EXACT, "x * torch.sigmoid(1.702 * x)",
+            "this is the sigmoid approximation x * sigmoid(1.702 x); write the exact GELU "
+            "with torch.erf"),
+    # Part 2: gelu_tanh
+    Mistake("tanh_is_exact", T + "gelu_tanh", TANH, EXACT,
+            "this is the exact GELU (with erf); Part 2 asks for the tanh approximation "
+            "0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))"),
+    Mistake("tanh_no_cubic", T + "gelu_tanh", "(x + 0.044715 * x ** 3)", "x",
+            "the cubic term is missing: tanh's argument is sqrt(2 / pi) * (x + 0.044715 * x**3)"),
+    Mistake("tanh_no_sqrt", T + "gelu_tanh", "math.sqrt(2.0 / math.pi)", "(2.0 / math.pi)",
+            "the factor is the square root of 2 / pi (about 0.798), not 2 / pi"),
+    Mistake("tanh_square", T + "gelu_tanh", "x ** 3", "x ** 2",
+            "the correction term is 0.044715 * x**3 (a cube, so it keeps the sign of x)"),
+    # Part 3: FeedForward
+    Mistake("ffn_hidden_2x", T + "FeedForward", "d_ff = 4 * d_model if", "d_ff = 2 * d_model if",
+            "the hidden size is 2 * d_model; when d_ff is None it is 4 * d_model"),
+    Mistake("ffn_no_bias", T + "FeedForward",
+            "self.fc = nn.Linear(d_model, d_ff, bias=bias)\n"
+            "        self.proj = nn.Linear(d_ff, d_model, bias=bias)",
+            "self.fc = nn.Linear(d_model, d_ff, bias=False)\n"
+            "        self.proj = nn.Linear(d_ff, d_model, bias=False)",
+            "the linear layers have no bias: nn.Linear(..., bias=bias), so they have one "
+            "unless bias=False"),
+    Mistake("ffn_bias_ignored", T + "FeedForward",
+            "self.fc = nn.Linear(d_model, d_ff, bias=bias)\n"
+            "        self.proj = nn.Linear(d_ff, d_model, bias=bias)",
+            "self.fc = nn.Linear(d_model, d_ff)\n"
+            "        self.proj = nn.Linear(d_ff, d_model)",
+            "bias=False is ignored: pass bias=bias to both nn.Linear layers"),
+    Mistake("ffn_relu", T + "FeedForward", "h = gelu(h)", "h = torch.relu(h)",
+            "activation='gelu' uses ReLU; use your gelu for 'gelu' (ReLU only for 'relu')"),
+    Mistake("ffn_tanh_for_exact", T + "FeedForward", "h = gelu(h)", "h = gelu_tanh(h)",
+            "activation='gelu' uses the tanh approximation; 'gelu' is the exact GELU, "
+            "'gelu_tanh' the approximation"),
+    Mistake("ffn_activation_ignored", T + "FeedForward", 'if self.activation == "gelu":',
+            "if True:",
+            "the activation argument is ignored: use gelu for 'gelu', gelu_tanh for "
+            "'gelu_tanh' and torch.relu for 'relu'"),
+    Mistake("ffn_no_activation", T + "FeedForward", "h = self.fc(x)\n", "h = self.fc(x)\n"
+            "        return F.dropout(self.proj(h), p=self.dropout, training=self.training)\n",
+            "there is no activation between the two linear layers: without it the network "
+            "is one linear map; apply the activation to fc's output"),
+    Mistake("ffn_no_proj", T + "FeedForward", "y = self.proj(h)", "y = h",
+            "the second linear layer self.proj is missing: it maps the d_ff hidden features "
+            "back to d_model"),
+    Mistake("ffn_dropout_at_eval", T + "FeedForward",
+            "F.dropout(y, p=self.dropout, training=self.training)", "F.dropout(y, p=self.dropout)",
+            "dropout is applied in eval mode too: F.dropout(y, p, training=self.training) "
+            "(F.dropout's training flag defaults to True)"),
+    # Part 4: feedforward_parameters
+    Mistake("params_no_bias", T + "feedforward_parameters",
+            "biases = d_ff + d_model if bias else 0", "biases = 0",
+            "the biases are not counted: fc has d_ff of them and proj d_model"),
+    Mistake("params_bias_ignored", T + "feedforward_parameters",
+            "biases = d_ff + d_model if bias else 0", "biases = d_ff + d_model",
+            "with bias=False there are no biases to count"),
+    Mistake("params_one_matrix", T + "feedforward_parameters",
+            "weights = d_model * d_ff + d_ff * d_model", "weights = d_model * d_ff",
+            "only one weight matrix is counted: fc holds d_model * d_ff weights and proj "
+            "another d_ff * d_model"),
+]
+
+
+def _grid(dtype: torch.dtype) -> torch.Tensor:
+    """Points where the exact and the tanh GELU differ most, and around zero."""
+    return torch.linspace(-5.0, 5.0, 41, dtype=torch.float64).to(dtype)
+
+
+def _gelu_cases(hidden: bool) -> list[tuple[str, torch.Tensor]]:
+    f32, f64 = torch.float32, torch.float64
+    cases = [("a grid from -5 to 5", _grid(f32)),
+             ("(2, 3, 4) random, float32", oracles.randn(2, 3, 4, seed=1, scale=2.0))]
+    if hidden:
+        cases += [("a grid from -5 to 5, float64", _grid(f64)),
+                  ("(1000,) random, float64", oracles.randn(1000, seed=2, dtype=f64, scale=3.0)),
+                  ("(1, 1, 3072) activations", oracles.randn(1, 1, 3072, seed=3, scale=4.0)),
+                  ("a 0-d tensor, float64", torch.tensor(-0.75, dtype=f64))]
+    return cases
+
+
+def _check_activation(fn, name: str, oracle, hidden: bool) -> None:
+    for label, x in _gelu_cases(hidden):
+        compare(fn, lambda f, x=x: f(x.clone()), oracle(x),
+                what=f"{name}(x) on {label}", **oracles.tol(x.dtype))
+
+
+def _gelu(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="none")
+
+
+def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
+# ---------------------------------------------------------------- Parts 1 and 2: GELU
+
+
+@check(T + "gelu", part=1)
+def check_gelu(gelu, hidden: bool = False) -> None:
+    """gelu(x) equals F.gelu(x) elementwise, any shape, the dtype of x."""
+    _check_activation(gelu, "gelu", _gelu, hidden)
+
+
+@check(T + "gelu", part=1)
+def check_gelu_extremes(gelu, hidden: bool = False) -> None:
+    """Large inputs: GELU(x) -> x for large x, -> 0 for very negative x, never NaN."""
+    dtypes = [torch.float32] + ([torch.float64] if hidden else [])
+    for dtype in dtypes:
+        x = torch.tensor([-1e4, -60.0, -10.0, -0.75, 0.0, 10.0, 60.0, 1e4], dtype=dtype)
+        compare(gelu, lambda f, x=x: f(x.clone()), _gelu(x),
+                what=f"gelu(x) on very large and small inputs, {dtype}", **oracles.tol(dtype))
+
+
+@check(T + "gelu_tanh", part=2)
+def check_gelu_tanh(gelu_tanh, hidden: bool = False) -> None:
+    """gelu_tanh(x) equals F.gelu(x, approximate="tanh") elementwise."""
+    _check_activation(gelu_tanh, "gelu_tanh", _gelu_tanh, hidden)
+
+
+# ---------------------------------------------------------------- Part 3: FeedForward
+
+ACTS = {"gelu": nn.GELU(), "gelu_tanh": nn.GELU(approximate="tanh"), "relu": nn.ReLU()}
+
+
+def _oracle_layers(d_model: int, d_ff: int | None, bias: bool, dtype, seed: int) -> nn.Module:
+    """Two torch nn.Linear layers named like ours, with random (non-zero) biases."""
+    torch.manual_seed(seed)
+    hidden = 4 * d_model if d_ff is None else d_ff
+    layers = nn.Module()
+    layers.fc = nn.Linear(d_model, hidden, bias=bias, dtype=dtype)
+    layers.proj = nn.Linear(hidden, d_model, bias=bias, dtype=dtype)
+    if bias:
+        with torch.no_grad():
+            layers.fc.bias.uniform_(-0.5, 0.5)
+            layers.proj.bias.uniform_(-0.5, 0.5)
+    return layers
+
+
+def _layout(module: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+    return sorted((name, tuple(p.shape)) for name, p in module.named_parameters())
+
+
+@check(T + "FeedForward", part=3)
+def check_feedforward_layers(FeedForward, hidden: bool = False) -> None:
+    """fc: Linear(d_model, d_ff), proj: Linear(d_ff, d_model), d_ff = 4 * d_model by default,
+    biases unless bias=False."""
+    cases = [(8, None, True), (8, 20, True), (8, None, False)]
+    if hidden:
+        cases += [(1, None, True), (384, 1536, True), (6, 5, False), (12, None, True)]
+    for d_model, d_ff, bias in cases:
+        expected = _layout(_oracle_layers(d_model, d_ff, bias, torch.float32, 0))
+        compare(FeedForward, lambda cls, d=d_model, h=d_ff, b=bias: _layout(cls(d, h, bias=b)),
+                expected,
+                what=f"the parameters (name, shape) of FeedForward({d_model}, d_ff={d_ff}, "
+                     f"bias={bias})")
+
+
+def _run(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(output, gradient of sum(output * w) with respect to x) for fixed weights w."""
+    x = x.clone().requires_grad_()
+    y = module(x)
+    w = torch.linspace(-1.0, 1.0, y.numel(), dtype=y.dtype).view_as(y)
+    (grad,) = torch.autograd.grad((y * w).sum(), x)
+    return y.detach(), grad
+
+
+def _conv_oracle(layers: nn.Module, act: nn.Module) -> nn.Module:
+    """The same network as two Conv1d(kernel_size=1) layers over (B, C, T)."""
+    fc, proj = layers.fc, layers.proj
+    conv1 = nn.Conv1d(fc.in_features, fc.out_features, 1, dtype=fc.weight.dtype)
+    conv2 = nn.Conv1d(proj.in_features, proj.out_features, 1, dtype=fc.weight.dtype)
+    with torch.no_grad():
+        conv1.weight.copy_(fc.weight[:, :, None])
+        conv1.bias.copy_(fc.bias)
+        conv2.weight.copy_(proj.weight[:, :, None])
+        conv2.bias.copy_(proj.bias)
+
+    class ByConv(nn.Module):
+        def forward(self, x):                          # (B, T, C) -> (B, C, T) -> back
+            return conv2(act(conv1(x.transpose(1, 2)))).transpose(1, 2)
+
+    return ByConv()
+
+
+def _ffn_cases(hidden: bool) -> list[dict]:
+    f32, f64 = torch.float32, torch.float64
+    cases = [dict(label="activation='gelu', a Conv1d of kernel size 1 as oracle", d=8, h=None,
+                  act="gelu", bias=True, shape=(2, 5, 8), dtype=f32, conv=True),
+             dict(label="activation='relu'", d=8, h=16, act="relu", bias=True, shape=(2, 3, 8),
+                  dtype=f32),
+             dict(label="activation='gelu_tanh', no bias", d=8, h=None, act="gelu_tanh",
+                  bias=False, shape=(1, 4, 8), dtype=f32)]
+    if hidden:
+        cases += [dict(label="float64", d=16, h=24, act="gelu", bias=True, shape=(3, 7, 16),
+                       dtype=f64),
+                  dict(label="float64, tanh", d=12, h=None, act="gelu_tanh", bias=True,
+                       shape=(2, 4, 12), dtype=f64, conv=True),
+                  dict(label="a single token", d=6, h=None, act="gelu", bias=True,
+                       shape=(1, 1, 6), dtype=f64),
+                  dict(label="no batch axis (T, C)", d=8, h=32, act="relu", bias=False,
+                       shape=(5, 8), dtype=f32),
+                  dict(label="wide inputs", d=4, h=64, act="gelu", bias=True, shape=(2, 3, 4),
+                       dtype=f64, scale=4.0)]
+    return cases
+
+
+@check(T + "FeedForward", part=3, uses=(T + "gelu", T + "gelu_tanh"))
+def check_feedforward(FeedForward, hidden: bool = False) -> None:
+    """In eval mode, output and input gradient equal torch's Linear -> activation -> Linear
+    with the same weights (and the Conv1d(kernel_size=1) form of it)."""
+    for i, case in enumerate(_ffn_cases(hidden)):
+        layers = _oracle_layers(case["d"], case["h"], case["bias"], case["dtype"], seed=100 + i)
+        act = ACTS[case["act"]]
+        oracle = _conv_oracle(layers, act) if case.get("conv") else \
+            nn.Sequential(layers.fc, act, layers.proj)
+        x = oracles.randn(*case["shape"], seed=200 + i, dtype=case["dtype"],
+                          scale=case.get("scale", 1.0))
+        state = layers.state_dict()
+
+        def probe(cls, case=case, state=state, x=x):
+            module = cls(case["d"], case["h"], activation=case["act"], bias=case["bias"])
+            module = module.to(case["dtype"])
+            module.load_state_dict(state)
+            return _run(module.eval(), x)
+
+        compare(FeedForward, probe, _run(oracle, x), parts=("output", "gradient of x"),
+                what=f"FeedForward({case['d']}, d_ff={case['h']}, activation='{case['act']}', "
+                     f"bias={case['bias']}).eval() on x {case['shape']}, {case['label']}",
+                **oracles.tol(case["dtype"]))
+
+
+@check(T + "FeedForward", part=3, uses=(T + "gelu", T + "gelu_tanh"))
+def check_feedforward_dropout(FeedForward, hidden: bool = False) -> None:
+    """Dropout acts on the output, only while training: in eval mode the output is the
+    network's; in train mode about a fraction p is zero and the rest is scaled by 1/(1-p)."""
+    cases = [(16, 0.5, (4, 8, 16))] + ([(8, 0.2, (2, 16, 8)), (32, 0.7, (1, 4, 32))]
+                                      if hidden else [])
+    for i, (d, p, shape) in enumerate(cases):
+        layers = _oracle_layers(d, None, True, torch.float32, seed=300 + i)
+        clean = nn.Sequential(layers.fc, ACTS["gelu"], layers.proj)(
+            x := oracles.randn(*shape, seed=400 + i)).detach()
+        state = layers.state_dict()
+
+        def probe(cls, d=d, p=p, x=x, state=state, train=False):
+            module = cls(d, dropout=p)
+            module.load_state_dict(state)
+            module.train(train)
+            torch.manual_seed(1234)
+            with torch.no_grad():
+                return module(x.clone())
+
+        compare(FeedForward, probe, clean,
+                what=f"FeedForward({d}, dropout={p}).eval() on x {shape}: no dropout in eval "
+                     "mode", **oracles.tol(torch.float32))
+        what = f"FeedForward({d}, dropout={p}).train() on x {shape}"
+        out = call(FeedForward, lambda cls, probe=probe: probe(cls, train=True), what)
+        if isinstance(out, Raised):
+            fail(f"{what}\n  raised {out}")
+        dropped = out == 0
+        kept_ok = torch.allclose(torch.where(dropped, 0.0, out),
+                                 torch.where(dropped, 0.0, clean / (1 - p)), rtol=1e-4, atol=1e-5)
+        share = dropped.float().mean().item()
+        if not kept_ok or abs(share - p) > 0.15:
+            problem = ("the outputs kept are not the network's output scaled by 1 / (1 - p): "
+                       "apply dropout once, to the output of proj" if not kept_ok else
+                       f"{share:.0%} of the outputs are zero, expected about {p:.0%}")
+            fail(f"{what}\n  {problem}",
+                 diagnose(out, lambda cls, probe=probe: probe(cls, train=True), what))
+
+
+# ---------------------------------------------------------------- Part 4: parameter count
+
+
+def _counted(d_model: int, d_ff: int, bias: bool) -> int:
+    layers = [nn.Linear(d_model, d_ff, bias=bias, device="meta"),
+              nn.Linear(d_ff, d_model, bias=bias, device="meta")]
+    return sum(p.numel() for layer in layers for p in layer.parameters())
+
+
+@check(T + "feedforward_parameters", part=4)
+def check_feedforward_parameters(feedforward_parameters, hidden: bool = False) -> None:
+    """The number of parameters of the two nn.Linear layers, with or without biases."""
+    cases = [(8, 32, True), (8, 32, False), (768, 3072, True)]
+    if hidden:
+        cases += [(384, 1536, True), (5, 7, True), (1, 1, False), (12288, 49152, True),
+                  (3, 100, False)]
+    for d_model, d_ff, bias in cases:
+        compare(feedforward_parameters, lambda f, d=d_model, h=d_ff, b=bias: f(d, h, b),
+                _counted(d_model, d_ff, bias),
+                what=f"feedforward_parameters({d_model}, {d_ff}, bias={bias})")
+
+
+# ---------------------------------------------------------------- the second catalogue
+
+SLIPS = [
+    Slip("gelu_where_relu", T + "gelu", """
+def gelu(x):
+    return torch.where(x > 0, x, torch.zeros_like(x))
+""", "gelu_is_relu"),
+    Slip("gelu_written_as_tanh", T + "gelu", """
+def gelu(x):
+    inner = math.sqrt(2 / math.pi) * (x + 0.044715 * torch.pow(x, 3))
+    return 0.5 * x * (1 + torch.tanh(inner))
+""", "gelu_is_tanh"),
+    Slip("gelu_rounded_constant", T + "gelu", """
+def gelu(x):
+    return 0.5 * x * (1 + torch.erf(x * 0.7071))
+""", None),
+    Slip("gelu_forgot_x", T + "gelu", """
+def gelu(x):
+    cdf = 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+    return cdf
+""", None),
+    Slip("gelu_sigmoid_by_hand", T + "gelu", """
+def gelu(x):
+    return x / (1 + torch.exp(-1.702 * x))
+""", "gelu_sigmoid"),
+    Slip("tanh_without_cube", T + "gelu_tanh", """
+def gelu_tanh(x):
+    return 0.5 * x * (1 + torch.tanh((2 / math.pi) ** 0.5 * x))
+""", "tanh_no_cubic"),
+    Slip("tanh_typo_coefficient", T + "gelu_tanh", """
+def gelu_tanh(x):
+    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.44715 * x ** 3)))
+""", None),
+    Slip("ffn_sequential_gelu_only", T + "FeedForward", """
+class FeedForward(nn.Module):
+    def __init__(self, d_model, d_ff=None, dropout=0.0, activation="gelu", bias=True):
+        super().__init__()
+        d_ff = d_ff or 4 * d_model
+        self.fc = nn.Linear(d_model, d_ff, bias=bias)
+        self.proj = nn.Linear(d_ff, d_model, bias=bias)
+        self.act = nn.GELU()
+        self.drop = nn.Dropout(dropout)
+        self.d_model, self.d_ff, self.dropout, self.activation = d_model, d_ff, dropout, activation
+
+    def forward(self, x):
+        return self.drop(self.proj(self.act(self.fc(x))))
+""", "ffn_activation_ignored"),
+    Slip("ffn_dropout_on_hidden", T + "FeedForward", """
+class FeedForward(nn.Module):
+    def __init__(self, d_model, d_ff=None, dropout=0.0, activation="gelu", bias=True):
+        super().__init__()
+        d_ff = 4 * d_model if d_ff is None else d_ff
+        self.fc = nn.Linear(d_model, d_ff, bias=bias)
+        self.proj = nn.Linear(d_ff, d_model, bias=bias)
+        self.drop = nn.Dropout(dropout)
+        self.d_model, self.d_ff, self.dropout, self.activation = d_model, d_ff, dropout, activation
+
+    def forward(self, x):
+        acts = {"gelu": gelu, "gelu_tanh": gelu_tanh, "relu": torch.relu}
+        return self.proj(self.drop(acts[self.activation](self.fc(x))))
+""", None),
+    Slip("ffn_double_width", T + "FeedForward", """
+class FeedForward(nn.Module):
+    def __init__(self, d_model, d_ff=None, dropout=0.0, activation="gelu", bias=True):
+        super().__init__()
+        if d_ff is None:
+            d_ff = d_model * 2
+        self.fc = nn.Linear(d_model, d_ff, bias=bias)
+        self.proj = nn.Linear(d_ff, d_model, bias=bias)
+        self.d_model, self.d_ff, self.dropout, self.activation = d_model, d_ff, dropout, activation
+
+    def forward(self, x):
+        h = self.fc(x)
+        h = {"gelu": gelu, "gelu_tanh": gelu_tanh, "relu": torch.relu}[self.activation](h)
+        return F.dropout(self.proj(h), self.dropout, self.training)
+""", "ffn_hidden_2x"),
+    Slip("ffn_functional_dropout_default", T + "FeedForward", """
+class FeedForward(nn.Module):
+    def __init__(self, d_model, d_ff=None, dropout=0.0, activation="gelu", bias=True):
+        super().__init__()
+        d_ff = 4 * d_model if d_ff is None else d_ff
+        self.fc = nn.Linear(d_model, d_ff, bias=bias)
+        self.proj = nn.Linear(d_ff, d_model, bias=bias)
+        self.d_model, self.d_ff, self.dropout, self.activation = d_model, d_ff, dropout, activation
+
+    def forward(self, x):
+        if self.activation == "relu":
+            h = torch.relu(self.fc(x))
+        elif self.activation == "gelu_tanh":
+            h = gelu_tanh(self.fc(x))
+        else:
+            h = gelu(self.fc(x))
+        return F.dropout(self.proj(h), self.dropout)
+""", "ffn_dropout_at_eval"),
+    Slip("ffn_activation_last", T + "FeedForward", """
+class FeedForward(nn.Module):
+    def __init__(self, d_model, d_ff=None, dropout=0.0, activation="gelu", bias=True):
+        super().__init__()
+        d_ff = 4 * d_model if d_ff is None else d_ff
+        self.fc = nn.Linear(d_model, d_ff, bias=bias)
+        self.proj = nn.Linear(d_ff, d_model, bias=bias)
+        self.d_model, self.d_ff, self.dropout, self.activation = d_model, d_ff, dropout, activation
+
+    def forward(self, x):
+        act = {"gelu": gelu, "gelu_tanh": gelu_tanh, "relu": torch.relu}[self.activation]
+        y = act(self.proj(self.fc(x)))
+        return F.dropout(y, self.dropout, self.training)
+""", None),
+    Slip("params_bias_always", T + "feedforward_parameters", """
+def feedforward_parameters(d_model, d_ff, bias=True):
+    return 2 * d_model * d_ff + d_model + d_ff
+""", "params_bias_ignored"),
+    Slip("params_assumes_4x", T + "feedforward_parameters", """
+def feedforward_parameters(d_model, d_ff, bias=True):
+    n = 8 * d_model * d_model
+    if bias:
+        n += 5 * d_model
+    return n
+""", None),
+]
