@@ -1,4 +1,4 @@
-"""The course's command line: `python -m course {build-exercises,grade,bench}`."""
+"""The course's command line: `python -m course {build-exercises,grade,bench,train,sample}`."""
 
 from __future__ import annotations
 
@@ -95,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("names", nargs="*", help="e.g. tokenization attention (default: all)")
     p.add_argument("--quick", action="store_true", help="small inputs (a smoke test)")
     p.set_defaults(run=bench)
+
+    from course import train_cli  # train, sample
+
+    train_cli.add_parsers(sub)
 
     args = parser.parse_args(argv)
     return args.run(args)

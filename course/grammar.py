@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 
 DETERMINERS = {"the": "any", "a": "sg", "some": "pl"}
-ADJECTIVES = ("big", "small", "red", "old", "happy", "quiet")
+ADJECTIVES = ("big", "small", "red", "tall", "happy", "quiet")
 NOUNS_SG = ("cat", "dog", "bird", "child", "farmer", "teacher")
 NOUNS_PL = ("cats", "dogs", "birds", "children", "farmers", "teachers")
 PREPOSITIONS = ("near", "with", "behind")
@@ -251,3 +251,29 @@ def entropy_summary(grammar: Grammar | None = None) -> dict[str, float]:
                 mean_sentence_length=g.mean_sentence_length(),
                 entropy_per_char=g.entropy_per_char(), vocab_size=float(g.vocab_size),
                 uniform=math.log(g.vocab_size))
+
+
+def windows(ids: torch.Tensor, block_size: int, n_windows: int, seed: int = 0) -> torch.Tensor:
+    """(n_windows, block_size + 1) windows cut from a 1-D id tensor at seeded random places:
+    inputs are [:, :-1], targets [:, 1:] (the layout of a training batch)."""
+    if ids.dim() != 1 or len(ids) <= block_size + 1:
+        raise ValueError(f"ids must be 1-D and longer than block_size + 1 = {block_size + 1}")
+    g = torch.Generator().manual_seed(seed)
+    starts = torch.randint(len(ids) - block_size, (n_windows,), generator=g)
+    return ids[starts[:, None] + torch.arange(block_size + 1)]
+
+
+@torch.no_grad()
+def model_nll(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """(B, T) per-token loss of a model with forward(idx) -> (logits, loss) on windows x (B, T+1),
+    in eval mode; compare with :meth:`Grammar.window_floor` on the same windows."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for chunk in x.split(batch_size):
+        logits, _ = model(chunk[:, :-1].to(device))
+        logp = torch.log_softmax(logits.float(), -1)
+        out.append(-logp.gather(-1, chunk[:, 1:, None].to(device)).squeeze(-1).cpu())
+    model.train(was_training)
+    return torch.cat(out).double()

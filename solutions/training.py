@@ -10,8 +10,10 @@ nanoGPT's train.py), usable for any ``nn.Module`` whose ``forward(idx, targets)`
 - :func:`autocast` -- bf16 autocast on CUDA (and on CPU when asked).
 - :func:`save_checkpoint` / :func:`load_checkpoint` -- model, optimizer, scheduler, RNG states
   and data position, so that a killed run resumes to exactly the same weights.
-- :func:`train` -- the loop: gradient accumulation, clipping, periodic evaluation, progress bar,
-  checkpoints, and data parallelism with ``torchrun`` (DistributedDataParallel).
+- :func:`train_step` -- one optimizer step: gradient accumulation over micro-batches, clipping.
+- :func:`fit` -- the bare loop: batches and steps, nothing else.
+- :func:`train` -- the loop: periodic evaluation, progress bar, checkpoints, and data
+  parallelism with ``torchrun`` (DistributedDataParallel).
 """
 
 from __future__ import annotations
@@ -248,6 +250,50 @@ def load_checkpoint(path, model: nn.Module | None = None, optimizer=None, schedu
 # ---------------------------------------------------------------------------------------------
 
 
+def train_step(model: nn.Module, optimizer, scheduler, micro_batches: list, grad_clip: float,
+               dtype: str = "auto") -> torch.Tensor:
+    """One optimizer step over `micro_batches` [(x, y), ...] (gradient accumulation: their mean
+    loss is the step's loss), with gradient clipping, the optimizer and the scheduler.
+    Returns the mean loss (detached). A DistributedDataParallel model averages the gradients
+    across processes once, on the last micro-batch."""
+    optimizer.zero_grad(set_to_none=True)
+    n = len(micro_batches)
+    total = 0.0
+    for i, (x, y) in enumerate(micro_batches):
+        sync = i == n - 1 or not hasattr(model, "no_sync")
+        with contextlib.nullcontext() if sync else model.no_sync():
+            with autocast(x.device, dtype):
+                _, loss = model(x, y)
+            (loss / n).backward()                        # gradients add up over micro-batches
+        total = total + loss.detach().float() / n       # stays on the device: no sync
+    if grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    scheduler.step()
+    return total
+
+
+def fit(model: nn.Module, data: dict[str, torch.Tensor], config: TrainConfig,
+        device="cpu") -> list[float]:
+    """The bare loop: `config.max_iters` steps of :func:`train_step` on random batches of
+    data["train"] (a generator seeded with `config.seed`), AdamW over :func:`param_groups`,
+    the :func:`lr_at` schedule. Returns the loss of every step. (:func:`train` adds evaluation,
+    checkpoints, a progress bar and several processes.)"""
+    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr,
+                                  betas=(config.beta1, config.beta2))
+    scheduler = make_scheduler(optimizer, config)
+    generator = torch.Generator().manual_seed(config.seed)
+    model.train()
+    losses = []
+    for _ in range(config.max_iters):
+        micro_batches = [get_batch(data["train"], config.batch_size, config.block_size, device,
+                                   generator) for _ in range(config.grad_accum)]
+        loss = train_step(model, optimizer, scheduler, micro_batches, config.grad_clip,
+                          config.dtype)
+        losses.append(loss.item())
+    return losses
+
+
 def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
     """(rank, world size, device): starts the process group when launched by torchrun."""
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
@@ -347,21 +393,12 @@ def train(model: nn.Module, data: dict[str, torch.Tensor], config: TrainConfig,
             evaluate(step)
         if config.ckpt_every and step % config.ckpt_every == 0 and step > start:
             checkpoint(step)
-        step_loss = 0.0
-        for micro in range(config.grad_accum):
+        micro_batches = []
+        for _ in range(config.grad_accum):
             x, y = get_batch(data["train"], config.batch_size, config.block_size, "cpu", data_gen)
-            x, y = x[rows].to(device), y[rows].to(device)  # this process's rows (B / W, T)
-            sync = world == 1 or micro == config.grad_accum - 1
-            with contextlib.nullcontext() if sync else net.no_sync():
-                with autocast(device, config.dtype):
-                    _, loss = net(x, y)
-                (loss / config.grad_accum).backward()
-            step_loss += loss.detach() / config.grad_accum
-        if config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+            micro_batches.append((x[rows].to(device), y[rows].to(device)))  # (B / W, T) each
+        step_loss = train_step(net, optimizer, scheduler, micro_batches, config.grad_clip,
+                               config.dtype)
         if world > 1:
             dist.all_reduce(step_loss)                   # sum over processes (gloo has no AVG)
             step_loss /= world

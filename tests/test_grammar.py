@@ -106,3 +106,31 @@ def test_bad_grammars_and_inputs_are_refused():
         G.log_prob([G.stoi["cat"]])
     with pytest.raises(ValueError, match="not a word"):
         G.encode("the unicorn sleeps .")
+
+
+def test_windows_and_model_nll_follow_the_batch_layout():
+    from torch import nn
+
+    from course.grammar import model_nll, windows
+
+    ids = G.corpus(5000, seed=1)
+    x = windows(ids, 16, 10, seed=2)
+    assert x.shape == (10, 17) and torch.equal(x, windows(ids, 16, 10, seed=2))
+    starts = [int((ids.unfold(0, 17, 1) == row).all(1).nonzero()[0]) for row in x]
+    assert all(torch.equal(ids[s: s + 17], row) for s, row in zip(starts, x, strict=True))
+
+    class Bigram(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = nn.Embedding(G.vocab_size, G.vocab_size)
+
+        def forward(self, idx, targets=None):
+            logits = self.table(idx)
+            loss = None if targets is None else nn.functional.cross_entropy(
+                logits.flatten(0, 1), targets.flatten())
+            return logits, loss
+
+    model = Bigram().train()
+    nll = model_nll(model, x, batch_size=3)
+    assert nll.shape == (10, 16) and model.training
+    assert float(nll.mean()) == pytest.approx(model(x[:, :-1], x[:, 1:])[1].item(), rel=1e-5)

@@ -28,6 +28,7 @@ from solutions.training import (
     param_groups,
     pick_device,
     train,
+    train_step,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,21 +197,25 @@ def test_training_learns_and_logs(tmp_path):
 
 
 def test_accumulation_equals_one_big_batch():
-    """grad_accum=2 with batch B draws the same 2B rows as one step of 2B only if the loss is
-    divided by the number of micro-steps: compare the gradients of one step."""
+    """train_step over two micro-batches of 4 rows = one step over the 8 rows: the loss is
+    divided by the number of micro-batches, and stale gradients are cleared first."""
     data = corpus()
     torch.manual_seed(0)
     a, b = TinyLM(11, 16), TinyLM(11, 16)
     b.load_state_dict(a.state_dict())
     g = torch.Generator().manual_seed(0)
     batches = [get_batch(data["train"], 4, 16, generator=g) for _ in range(2)]
-    for x, y in batches:
-        (a(x, y)[1] / 2).backward()
-    x = torch.cat([bt[0] for bt in batches])
-    y = torch.cat([bt[1] for bt in batches])
-    b(x, y)[1].backward()
+    whole = [(torch.cat([bt[0] for bt in batches]), torch.cat([bt[1] for bt in batches]))]
+    losses = []
+    for model, micro in ((a, batches), (b, whole)):
+        for p in model.parameters():
+            p.grad = torch.ones_like(p)                         # stale gradients
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+        losses.append(train_step(model, opt, sched, micro, grad_clip=0.0))
+    assert losses[0] == pytest.approx(float(losses[1]), rel=1e-6)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
-        assert torch.allclose(pa.grad, pb.grad, atol=1e-6)
+        assert torch.allclose(pa, pb, atol=1e-6)
 
 
 def test_clipping_happens_after_backward_with_the_configured_norm(monkeypatch):

@@ -1,0 +1,115 @@
+"""`python -m course train` / `sample`: clear errors for unusable files, a short run that
+writes metrics and a checkpoint, sampling from it, and a SIGKILLed run that resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from course.__main__ import main
+from course.grammar import Grammar
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def grammar_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "grammar.txt"
+    path.write_text(Grammar().text(Grammar().corpus(12_000, seed=0)))
+    return path
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    (b"", "is empty"),
+    (b"  \n\n ", "is empty"),
+    (b"PK\x03\x04\x00\x00binary", "looks binary"),
+    ("caf\u00e9".encode("latin-1") * 100, "not UTF-8"),
+    (b"too short for a block of 64 characters", "too short"),
+])
+def test_unusable_files_get_a_clear_error(tmp_path, capsys, content, message):
+    path = tmp_path / "data.txt"
+    if content is not None:
+        path.write_bytes(content)
+    code = main(["train", "--data", str(path), "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_unknown_preset_and_missing_checkpoint(tmp_path, grammar_file, capsys):
+    assert main(["train", "--data", str(grammar_file), "--out", str(tmp_path),
+                 "--preset", "huge"]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+    assert main(["sample", "--ckpt", str(tmp_path / "nothing"), "--prompt", "a"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_train_then_sample(tmp_path, grammar_file, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(grammar_file), "--out", str(out), "--max-iters", "40",
+                 "--eval-every", "20", "--quiet", "--seed", "1"]) == 0
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 20, 40]
+    for r in rows:
+        assert set(r) >= {"step", "train_loss", "val_loss", "elapsed_s", "tokens_per_s"}
+    assert rows[-1]["val_loss"] < rows[0]["val_loss"] - 0.5
+    state = torch.load(out / "ckpt.pt", weights_only=True)
+    assert state["model_config"]["n_layer"] == 4 and state["model_config"]["n_embd"] == 128
+    assert state["train_config"]["batch_size"] == 12 and state["tokenizer"]["kind"] == "char"
+    capsys.readouterr()
+    args = ["sample", "--ckpt", str(out), "--prompt", "the cat", "--max-new-tokens", "30",
+            "--seed", "3", "--temperature", "0.8", "--top-k", "10"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("the cat") and len(first.rstrip("\n")) == len("the cat") + 30
+    assert main(args) == 0 and capsys.readouterr().out == first     # seeded
+    assert main(args[:-4] + ["--top-p", "0.9"]) == 0
+
+
+def test_bpe_tokenizer_round_trips_through_the_checkpoint(tmp_path, grammar_file, capsys):
+    from course.train_cli import load_model
+
+    out = tmp_path / "bpe"
+    assert main(["train", "--data", str(grammar_file), "--out", str(out), "--max-iters", "2",
+                 "--tokenizer", "bpe", "--quiet"]) == 0
+    _, tok = load_model(out)
+    text = grammar_file.read_text()[:500]
+    assert tok.decode(tok.encode(text)) == text and tok.vocab_size > 256
+
+
+def _cli(*args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "course", "train", *map(str, args)], env=env,
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_cli_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path, grammar_file):
+    common = ["--data", grammar_file, "--max-iters", 60, "--eval-every", 20,
+              "--ckpt-every", 5, "--quiet", "--seed", "2"]
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert _cli("--out", full, *common).wait(timeout=300) == 0
+    victim = _cli("--out", cut, *common)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (cut / "ckpt.pt").exists():
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    step = torch.load(cut / "ckpt.pt", weights_only=True)["step"]
+    assert victim.returncode == -signal.SIGKILL and 0 < step < 60
+    assert _cli("--out", cut, *common, "--resume").wait(timeout=300) == 0
+    a = torch.load(full / "ckpt.pt", weights_only=True)
+    b = torch.load(cut / "ckpt.pt", weights_only=True)
+    assert a["step"] == b["step"] == 60
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert a["losses"] == b["losses"]
+    rows = [json.loads(x)["step"] for x in (cut / "metrics.jsonl").read_text().splitlines()]
+    assert rows == [0, 20, 40, 60]
