@@ -378,3 +378,49 @@ def test_ddp_two_processes_match_one_process(tmp_path):
         assert wa == pytest.approx(wb, rel=1e-4, abs=1e-5)
     assert [r["val_loss"] for r in a["evals"]] == \
         pytest.approx([r["val_loss"] for r in b["evals"]], rel=1e-5)
+
+
+def test_train_step_runs_on_the_meta_device():
+    """The trainer's step makes no tensor on the CPU when the model lives elsewhere."""
+    from course.checks.core import cpu_tensor_spy
+    from solutions.model import GPT, ModelConfig
+    from solutions.training import make_scheduler
+
+    with torch.device("meta"):
+        model = GPT(ModelConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=32))
+    # SGD: AdamW keeps its step counts on the CPU by PyTorch's design
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = make_scheduler(optimizer, TrainConfig(lr=0.1, min_lr=0.01))
+    x = torch.randint(50, (2, 16), device="meta")
+    with cpu_tensor_spy() as spy:
+        loss = train_step(model, optimizer, scheduler, [(x, x), (x, x)], 1.0)
+    assert loss.device.type == "meta" and spy.made_on_cpu == []
+
+
+def test_schedule_matches_pytorchs_own_schedulers():
+    """lr_at against an independent oracle: LinearLR warm-up, then CosineAnnealingLR."""
+    lr, min_lr, warm, total = 0.5, 0.02, 7, 60
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr)
+    oracle = torch.optim.lr_scheduler.SequentialLR(opt, [
+        torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / warm, end_factor=1.0,
+                                          total_iters=warm - 1),
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - warm, eta_min=min_lr),
+    ], milestones=[warm])
+    for step in range(total):
+        assert lr_at(step, lr, min_lr, warm, total) == pytest.approx(
+            opt.param_groups[0]["lr"], rel=1e-9), step
+        opt.step()
+        oracle.step()
+
+
+def test_fit_is_the_bare_loop_and_learns():
+    from solutions.training import fit
+
+    torch.manual_seed(0)
+    model = TinyLM(11, 16)
+    losses = fit(model, corpus(), small_config(max_iters=40, grad_accum=2))
+    assert len(losses) == 40 and all(isinstance(v, float) for v in losses)
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.5
+    torch.manual_seed(0)
+    again = TinyLM(11, 16)
+    assert fit(again, corpus(), small_config(max_iters=40, grad_accum=2)) == losses
