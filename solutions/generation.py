@@ -59,7 +59,8 @@ def next_token(logits: torch.Tensor, *, greedy: bool = False, temperature: float
     return torch.multinomial(probs, 1, generator=generator)  # (B, 1)
 
 
-def _logits(out) -> torch.Tensor:
+def logits_of(out) -> torch.Tensor:
+    """A model's output -> its logits (a GPT returns (logits, loss))."""
     return out[0] if isinstance(out, tuple) else out
 
 
@@ -88,11 +89,11 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, *, greedy: bool = Fa
         cache, done = None, torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
             if use_cache and cache is not None and cache.length < block_size:
-                logits = _logits(model(idx[:, -1:], cache=cache))   # the new token only
+                logits = logits_of(model(idx[:, -1:], cache=cache))   # the new token only
             else:  # first step, no cache, or the window is full: read the last block_size
                 window = idx[:, -block_size:]
                 cache = model.new_cache() if use_cache else None
-                logits = _logits(model(window, cache=cache) if use_cache else model(window))
+                logits = logits_of(model(window, cache=cache) if use_cache else model(window))
             new = next_token(logits[:, -1, :], greedy=greedy, temperature=temperature,
                              top_k=top_k, top_p=top_p, generator=generator)  # (B, 1)
             if stop is not None:
@@ -130,7 +131,7 @@ def beam_search(model, idx: torch.Tensor, max_new_tokens: int, *, beam_width: in
     try:
         T0 = idx.size(1)
         cache = model.new_cache()
-        logits = _logits(model(idx, cache=cache))[:, -1, :]        # (1, V)
+        logits = logits_of(model(idx, cache=cache))[:, -1, :]        # (1, V)
         beams = idx                                                # (W, T)
         scores = torch.zeros(1, device=idx.device)                 # total log-probs (W,)
         finished: list[tuple[float, torch.Tensor]] = []
@@ -165,7 +166,7 @@ def beam_search(model, idx: torch.Tensor, max_new_tokens: int, *, beam_width: in
             cache.reorder(index)
             if hasattr(model, "reorder"):                          # an encoded source
                 model.reorder(index)
-            logits = _logits(model(beams[:, -1:], cache=cache))[:, -1, :]
+            logits = logits_of(model(beams[:, -1:], cache=cache))[:, -1, :]
         length = beams.size(1) - T0
         finished += [(s / length ** length_penalty, b) for s, b in zip(scores.tolist(), beams)]
         best_seq = max(finished, key=lambda f: f[0])[1]

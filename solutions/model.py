@@ -553,6 +553,7 @@ def cached_self_attention(attn: MultiHeadAttention, x: torch.Tensor, cache: KVCa
                           layer: int) -> torch.Tensor:
     """Causal self-attention of the new tokens x (B, T_new, C) over the cached past and
     themselves, with the projections of `attn`; stores their keys and values in `cache`."""
+    ### BEGIN SOLUTION
     q = split_heads(attn.query(x), attn.n_heads)          # (B, H, T_new, D)
     k = split_heads(attn.key(x), attn.n_heads)            # (B, H, T_new, D)
     v = split_heads(attn.value(x), attn.n_heads)          # (B, H, T_new, D)
@@ -562,6 +563,7 @@ def cached_self_attention(attn: MultiHeadAttention, x: torch.Tensor, cache: KVCa
     mask = torch.ones(T_new, T_all, dtype=torch.bool, device=x.device).tril(T_all - T_new)
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[None, None])
     return attn.out(merge_heads(y))                       # (B, T_new, C)
+    ### END SOLUTION
 
 
 def cached_block(block: Block, x: torch.Tensor, cache: KVCache, layer: int,
@@ -619,6 +621,7 @@ class GPT(nn.Module):
         if config.vocab_size < 1 or config.block_size < 1:
             raise ValueError("vocab_size and block_size must be positive")
         self.config = config
+        ### BEGIN SOLUTION
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)   # token table (V, C)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)   # position table (L, C)
         self.drop = nn.Dropout(config.dropout)
@@ -627,6 +630,7 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight              # tied: one (V, C) matrix
         self.register_buffer("positions", torch.arange(config.block_size), persistent=False)
+        ### END SOLUTION
         _init_gpt_weights(self, config.n_layer)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
@@ -644,6 +648,7 @@ class GPT(nn.Module):
                              f"{self.config.block_size}")
         if cache is not None and self.training:
             raise RuntimeError("the KV cache is for generation: call model.eval() first")
+        ### BEGIN SOLUTION
         pos = self.positions[start:start + T]              # (T,), on the model's device
         x = self.drop(self.wte(idx) + self.wpe(pos))       # (B, T, C)
         for i, block in enumerate(self.blocks):
@@ -651,6 +656,7 @@ class GPT(nn.Module):
         logits = self.lm_head(self.ln_f(x))                # (B, T, V)
         loss = None if targets is None else lm_loss(logits, targets, ignore_index)
         return logits, loss
+        ### END SOLUTION
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config.n_layer)

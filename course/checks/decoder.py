@@ -1,0 +1,574 @@
+"""Checks for Exercise 8 (decoder) and the catalogue of decoder and decoding mistakes.
+
+Oracles: Hugging Face's GPT-2 (``GPT2LMHeadModel`` with random weights, no download) for the
+GPT's logits, loss, parameter count and greedy generation; our Chapter 3 attention over the
+whole sequence with a causal mask for the KV cache; a sort-based top-k / top-p written here and
+``torch.softmax`` for sampling (frequencies of many draws). ``hidden=True`` adds other sizes,
+float64, a batch of one, prompts longer than the window and other seeds.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+
+from course import oracles
+from course.checks.core import CheckFailed, Mistake, Slip, check, compare, copy_of
+
+M = "solutions.model."
+G = "solutions.generation."
+
+MISTAKES = [
+    # Part 1: GPT
+    Mistake("untied_head", M + "GPT", "self.lm_head.weight = self.wte.weight", "pass",
+            "the LM head has a matrix of its own: tie it to the token table with "
+            "self.lm_head.weight = self.wte.weight (one shared matrix, as GPT-2)"),
+    Mistake("targets_shifted_twice", M + "GPT", "lm_loss(logits, targets, ignore_index)",
+            "lm_loss(logits[:, :-1], targets[:, 1:], ignore_index)",
+            "the targets are shifted again inside forward: targets[:, t] already is the token "
+            "after idx[:, t], so compare logits[:, t] with targets[:, t]"),
+    Mistake("ignore_index_dropped", M + "GPT", "lm_loss(logits, targets, ignore_index)",
+            "lm_loss(logits, targets)",
+            "ignore_index is not passed on: targets equal to ignore_index must not count in "
+            "the loss"),
+    Mistake("positions_ignore_cache", M + "GPT", "self.positions[start:start + T]",
+            "self.positions[:T]",
+            "with a KV cache the new tokens' positions start at the cache length, not at 0: "
+            "use self.positions[start:start + T]"),
+    Mistake("no_final_norm", M + "GPT", "self.lm_head(self.ln_f(x))", "self.lm_head(x)",
+            "the final LayerNorm is missing: apply self.ln_f before the LM head"),
+    Mistake("no_positions", M + "GPT", "self.wte(idx) + self.wpe(pos)", "self.wte(idx)",
+            "the position embeddings are missing: add self.wpe(positions) to the token "
+            "embeddings"),
+    # Part 2: cached_self_attention
+    Mistake("cache_mask_no_offset", M + "cached_self_attention", ".tril(T_all - T_new)",
+            ".tril()",
+            "the cache mask is not shifted: new token i sits at position T_all - T_new + i, so "
+            "use .tril(T_all - T_new) (a plain .tril() hides the latest cached tokens)"),
+    Mistake("cache_not_used", M + "cached_self_attention", "k, v = cache.update(layer, k, v)",
+            "cache.update(layer, k, v)",
+            "the new tokens attend only to themselves: attend over ALL the keys and values "
+            "that cache.update returns (the past and the new ones)"),
+    Mistake("cache_no_mask", M + "cached_self_attention", "attn_mask=mask[None, None]",
+            "attn_mask=None",
+            "no mask: when several new tokens arrive at once (the prompt), each may only see "
+            "keys up to its own position; the mask must not allow the future"),
+    Mistake("cache_no_out_projection", M + "cached_self_attention",
+            "return attn.out(merge_heads(y))", "return merge_heads(y)",
+            "the output projection is missing: after merging the heads apply attn.out"),
+    # Part 3: filter_top_k, filter_top_p, next_token
+    Mistake("top_k_wrong_side", G + "filter_top_k", "logits.masked_fill(logits < kth,",
+            "logits.masked_fill(logits > kth,",
+            "top-k removes the wrong side: keep the k LARGEST logits (remove those below the "
+            "k-th largest)"),
+    Mistake("top_k_only_max", G + "filter_top_k", "values[..., -1:]", "values[..., :1]",
+            "only the largest logit is kept: the threshold is the k-th largest, the LAST of "
+            "torch.topk's values"),
+    Mistake("top_p_wrong_side", G + "filter_top_p", "drop_sorted = before >= p",
+            "drop_sorted = before < p",
+            "top-p keeps the wrong side: keep the likeliest tokens until their mass reaches p "
+            "and drop the tail (drop a token when the mass before it is already >= p)"),
+    Mistake("top_p_drops_crossing", G + "filter_top_p", "before = probs.cumsum(dim=-1) - probs",
+            "before = probs.cumsum(dim=-1)",
+            "top-p drops the token that makes the mass reach p (and may drop every token): "
+            "decide on the mass BEFORE each token, cumsum - probs"),
+    Mistake("top_p_sorted_order", G + "filter_top_p",
+            "drop = drop_sorted.scatter(-1, order, drop_sorted)", "drop = drop_sorted",
+            "the top-p decision is applied in sorted order, not vocabulary order: scatter it "
+            "back with the sort indices"),
+    Mistake("temperature_ignored", G + "next_token", "logits = logits / temperature",
+            "logits = logits",
+            "the temperature has no effect: divide the logits by it BEFORE the softmax "
+            "(dividing probabilities changes nothing once they are renormalised)"),
+    Mistake("temperature_multiplied", G + "next_token", "logits = logits / temperature",
+            "logits = logits * temperature",
+            "the logits are multiplied by the temperature; divide them (T < 1 sharpens, "
+            "T > 1 flattens)"),
+    Mistake("greedy_wrong_axis", G + "next_token", "logits.argmax(dim=-1, keepdim=True)",
+            "logits.argmax(dim=0, keepdim=True)",
+            "greedy takes the argmax over the batch: take it over the vocabulary (dim=-1), "
+            "one token per row"),
+    # Part 4: generate
+    Mistake("no_crop", G + "generate", "window = idx[:, -block_size:]", "window = idx",
+            "the model is given more than block_size tokens: read only the last block_size "
+            "(idx[:, -block_size:])"),
+    Mistake("whole_sequence_with_cache", G + "generate",
+            "model(idx[:, -1:], cache=cache)", "model(idx, cache=cache)",
+            "with a cache, feed only the newest token idx[:, -1:]: the earlier ones are "
+            "already cached"),
+    Mistake("first_position_logits", G + "generate", "logits[:, -1, :]", "logits[:, 0, :]",
+            "the next token is chosen from the first position's logits; use the LAST "
+            "position (logits[:, -1, :])"),
+    Mistake("stop_not_kept", G + "generate", "new = new.masked_fill(done, stop)",
+            "new = new",
+            "a row that has stopped keeps generating: fill its new tokens with the stop token "
+            "(new.masked_fill(done, stop))"),
+    Mistake("mode_not_restored", G + "generate", "model.train(was_training)", "pass",
+            "generate leaves the model in eval mode: remember model.training and restore it "
+            "at the end"),
+]
+
+
+# ---------------------------------------------------------------- shared oracles
+
+
+@cache
+def _hf_gpt2(seed: int, n_layer: int, n_head: int, n_embd: int, vocab: int, n_pos: int,
+             dtype: torch.dtype = torch.float32):
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    torch.manual_seed(seed)
+    config = transformers.GPT2Config(n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+                                     vocab_size=vocab, n_positions=n_pos, bos_token_id=0,
+                                     eos_token_id=0)
+    return transformers.GPT2LMHeadModel(config).to(dtype).eval()
+
+
+def _load(cls, hf):
+    """The learner's GPT class with the HF model's weights (loaded by the course's table)."""
+    from solutions.pretrained import gpt2_config, load_gpt2
+
+    return load_gpt2(cls(gpt2_config(hf.config)), hf.state_dict()).to(
+        next(hf.parameters()).dtype).eval()
+
+
+def _gpt_cases(hidden: bool):
+    f32, f64 = torch.float32, torch.float64
+    cases = [("2 layers, 4 heads", (0, 2, 4, 32, 50, 24), 2, 12, f32)]
+    if hidden:
+        cases += [("1 layer, 1 head, a batch of one, float64", (1, 1, 1, 16, 11, 8), 1, 8, f64),
+                  ("3 layers, 2 heads", (2, 3, 2, 24, 37, 16), 3, 16, f32)]
+    return cases
+
+
+# ---------------------------------------------------------------- Part 1: GPT
+
+
+@check(M + "GPT", part=1)
+def check_gpt(GPT, hidden: bool = False) -> None:
+    """Logits equal GPT-2's (same weights), without and with a KV cache."""
+    for i, (label, sizes, B, T, dtype) in enumerate(_gpt_cases(hidden)):
+        hf = _hf_gpt2(*sizes, dtype)
+        idx = oracles.token_ids(sizes[4], (B, T), seed=300 + i)
+        with torch.no_grad():
+            expected = hf(idx).logits
+
+        def probe(cls, hf=hf, idx=idx):
+            with torch.no_grad():
+                return _load(cls, hf)(idx.clone())[0]
+
+        compare(GPT, probe, expected, what=f"GPT logits on idx ({B}, {T}), {label}",
+                **oracles.tol(dtype))
+
+        prefill = max(1, T // 3)
+
+        def cached(cls, hf=hf, idx=idx, prefill=prefill, T=T):
+            model = _load(cls, hf)
+            kv = model.new_cache()
+            with torch.no_grad():
+                pieces = [model(idx[:, :prefill].clone(), cache=kv)[0]]
+                pieces += [model(idx[:, t:t + 1].clone(), cache=kv)[0]
+                           for t in range(prefill, T)]
+            return torch.cat(pieces, dim=1)
+
+        compare(GPT, cached, expected,
+                what=f"GPT with a KV cache (a prompt, then one token at a time), {label}",
+                **oracles.tol(dtype))
+
+
+@check(M + "GPT", part=1)
+def check_gpt_loss(GPT, hidden: bool = False) -> None:
+    """The loss with shifted targets equals the cross-entropy of GPT-2's logits, and targets
+    equal to ignore_index are skipped."""
+    for i, (label, sizes, B, T, dtype) in enumerate(_gpt_cases(hidden)):
+        hf = _hf_gpt2(*sizes, dtype)
+        text = oracles.token_ids(sizes[4], (B, T), seed=400 + i)
+        with torch.no_grad():                             # GPT-2's logits, targets shifted
+            logits = hf(text[:, :-1]).logits
+            expected = F.cross_entropy(logits.flatten(0, 1), text[:, 1:].flatten())
+
+        def probe(cls, hf=hf, text=text):
+            with torch.no_grad():
+                return _load(cls, hf)(text[:, :-1].clone(), text[:, 1:].clone())[1]
+
+        compare(GPT, probe, expected,
+                what=f"GPT loss, idx = text[:, :-1], targets = text[:, 1:], {label}",
+                **oracles.tol(dtype))
+        padded = text[:, 1:].clone()
+        padded[-1, T // 2:] = 0                           # padding, ignored with ignore_index=0
+        expected = F.cross_entropy(logits.flatten(0, 1), padded.flatten(), ignore_index=0)
+
+        def probe_pad(cls, hf=hf, text=text, padded=padded):
+            with torch.no_grad():
+                return _load(cls, hf)(text[:, :-1].clone(), padded.clone(), ignore_index=0)[1]
+
+        compare(GPT, probe_pad, expected,
+                what=f"GPT loss with padded targets and ignore_index=0, {label}",
+                **oracles.tol(dtype))
+
+
+@check(M + "GPT", part=1)
+def check_gpt_tied(GPT, hidden: bool = False) -> None:
+    """As many parameters as GPT-2 (the LM head shares the token table)."""
+    from solutions.pretrained import gpt2_config
+
+    for label, sizes, _, _, _ in _gpt_cases(hidden):
+        hf = _hf_gpt2(*sizes)
+        expected = sum(p.numel() for p in hf.parameters())
+        compare(GPT, lambda cls, hf=hf: sum(p.numel() for p in cls(gpt2_config(hf.config))
+                                            .parameters()),
+                expected, what=f"the number of parameters of GPT, {label}")
+
+
+# ---------------------------------------------------------------- Part 2: the KV cache
+
+
+@check(M + "cached_self_attention", part=2)
+def check_cached_attention(cached_self_attention, hidden: bool = False) -> None:
+    """Step by step with the cache equals causal attention over the whole sequence, and the
+    cache ends up holding every key and value."""
+    from solutions.attention import MultiHeadAttention, split_heads
+    from solutions.model import KVCache
+
+    f32, f64 = torch.float32, torch.float64
+    cases = [("a prompt of 3, then one token at a time", 2, 7, 16, 4, [3, 1, 1, 1, 1], f32),
+             ("one token at a time", 1, 5, 8, 2, [1, 1, 1, 1, 1], f32)]
+    if hidden:
+        cases += [("the whole sequence at once", 2, 6, 12, 3, [6], f64),
+                  ("chunks of 2, 3, 1", 3, 6, 16, 2, [2, 3, 1], f32),
+                  ("float64, a prompt of 4", 1, 9, 8, 1, [4, 1, 1, 1, 1, 1], f64)]
+    for i, (label, B, T, C, H, chunks, dtype) in enumerate(cases):
+        torch.manual_seed(500 + i)
+        attn = MultiHeadAttention(C, H).to(dtype).eval()
+        x = oracles.randn(B, T, C, seed=510 + i, dtype=dtype)
+        causal = torch.ones(T, T, dtype=torch.bool).tril()[None, None]
+        with torch.no_grad():
+            out = attn(x, mask=causal)[0]
+            k, v = split_heads(attn.key(x), H), split_heads(attn.value(x), H)
+
+        def probe(f, attn=attn, x=x, chunks=chunks):
+            kv, pieces, at = KVCache(1), [], 0
+            with torch.no_grad():
+                for n in chunks:
+                    pieces.append(f(attn, x[:, at:at + n].clone(), kv, 0))
+                    at += n
+            return torch.cat(pieces, dim=1), kv.layers[0][0], kv.layers[0][1]
+
+        compare(cached_self_attention, probe, (out, k, v),
+                what=f"cached_self_attention, x ({B}, {T}, {C}), {H} heads, {label}",
+                parts=("output", "cached keys", "cached values"), **oracles.tol(dtype))
+
+
+# ---------------------------------------------------------------- Part 3: sampling
+
+
+def _top_k_oracle(z: torch.Tensor, k: int) -> torch.Tensor:
+    kth = z.sort(dim=-1, descending=True).values[..., min(k, z.size(-1)) - 1:][..., :1]
+    return torch.where(z >= kth, z, torch.full_like(z, float("-inf")))
+
+
+def _top_p_oracle(z: torch.Tensor, p: float) -> torch.Tensor:
+    out = torch.full_like(z, float("-inf"))
+    flat_z, flat_out = z.reshape(-1, z.size(-1)), out.view(-1, z.size(-1))
+    for row, dest in zip(flat_z, flat_out):
+        probs = torch.softmax(row.double(), -1)
+        mass = 0.0
+        for j in probs.argsort(descending=True).tolist():
+            dest[j] = row[j]
+            mass += probs[j].item()
+            if mass >= p:
+                break
+    return out
+
+
+def _logits_cases(hidden: bool):
+    f32, f64 = torch.float32, torch.float64
+    cases = [("(3, 10)", (3, 10), f32, 2.0), ("(1, 6)", (1, 6), f32, 1.0)]
+    if hidden:
+        cases += [("(2, 4, 9), float64", (2, 4, 9), f64, 3.0), ("(5, 30)", (5, 30), f32, 0.5)]
+    return cases
+
+
+@check(G + "filter_top_k", part=3)
+def check_top_k(filter_top_k, hidden: bool = False) -> None:
+    """The k largest logits of each row stay, the others become -inf."""
+    for i, (label, shape, dtype, scale) in enumerate(_logits_cases(hidden)):
+        z = oracles.randn(*shape, seed=600 + i, dtype=dtype) * scale
+        for k in (1, 3, shape[-1] + 2) if hidden else (3, shape[-1] + 2):
+            compare(filter_top_k, lambda f, z=z, k=k: f(z.clone(), k), _top_k_oracle(z, k),
+                    what=f"filter_top_k(logits {label}, k={k})")
+
+
+@check(G + "filter_top_p", part=3)
+def check_top_p(filter_top_p, hidden: bool = False) -> None:
+    """The smallest set of likeliest tokens whose probabilities reach p stays."""
+    for i, (label, shape, dtype, scale) in enumerate(_logits_cases(hidden)):
+        z = oracles.randn(*shape, seed=700 + i, dtype=dtype) * scale
+        for p in (0.05, 0.6, 0.9, 1.0) if hidden else (0.6, 0.9):
+            compare(filter_top_p, lambda f, z=z, p=p: f(z.clone(), p), _top_p_oracle(z, p),
+                    what=f"filter_top_p(logits {label}, p={p})")
+
+
+@check(G + "next_token", part=3, uses=(G + "filter_top_k", G + "filter_top_p"))
+def check_next_token(next_token, hidden: bool = False) -> None:
+    """Greedy is the argmax of each row; sampled tokens follow softmax(filtered(z / T))."""
+    f32, f64 = torch.float32, torch.float64
+    z = oracles.randn(4, 7, seed=800) * 2
+    compare(next_token, lambda f: f(z.clone(), greedy=True), z.argmax(-1, keepdim=True),
+            what="next_token(logits (4, 7), greedy=True)")
+    cases = [dict(temperature=0.5), dict(temperature=1.0, top_k=3),
+             dict(temperature=1.0, top_p=0.7)]
+    if hidden:
+        cases += [dict(temperature=2.0, top_k=5), dict(temperature=0.8, top_k=4, top_p=0.8),
+                  dict(temperature=1.5)]
+    N = 20000
+    for i, kw in enumerate(cases):
+        row = oracles.randn(1, 6, seed=810 + i, dtype=f64 if hidden and i % 2 else f32)
+        filtered = row / kw["temperature"]
+        if "top_k" in kw:
+            filtered = _top_k_oracle(filtered, kw["top_k"])
+        if "top_p" in kw:
+            filtered = _top_p_oracle(filtered, kw["top_p"])
+        expected = torch.softmax(filtered.double(), -1)[0]
+
+        def probe(f, row=row, kw=kw):
+            draws = f(row.expand(N, -1).clone(), generator=torch.Generator().manual_seed(7),
+                      **kw)
+            if not isinstance(draws, torch.Tensor) or draws.shape != (N, 1):
+                raise CheckFailed(f"next_token must return (B, 1) token ids, got "
+                                  f"{tuple(getattr(draws, 'shape', ()))}")
+            return torch.bincount(draws.flatten(), minlength=6).double() / N
+
+        compare(next_token, probe, expected, rtol=0.0, atol=0.02,
+                what=f"frequencies of {N} draws of next_token(logits (1, 6), "
+                     + ", ".join(f"{k}={v}" for k, v in kw.items()) + ")")
+
+
+# ---------------------------------------------------------------- Part 4: generate
+
+
+@check(G + "generate", part=4, uses=(G + "next_token",))
+def check_generate(generate, hidden: bool = False) -> None:
+    """Greedy decoding equals GPT-2's generate(do_sample=False), with and without the cache;
+    past block_size, sampling and mode handling equal the reference loop."""
+    from solutions.model import GPT
+
+    sizes = [(0, 2, 4, 32, 50, 24, 3, 5, 12)]
+    if hidden:
+        sizes += [(1, 1, 2, 16, 11, 16, 1, 1, 14), (2, 3, 2, 24, 37, 32, 2, 8, 20)]
+    for seed, L, H, C, V, P, B, T, n in sizes:
+        hf = _hf_gpt2(seed, L, H, C, V, P)
+        prompt = oracles.token_ids(V, (B, T), seed=900 + seed)
+        expected = hf.generate(prompt, attention_mask=torch.ones_like(prompt),
+                               max_new_tokens=n, do_sample=False, eos_token_id=None,
+                               pad_token_id=0)
+        for use_cache in (True, False):
+            compare(generate, lambda f, hf=hf, prompt=prompt, n=n, c=use_cache:
+                    f(GPT.from_hf(hf), prompt.clone(), n, greedy=True, use_cache=c),
+                    expected, what=f"generate(greedy=True, use_cache={use_cache}), prompt "
+                                   f"({B}, {T}), {n} new tokens, compared with GPT-2's")
+    reference = copy_of(G + "generate")
+    hf = _hf_gpt2(0, 2, 4, 32, 50, 24)
+    cases = [("past block_size (24): prompt 6 + 30 new tokens, greedy",
+              dict(greedy=True), 30),
+             ("sampling, top_k=5, seed 3", dict(top_k=5), 10)]
+    if hidden:
+        cases += [("past block_size, sampling, top_p=0.9, no cache",
+                   dict(top_p=0.9, use_cache=False), 26),
+                  ("past block_size, temperature 0.7", dict(temperature=0.7), 40)]
+    for label, kw, n in cases:
+        prompt = oracles.token_ids(50, (2, 6), seed=950)
+
+        def probe(f, kw=kw, n=n, prompt=prompt):
+            model = GPT.from_hf(hf).train()               # generate must use eval mode
+            out = f(model, prompt.clone(), n, generator=torch.Generator().manual_seed(3),
+                    **kw)
+            return out, model.training
+
+        compare(generate, probe, probe(reference), parts=("tokens", "model.training after"),
+                what=f"generate, {label}")
+
+
+@check(G + "generate", part=4, uses=(G + "next_token",))
+def check_generate_stop(generate, hidden: bool = False) -> None:
+    """A row that produced the stop token keeps it; generation ends when every row stopped."""
+    from solutions.model import GPT, ModelConfig
+
+    reference = copy_of(G + "generate")
+    cases = [(0, 3, 12)] + ([(1, 5, 20), (2, 1, 9)] if hidden else [])
+    for seed, B, n in cases:
+        torch.manual_seed(seed)
+        model = GPT(ModelConfig(vocab_size=6, block_size=32, n_layer=1, n_head=2, n_embd=16))
+        prompt = oracles.token_ids(6, (B, 2), seed=960 + seed)
+
+        def probe(f, model=model, prompt=prompt, n=n):
+            return f(model, prompt.clone(), n, stop=0, generator=torch.Generator().manual_seed(1))
+
+        compare(generate, probe, probe(reference),
+                what=f"generate with stop=0 (sampling), prompt ({B}, 2), up to {n} new tokens")
+
+
+# ---------------------------------------------------------------- the second catalogue
+
+SLIPS = [
+    Slip("gpt_arange_positions", M + "GPT.forward", """
+def forward(self, idx, targets=None, *, ignore_index=-100, cache=None):
+    B, T = idx.shape
+    pos = torch.arange(T, device=idx.device)
+    h = self.wte(idx) + self.wpe(pos)[None]
+    h = self.drop(h)
+    for n, blk in enumerate(self.blocks):
+        h = blk(h) if cache is None else cached_block(blk, h, cache, n)
+    logits = self.lm_head(self.ln_f(h))
+    if targets is None:
+        return logits, None
+    return logits, lm_loss(logits, targets, ignore_index)
+""", "positions_ignore_cache"),
+    Slip("gpt_forgets_ln_f", M + "GPT.forward", """
+def forward(self, idx, targets=None, *, ignore_index=-100, cache=None):
+    start = cache.length if cache is not None else 0
+    h = self.wte(idx) + self.wpe(self.positions[start:start + idx.shape[1]])
+    for n, blk in enumerate(self.blocks):
+        h = cached_block(blk, h, cache, n) if cache is not None else blk(h)
+    logits = self.lm_head(h)
+    loss = lm_loss(logits, targets, ignore_index) if targets is not None else None
+    return logits, loss
+""", "no_final_norm"),
+    Slip("gpt_shifts_targets", M + "GPT.forward", """
+def forward(self, idx, targets=None, *, ignore_index=-100, cache=None):
+    start = 0 if cache is None else cache.length
+    x = self.drop(self.wte(idx) + self.wpe(self.positions[start:start + idx.size(1)]))
+    for i, block in enumerate(self.blocks):
+        x = block(x) if cache is None else cached_block(block, x, cache, i)
+    logits = self.lm_head(self.ln_f(x))
+    loss = None
+    if targets is not None:
+        V = logits.size(-1)
+        loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), targets[:, 1:].reshape(-1),
+                               ignore_index=ignore_index)
+    return logits, loss
+""", "targets_shifted_twice"),
+    Slip("gpt_cross_entropy_default_ignore", M + "GPT.forward", """
+def forward(self, idx, targets=None, *, ignore_index=-100, cache=None):
+    start = 0 if cache is None else cache.length
+    x = self.drop(self.wte(idx) + self.wpe(self.positions[start:start + idx.size(1)]))
+    for i, block in enumerate(self.blocks):
+        x = block(x) if cache is None else cached_block(block, x, cache, i)
+    logits = self.lm_head(self.ln_f(x))
+    if targets is None:
+        return logits, None
+    return logits, F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+""", "ignore_index_dropped"),
+    Slip("cache_without_mask", M + "cached_self_attention", """
+def cached_self_attention(attn, x, cache, layer):
+    H = attn.n_heads
+    q, k, v = (split_heads(p(x), H) for p in (attn.query, attn.key, attn.value))
+    k, v = cache.update(layer, k, v)
+    y = F.scaled_dot_product_attention(q, k, v)
+    return attn.out(merge_heads(y))
+""", "cache_no_mask"),
+    Slip("cache_is_causal_flag", M + "cached_self_attention", """
+def cached_self_attention(attn, x, cache, layer):
+    q = split_heads(attn.query(x), attn.n_heads)
+    k_all, v_all = cache.update(layer, split_heads(attn.key(x), attn.n_heads),
+                                split_heads(attn.value(x), attn.n_heads))
+    y = F.scaled_dot_product_attention(q, k_all, v_all, is_causal=True)
+    return attn.out(merge_heads(y))
+""", "cache_mask_no_offset"),
+    Slip("cache_forgets_past", M + "cached_self_attention", """
+def cached_self_attention(attn, x, cache, layer):
+    q = split_heads(attn.query(x), attn.n_heads)
+    k = split_heads(attn.key(x), attn.n_heads)
+    v = split_heads(attn.value(x), attn.n_heads)
+    cache.update(layer, k, v)
+    T = x.size(1)
+    mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return attn.out(merge_heads(y))
+""", "cache_not_used"),
+    Slip("top_k_drops_kth", G + "filter_top_k", """
+def filter_top_k(logits, k):
+    kth = torch.topk(logits, min(k, logits.size(-1)), dim=-1).values[..., -1:]
+    return torch.where(logits > kth, logits, torch.full_like(logits, float("-inf")))
+""", None),
+    Slip("top_p_loop_drops_crossing", G + "filter_top_p", """
+def filter_top_p(logits, p):
+    probs = torch.softmax(logits, dim=-1)
+    out = torch.full_like(logits, float("-inf"))
+    flat, dest = probs.reshape(-1, probs.size(-1)), out.view(-1, probs.size(-1))
+    src = logits.reshape(-1, logits.size(-1))
+    for r in range(flat.size(0)):
+        total = 0.0
+        for j in flat[r].argsort(descending=True).tolist():
+            total += flat[r, j].item()
+            if total >= p:
+                break
+            dest[r, j] = src[r, j]
+    return out
+""", "top_p_drops_crossing"),
+    Slip("temperature_on_probabilities", G + "next_token", """
+def next_token(logits, *, greedy=False, temperature=1.0, top_k=None, top_p=None,
+               generator=None):
+    if greedy:
+        return logits.argmax(-1, keepdim=True)
+    if top_k is not None:
+        logits = filter_top_k(logits, top_k)
+    if top_p is not None:
+        logits = filter_top_p(logits, top_p)
+    probs = torch.softmax(logits, dim=-1) / temperature
+    return torch.multinomial(probs, 1, generator=generator)
+""", "temperature_ignored"),
+    Slip("generate_never_crops", G + "generate", """
+@torch.no_grad()
+def generate(model, idx, max_new_tokens, *, greedy=False, temperature=1.0, top_k=None,
+             top_p=None, use_cache=True, stop=None, generator=None):
+    mode = model.training
+    model.eval()
+    cache = model.new_cache() if use_cache else None
+    done = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
+    fed = 0
+    for _ in range(max_new_tokens):
+        logits = logits_of(model(idx[:, fed:], cache=cache) if use_cache else model(idx))
+        fed = idx.size(1) if use_cache else 0
+        nxt = next_token(logits[:, -1], greedy=greedy, temperature=temperature, top_k=top_k,
+                         top_p=top_p, generator=generator)
+        if stop is not None:
+            nxt = torch.where(done, torch.full_like(nxt, stop), nxt)
+            done |= nxt == stop
+        idx = torch.cat([idx, nxt], dim=1)
+        if stop is not None and done.all():
+            break
+    model.train(mode)
+    return idx
+""", "no_crop"),
+    Slip("generate_reads_first_position", G + "generate", """
+@torch.no_grad()
+def generate(model, idx, max_new_tokens, *, greedy=False, temperature=1.0, top_k=None,
+             top_p=None, use_cache=True, stop=None, generator=None):
+    was = model.training
+    model.eval()
+    L = model.config.block_size
+    cache = None
+    finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
+    for _ in range(max_new_tokens):
+        if use_cache and cache is not None and cache.length < L:
+            out = model(idx[:, -1:], cache=cache)
+        else:
+            cache = model.new_cache() if use_cache else None
+            out = model(idx[:, -L:], cache=cache) if use_cache else model(idx[:, -L:])
+        scores = logits_of(out)
+        nxt = next_token(scores[:, 0], greedy=greedy, temperature=temperature, top_k=top_k,
+                         top_p=top_p, generator=generator)
+        if stop is not None:
+            nxt[finished] = stop
+            finished = finished | (nxt == stop)
+        idx = torch.cat((idx, nxt), 1)
+        if stop is not None and bool(finished.all()):
+            break
+    model.train(was)
+    return idx
+""", "first_position_logits"),
+]
