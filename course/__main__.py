@@ -27,6 +27,20 @@ def grade(args) -> int:
     from course.grading import grade as grading
     from course.grading.sandbox import Cgroup, Limits, SandboxMissing
 
+    if args.merge:
+        if not args.out:
+            print("error: --merge needs --out (the class folder)", file=sys.stderr)
+            return 2
+        try:
+            merged = grading.merge([Path(p) for p in args.merge], Path(args.out))
+        except (OSError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"Merged {len(merged)} result(s) into {args.out}")
+        return 0
+    if not args.submissions or not args.assignment:
+        print("error: grade needs SUBMISSIONS and --assignment (or --merge)", file=sys.stderr)
+        return 2
     out = Path(args.out or f"grading/{args.assignment}")
     limits = Limits(memory_gb=args.memory_gb, processes=args.processes)
     cgroup = Cgroup(limits)
@@ -54,6 +68,33 @@ def grade(args) -> int:
     return 0
 
 
+def grade_one(args) -> int:
+    import json
+
+    from course.grading import grade as grading
+    from course.grading.sandbox import Limits, SandboxMissing
+
+    out = Path(args.out or f"grading/{args.assignment}")
+    try:
+        entry = grading.grade_single(Path(args.notebook), args.assignment, out,
+                                     student=args.student, timeout=args.timeout,
+                                     limits=Limits(memory_gb=args.memory_gb,
+                                                   processes=args.processes),
+                                     sandboxed=not args.unsandboxed)
+    except (FileNotFoundError, SandboxMissing, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except grading.GradingBroken as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    text = json.dumps(entry, ensure_ascii=False, indent=1)
+    if args.json:
+        Path(args.json).write_text(text)
+    else:
+        print(text)
+    return 0
+
+
 def bench(args) -> int:
     from course.bench import BENCHES, report
 
@@ -77,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=build_exercises)
 
     p = sub.add_parser("grade", help="autograde a class's submissions, each in its own sandbox")
-    p.add_argument("submissions", help="folder SUBMISSIONS/<student>/<assignment>.ipynb, or a .zip")
-    p.add_argument("--assignment", required=True, help="e.g. 01_tokenization")
+    p.add_argument("submissions", nargs="?",
+                   help="folder SUBMISSIONS/<student>/<assignment>.ipynb, or a .zip")
+    p.add_argument("--assignment", help="e.g. 01_tokenization")
+    p.add_argument("--merge", nargs="+", metavar="RESULT",
+                   help="fold grade-one JSON results into the class folder --out instead")
     p.add_argument("--out", help="class folder for gradebook.db, grades.csv, feedback/ "
                                  "(default: grading/<assignment>)")
     p.add_argument("--jobs", type=int, default=2, help="submissions graded in parallel")
@@ -90,6 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unsandboxed", action="store_true",
                    help="grade without bubblewrap (only for code you trust)")
     p.set_defaults(run=grade)
+
+    p = sub.add_parser("grade-one", help="grade one notebook alone (for a cluster scheduler); "
+                                         "fold the results in with grade --merge")
+    p.add_argument("notebook", help="the submitted notebook")
+    p.add_argument("--assignment", required=True, help="e.g. 01_tokenization")
+    p.add_argument("--student", help="default: from the file or folder name")
+    p.add_argument("--out", help="where its feedback goes (default: grading/<assignment>)")
+    p.add_argument("--json", metavar="FILE", help="write the result here (default: stdout)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds")
+    p.add_argument("--memory-gb", type=float, default=4, help="memory, all processes")
+    p.add_argument("--processes", type=int, default=64, help="processes and threads")
+    p.add_argument("--unsandboxed", action="store_true", help="only for code you trust")
+    p.set_defaults(run=grade_one)
 
     p = sub.add_parser("bench", help="benchmarks, reported as ratios against a baseline")
     p.add_argument("names", nargs="*", help="e.g. tokenization attention (default: all)")

@@ -465,3 +465,67 @@ def summary(results: list[Result]) -> str:
         score = f"{r.score:g}/{r.max_score:g}" if r.status.startswith("graded") else "-"
         lines.append(f"{r.student:<{width}}  {score:>11}  {r.status}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- beyond one machine
+
+
+def to_json(result: Result, out: Path) -> dict:
+    entry = asdict(result)
+    entry["feedback"] = str(result.feedback.relative_to(out)) if result.feedback else None
+    return entry
+
+
+def grade_single(notebook: Path, assignment: str, out: Path, *, student: str | None = None,
+                 timeout: float = 600, limits: sandbox.Limits | None = None,
+                 sandboxed: bool = True) -> dict:
+    """`grade-one`: grade one notebook with no shared state (a scheduler's array job).
+
+    The canary runs first, as in `grade`; the feedback goes to OUT/feedback/<student>/; the
+    result (JSON-ready) is what `grade --merge` folds into the class gradebook.
+    """
+    if sandboxed:
+        sandbox.require()
+    notebook, out = Path(notebook).resolve(), Path(out).resolve()
+    student = student or notebook.stem.removesuffix(f"_{assignment}")
+    if student == assignment:
+        student = notebook.parent.name
+    with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
+        scratch = Path(tmp)
+        scratch.chmod(0o711)
+        setup = prepare(assignment, scratch, timeout=timeout,
+                        limits=limits or sandbox.Limits(), sandboxed=sandboxed)
+        canary(setup, scratch)
+        result = grade_one(student, notebook, setup, scratch=scratch, out=out)
+    result.digest = digest(notebook, setup.source) if notebook.is_file() else ""
+    entry = to_json(result, out)
+    entry["assignment"] = assignment
+    return entry
+
+
+def merge(results: list[Path], out: Path, progress=print) -> list[Result]:
+    """`grade --merge`: fold grade-one results (JSON files) into OUT's class gradebook."""
+    out = Path(out).resolve()
+    entries = [json.loads(Path(p).read_text()) for p in results]
+    assignments = {e.get("assignment") for e in entries}
+    if len(assignments) != 1 or None in assignments:
+        raise ValueError("--merge takes results of one assignment (each JSON names it)")
+    (assignment,) = assignments
+    part_names, max_score = class_folder(out, assignment)
+    ledger = Ledger(out / "results.json")
+    merged = []
+    for entry in entries:
+        entry.pop("assignment")
+        feedback = entry.pop("feedback", None)
+        result = Result(**entry)
+        result.feedback = out / feedback if feedback else None
+        if not result.status.startswith("graded"):
+            result.max_score = max_score
+        record(out / "gradebook.db", assignment, result)
+        ledger.save(result, out)
+        merged.append(result)
+        progress(f"  {result.student}: {result.status}")
+    everyone = sorted((Result(**{k: v for k, v in e.items() if k != "feedback"})
+                       for e in ledger.entries.values()), key=lambda r: r.student)
+    write_csv(out / "grades.csv", everyone, part_names, assignment)
+    return merged
