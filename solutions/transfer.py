@@ -5,6 +5,7 @@
 - :class:`SequenceClassifier` -- a pretrained :class:`~solutions.model.Encoder` + a head:
   the pooled [CLS] state (``pooling="cls"``) or the mean over real tokens (``"mean"``).
 - :func:`extract_features` -- the frozen body as a feature extractor (eval mode, no gradients).
+- :func:`train_head` -- a linear classifier trained on fixed features (logistic regression).
 - :func:`postprocess` -- logits -> ``[{"label": ..., "score": ...}]``, a pipeline's last stage.
 - :func:`save_pretrained`, :func:`from_pretrained` -- a classifier as a folder
   (``config.json`` + ``model.safetensors``), loadable without the code that trained it.
@@ -30,11 +31,9 @@ def freeze(model: nn.Module) -> nn.Module:
     """Stop every parameter of `model` from learning (requires_grad = False); returns it."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    ### BEGIN SOLUTION
     for p in model.parameters():
         p.requires_grad_(False)
     return model
-    ### END SOLUTION
 
 
 def unfreeze(model: nn.Module, names: Iterable[str]) -> nn.Module:
@@ -45,7 +44,6 @@ def unfreeze(model: nn.Module, names: Iterable[str]) -> nn.Module:
     if isinstance(names, str):
         raise TypeError("names must be a list of names, e.g. ['pooler'], not a single str")
     names = list(names)
-    ### BEGIN SOLUTION
     params = dict(model.named_parameters())
     for name in names:
         chosen = [p for n, p in params.items() if n == name or n.startswith(name + ".")]
@@ -54,15 +52,12 @@ def unfreeze(model: nn.Module, names: Iterable[str]) -> nn.Module:
         for p in chosen:
             p.requires_grad_(True)
     return model
-    ### END SOLUTION
 
 
 def count_trainable(model: nn.Module) -> int:
     """How many numbers the optimizer may change: the elements of parameters that require
     gradients (a parameter shared by two modules counts once)."""
-    ### BEGIN SOLUTION
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-    ### END SOLUTION
 
 
 def trainable_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.01):
@@ -120,7 +115,6 @@ def extract_features(encoder: Encoder, input_ids: torch.Tensor,
     if attention_mask.shape != input_ids.shape:
         raise ValueError(f"attention_mask {tuple(attention_mask.shape)} must have the shape "
                          f"of input_ids {tuple(input_ids.shape)}")
-    ### BEGIN SOLUTION
     was_training = encoder.training
     encoder.eval()
     try:
@@ -128,7 +122,23 @@ def extract_features(encoder: Encoder, input_ids: torch.Tensor,
         return mean_pool(hidden, attention_mask)                     # (B, C), padding excluded
     finally:
         encoder.train(was_training)
-    ### END SOLUTION
+
+
+def train_head(features: torch.Tensor, labels: torch.Tensor, n_classes: int = 2,
+               steps: int = 300, lr: float = 1e-2, seed: int = 0) -> nn.Linear:
+    """A linear head (C -> n_classes) trained on fixed features (N, C) against labels (N,)
+    with full-batch AdamW and cross-entropy for `steps` steps; returns it in eval mode."""
+    if features.dim() != 2 or labels.shape != features.shape[:1]:
+        raise ValueError(f"expected features (N, C) and labels (N,), got "
+                         f"{tuple(features.shape)} and {tuple(labels.shape)}")
+    torch.manual_seed(seed)
+    head = nn.Linear(features.size(1), n_classes)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(head(features), labels).backward()
+        opt.step()
+    return head.eval()
 
 
 def postprocess(logits: torch.Tensor, id2label: Sequence[str]) -> list[dict]:
@@ -137,11 +147,9 @@ def postprocess(logits: torch.Tensor, id2label: Sequence[str]) -> list[dict]:
     if logits.dim() != 2 or logits.size(1) != len(id2label):
         raise ValueError(f"logits must be (B, {len(id2label)}) for {len(id2label)} labels, "
                          f"got {tuple(logits.shape)}")
-    ### BEGIN SOLUTION
     probs = F.softmax(logits.detach().float(), dim=-1)              # (B, K), rows sum to 1
     score, best = probs.max(dim=-1)                                  # (B,), (B,)
     return [{"label": id2label[i], "score": s} for i, s in zip(best.tolist(), score.tolist())]
-    ### END SOLUTION
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,479 @@
+"""Checks for Exercise 10 (transfer learning) and its catalogues of mistakes.
+
+Oracles are written here, independently of the reference: the parameters that should learn
+are listed by name, counted over unique tensors, and compared with what the learner's functions
+leave trainable; features are the eval-mode, no-gradient, mask-weighted mean of the encoder's
+output; post-processing is a softmax over the classes. The head of Part 4 is judged by what it
+achieves on all-MiniLM-L6-v2 features of the course's reviews.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+from course.checks.core import CheckFailed, Mistake, Raises, Slip, check, compare, fail, short
+
+T = "solutions.transfer."
+
+MISTAKES = [
+    # freeze / unfreeze / count_trainable
+    Mistake("freeze_top_level_only", T + "freeze", "for p in model.parameters():",
+            "for p in model.parameters(recurse=False):",
+            "freeze stops only the parameters held directly by the model, not those of its "
+            "submodules: loop over model.parameters() (recursive) and turn requires_grad off"),
+    Mistake("unfreeze_prefix_without_dot", T + "unfreeze",
+            'n == name or n.startswith(name + ".")', "n.startswith(name)",
+            "a name is matched as a bare prefix, so 'layers.1' also unfreezes 'layers.10', "
+            "'layers.11', ...: match the name itself or the name followed by a dot"),
+    Mistake("unfreeze_silent_typo", T + "unfreeze", "        if not chosen:\n", "        if False:\n",
+            "a name that matches no parameter is silently ignored: raise a ValueError so a "
+            "typo (say 'poolr') does not leave the model training nothing"),
+    Mistake("count_everything", T + "count_trainable",
+            "for p in model.parameters() if p.requires_grad)", "for p in model.parameters())",
+            "count_trainable counts frozen parameters too: count only those with "
+            "requires_grad=True"),
+    Mistake("count_tensors", T + "count_trainable", "p.numel()", "1",
+            "count_trainable counts parameter tensors, not the numbers in them: add up "
+            "p.numel()"),
+    # trainable_optimizer
+    Mistake("optimizer_over_all_parameters", T + "trainable_optimizer",
+            "[p for p in model.parameters() if p.requires_grad]", "list(model.parameters())",
+            "the optimizer holds the frozen parameters too: any that has a gradient left over "
+            "from before freezing still moves (Adam's step and weight decay). Give AdamW only "
+            "the parameters with requires_grad=True"),
+    # extract_features
+    Mistake("features_in_train_mode", T + "extract_features", "    encoder.eval()\n", "",
+            "the features are computed in training mode, so dropout changes them from call to "
+            "call: switch the encoder to eval() first (and back afterwards)"),
+    Mistake("features_mode_not_restored", T + "extract_features",
+            "encoder.train(was_training)", "encoder.eval()",
+            "extract_features leaves the encoder in eval mode: restore the mode it had "
+            "(encoder.train(was_training))"),
+    Mistake("features_mean_over_padding", T + "extract_features",
+            "mean_pool(hidden, attention_mask)", "hidden.mean(dim=1)",
+            "the mean runs over padding positions too: weigh it by the attention mask and "
+            "divide by each text's number of real tokens"),
+    Mistake("features_cls_state", T + "extract_features",
+            "mean_pool(hidden, attention_mask)", "hidden[:, 0]",
+            "the features are the [CLS] state; this exercise's features are the mean of each "
+            "text's real tokens (mean pooling)"),
+    Mistake("features_keep_graph", T + "extract_features", "@torch.no_grad()\n", "",
+            "the features carry a gradient graph (requires_grad=True): compute them under "
+            "torch.no_grad(), the body is frozen and only a head learns from them"),
+    # postprocess
+    Mistake("softmax_over_batch", T + "postprocess", "F.softmax(logits.detach().float(), dim=-1)",
+            "F.softmax(logits.detach().float(), dim=0)",
+            "the softmax runs over the batch axis; each row's probabilities are over the "
+            "classes (dim=-1)"),
+    Mistake("score_is_logit", T + "postprocess", "score, best = probs.max(dim=-1)",
+            "score, best = logits.detach().float().max(dim=-1)",
+            "the score is the largest logit; it must be the probability of the chosen class "
+            "(the softmax of the logits)"),
+]
+
+
+# ---------------------------------------------------------------- shared inputs
+
+
+def _tiny_encoder(n_layer: int = 2, dropout: float = 0.0, seed: int = 0):
+    """A small post-LN Encoder, the same weights for the same arguments (the learner's global
+    random state is left alone)."""
+    from solutions.model import Encoder, ModelConfig
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Encoder(ModelConfig(vocab_size=40, block_size=12, n_layer=n_layer, n_head=2,
+                                   n_embd=8, dropout=dropout, norm_first=False))
+
+
+class _Scaled(nn.Module):
+    """An encoder with one parameter of its own (a learned output scale) on top."""
+
+    def __init__(self, n_layer: int):
+        super().__init__()
+        self.encoder = _tiny_encoder(n_layer)
+        self.scale = nn.Parameter(torch.ones(()))
+
+
+def _batch(B: int, T: int, lengths: list[int], seed: int):
+    g = torch.Generator().manual_seed(seed)
+    mask = (torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]).long()   # (B, T)
+    ids = torch.randint(1, 40, (B, T), generator=g).masked_fill(mask == 0, 0)
+    return ids, mask
+
+
+def _trainable_names(model: nn.Module) -> list[str]:
+    return sorted(n for n, p in model.named_parameters() if p.requires_grad)
+
+
+def _oracle_count(model: nn.Module) -> int:
+    unique = {id(p): p for p in model.parameters()}
+    return sum(p.numel() for p in unique.values() if p.requires_grad)
+
+
+# ---------------------------------------------------------------- Part 1: choosing what learns
+
+
+@check(T + "freeze", part=1)
+def check_freeze(freeze, hidden: bool = False) -> None:
+    """Every parameter, at every depth, stops learning; the model is returned."""
+    for n_layer in [2] + ([1, 4] if hidden else []):
+        what = f"freeze(a module holding a parameter and an encoder of {n_layer} layers)"
+
+        def probe(f, n_layer=n_layer):
+            model = _Scaled(n_layer)
+            returned = f(model)
+            return (_trainable_names(model), returned is model)
+
+        compare(freeze, probe, ([], True), what=what, parts=("trainable parameters left",
+                                                            "returns the model"))
+
+
+@check(T + "unfreeze", part=1)
+def check_unfreeze(unfreeze, hidden: bool = False) -> None:
+    """Exactly the named submodules (and what lies below them) learn again; a name that
+    matches nothing raises ValueError."""
+    cases = [("['pooler']", 2, ["pooler"]), ("['layers.1']", 11, ["layers.1"])]
+    if hidden:
+        cases += [("['layers.0.attn', 'pooler.dense.bias']", 2,
+                   ["layers.0.attn", "pooler.dense.bias"]),
+                  ("['embeddings.word.weight']", 1, ["embeddings.word.weight"])]
+    for label, n_layer, names in cases:
+        model = _tiny_encoder(n_layer)
+        expected = sorted(n for n, _ in model.named_parameters()
+                          if any(n == x or n.startswith(x + ".") for x in names))
+
+        def probe(f, n_layer=n_layer, names=names):
+            model = _tiny_encoder(n_layer)
+            for p in model.parameters():
+                p.requires_grad_(False)
+            returned = f(model, list(names))
+            return (_trainable_names(model), returned is model)
+
+        compare(unfreeze, probe, (expected, True),
+                what=f"unfreeze(a frozen encoder of {n_layer} layers, {label})",
+                parts=("trainable parameters", "returns the model"))
+    for label, names in [("['poolr']", ["poolr"])] + ([("['layers.1.attn.quer']",
+                                                         ["layers.1.attn.quer"])]
+                                                       if hidden else []):
+        compare(unfreeze, lambda f, names=names: (f(_tiny_encoder(2), names), "no error")[1],
+                Raises("ValueError"), what=f"unfreeze(an encoder, {label}): a name that "
+                                           "matches nothing")
+
+
+@check(T + "count_trainable", part=1)
+def check_count_trainable(count_trainable, hidden: bool = False) -> None:
+    """The number of trainable numbers, frozen parameters excluded, a shared tensor once."""
+    def frozen_but_pooler(model):
+        for n, p in model.named_parameters():
+            p.requires_grad_(n.startswith("pooler."))
+        return model
+
+    def tied():  # two layers sharing one weight matrix, as a tied LM head shares the table
+        model = nn.ModuleDict({"a": nn.Linear(4, 4), "b": nn.Linear(4, 4)})
+        model["b"].weight = model["a"].weight
+        return model
+
+    cases = [("a whole encoder", lambda: _tiny_encoder()),
+             ("an encoder with only the pooler trainable",
+              lambda: frozen_but_pooler(_tiny_encoder()))]
+    if hidden:
+        cases += [("two layers sharing one weight", tied),
+                  ("a model with nothing trainable",
+                   lambda: frozen_but_pooler(nn.Linear(3, 3)))]
+    for label, make in cases:
+        compare(count_trainable, lambda f, make=make: f(make()), _oracle_count(make()),
+                what=f"count_trainable({label})")
+
+
+# ---------------------------------------------------------------- Part 2: the optimizer
+
+
+@check(T + "trainable_optimizer", part=2)
+def check_trainable_optimizer(trainable_optimizer, hidden: bool = False) -> None:
+    """AdamW over the trainable parameters only: a frozen weight with a stale gradient does
+    not move; the trainable ones do; no trainable parameter at all raises ValueError."""
+    def probe(f, decay=0.5):
+        model = _tiny_encoder()
+        for n, p in model.named_parameters():
+            p.requires_grad_(n.startswith("pooler."))
+            p.grad = torch.ones_like(p)                   # a gradient left from earlier
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        opt = f(model, lr=0.1, weight_decay=decay)
+        if not isinstance(opt, torch.optim.AdamW):
+            raise CheckFailed(f"trainable_optimizer must return a torch.optim.AdamW, got "
+                              f"{short(opt)}")
+        opt.step()
+        moved = sorted(n for n, p in model.named_parameters() if not torch.equal(p, before[n]))
+        held = sum(p.numel() for g in opt.param_groups for p in g["params"])
+        return moved, held
+
+    model = _tiny_encoder()
+    pooler = sorted(n for n, _ in model.named_parameters() if n.startswith("pooler."))
+    expected = (pooler, sum(p.numel() for p in model.pooler.parameters()))
+    compare(trainable_optimizer, probe, expected,
+            what="trainable_optimizer(an encoder with only the pooler trainable, frozen "
+                 "weights holding old gradients)",
+            parts=("parameters that moved in one step", "numbers the optimizer holds"))
+    if hidden:
+        compare(trainable_optimizer, lambda f: probe(f, decay=0.0), expected,
+                what="trainable_optimizer(the same, weight_decay=0)",
+                parts=("parameters that moved in one step", "numbers the optimizer holds"))
+
+        def nothing(f):
+            model = nn.Linear(2, 2).requires_grad_(False)
+            return f(model, lr=0.1)
+
+        compare(trainable_optimizer, nothing, Raises("ValueError"),
+                what="trainable_optimizer(a model with nothing trainable)")
+
+
+# ---------------------------------------------------------------- Part 3: features
+
+
+def _oracle_features(encoder, ids, mask) -> torch.Tensor:
+    encoder = encoder.eval()
+    with torch.no_grad():
+        hidden = encoder(ids, mask)                            # (B, T, C)
+    m = mask.to(hidden.dtype)[..., None]
+    return (hidden * m).sum(1) / m.sum(1)
+
+
+@check(T + "extract_features", part=3)
+def check_extract_features(extract_features, hidden: bool = False) -> None:
+    """Eval mode, no gradient, the mean of each text's real tokens; the mode is restored."""
+    cases = [("padded batch of 3", 3, 6, [6, 3, 1], True)]
+    if hidden:
+        cases += [("a batch of one, no padding", 1, 5, [5], True),
+                  ("an encoder already in eval mode", 2, 7, [2, 7], False)]
+    for i, (label, B, T_, lengths, training) in enumerate(cases):
+        ids, mask = _batch(B, T_, lengths, seed=30 + i)
+        expected = _oracle_features(_tiny_encoder(dropout=0.5, seed=i), ids, mask)
+
+        def probe(f, i=i, ids=ids, mask=mask, training=training):
+            encoder = _tiny_encoder(dropout=0.5, seed=i).train(training)
+            torch.manual_seed(7)
+            first = f(encoder, ids, mask)
+            if not isinstance(first, torch.Tensor):
+                return first
+            return (first.detach(), first.requires_grad, encoder.training)
+
+        compare(extract_features, probe, (expected, False, training),
+                what=f"extract_features({label}, encoder dropout 0.5)",
+                parts=("features", "features require a gradient", "encoder.training after"),
+                rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- Part 4: a head on MiniLM
+
+
+HEAD_ACCURACY = 0.68  # the accuracy the exercise states for Part 4
+
+
+@lru_cache(maxsize=1)
+def minilm_review_features():
+    """all-MiniLM-L6-v2 mean-pooled features of 512 training and 256 test reviews, with
+    labels: ((x_train, y_train), (x_test, y_test))."""
+    from course import sentiment
+    from solutions.model import Encoder
+    from solutions.pretrained import minilm_path
+    from solutions.tokenization import WordPieceTokenizer
+
+    tokenizer = WordPieceTokenizer(minilm_path() / "vocab.txt")
+    encoder = Encoder.from_pretrained().eval()
+    out = []
+    for split, n in (("train", 512), ("test", 256)):
+        texts, labels = sentiment.reviews(split, n)
+        batch = tokenizer(texts, padding=True, return_tensors="pt")
+        x = torch.cat([_oracle_features(encoder, batch["input_ids"][i:i + 128],
+                                        batch["attention_mask"][i:i + 128])
+                       for i in range(0, n, 128)])
+        out.append((x, torch.tensor(labels)))
+    return tuple(out)
+
+
+@check(T + "train_head", part=4)
+def check_train_head(train_head, hidden: bool = False) -> None:
+    """A Linear(C, n_classes) that reaches the stated test accuracy on MiniLM features, and
+    learns a separable toy problem perfectly."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(60, 5, generator=g, dtype=torch.float64).float()
+    y = (x[:, 0] + x[:, 1] > 0).long() + (x[:, 2] > 1).long()   # 3 classes, separable
+
+    def toy(f):
+        head = f(x.clone(), y.clone(), n_classes=3, steps=300, lr=0.05)
+        if not isinstance(head, nn.Linear):
+            raise CheckFailed(f"train_head must return an nn.Linear, got {short(head)}")
+        with torch.no_grad():
+            acc = (head(x).argmax(-1) == y).float().mean().item()
+        return (head.in_features, head.out_features), acc >= 0.95
+
+    compare(train_head, toy, ((5, 3), True),
+            what="train_head(60 separable points in 5-D, 3 classes, 300 steps)",
+            parts=("(in_features, out_features)", "training accuracy >= 95%"))
+    if hidden:
+        (x_train, y_train), (x_test, y_test) = minilm_review_features()
+
+        def reviews(f):
+            head = f(x_train.clone(), y_train.clone())
+            with torch.no_grad():
+                return (head(x_test).argmax(-1) == y_test).float().mean().item()
+
+        accuracy = reviews(train_head)
+        if not isinstance(accuracy, float) or accuracy < HEAD_ACCURACY:
+            fail(f"train_head on MiniLM features of 512 reviews (defaults): test accuracy "
+                 f"{short(accuracy)}, the exercise asks for at least {HEAD_ACCURACY:.0%}")
+
+
+# ---------------------------------------------------------------- Part 5: post-processing
+
+
+def _oracle_postprocess(logits: torch.Tensor, labels: list[str]) -> list[dict]:
+    probs = torch.softmax(logits.double(), dim=1)
+    return [{"label": labels[int(row.argmax())], "score": float(row.max())} for row in probs]
+
+
+@check(T + "postprocess", part=5)
+def check_postprocess(postprocess, hidden: bool = False) -> None:
+    """One {"label", "score"} per row: the most likely class and its softmax probability."""
+    g = torch.Generator().manual_seed(5)
+    cases = [("4 texts, 2 classes", torch.randn(4, 2, generator=g) * 3,
+              ["negative", "positive"])]
+    if hidden:
+        cases += [("one text, 3 classes", torch.tensor([[0.5, 2.5, -1.0]]), ["a", "b", "c"]),
+                  ("float64, 5 texts, 4 classes",
+                   torch.randn(5, 4, generator=g, dtype=torch.float64) * 4,
+                   ["w", "x", "y", "z"])]
+    for label, logits, names in cases:
+        compare(postprocess, lambda f, logits=logits, names=names: f(logits.clone(), names),
+                _oracle_postprocess(logits, names), what=f"postprocess({label})",
+                rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- the second catalogue
+
+
+SLIPS = [
+    Slip("freeze_flag_on_module", T + "freeze", '''
+def freeze(model):
+    model.requires_grad = False
+    return model
+''', None),
+    Slip("freeze_by_eval", T + "freeze", '''
+def freeze(model):
+    return model.eval()
+''', None),
+    Slip("freeze_children_params", T + "freeze", '''
+def freeze(model):
+    for child in model.children():
+        for p in child.parameters(recurse=False):
+            p.requires_grad = False
+    return model
+''', None),
+    Slip("unfreeze_startswith", T + "unfreeze", '''
+def unfreeze(model, names):
+    found = False
+    for n, p in model.named_parameters():
+        for name in names:
+            if n.startswith(name):
+                p.requires_grad = True
+                found = True
+    if not found:
+        raise ValueError("no such parameter")
+    return model
+''', "unfreeze_prefix_without_dot"),
+    Slip("unfreeze_ignores_unknown", T + "unfreeze", '''
+def unfreeze(model, names):
+    for n, p in model.named_parameters():
+        if any(n == x or n.startswith(x + ".") for x in names):
+            p.requires_grad_(True)
+    return model
+''', "unfreeze_silent_typo"),
+    Slip("count_all", T + "count_trainable", '''
+def count_trainable(model):
+    total = 0
+    for p in model.parameters():
+        total += p.numel()
+    return total
+''', "count_everything"),
+    Slip("count_len", T + "count_trainable", '''
+def count_trainable(model):
+    return len([p for p in model.parameters() if p.requires_grad])
+''', "count_tensors"),
+    Slip("count_per_module", T + "count_trainable", '''
+def count_trainable(model):
+    return sum(p.numel() for m in model.modules() for p in m.parameters(recurse=False)
+               if p.requires_grad)
+''', None),
+    Slip("optimizer_everything", T + "trainable_optimizer", '''
+def trainable_optimizer(model, lr, weight_decay=0.01):
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+''', "optimizer_over_all_parameters"),
+    Slip("features_plain_mean", T + "extract_features", '''
+def extract_features(encoder, input_ids, attention_mask):
+    was = encoder.training
+    encoder.eval()
+    with torch.no_grad():
+        out = encoder(input_ids, attention_mask).mean(1)
+    encoder.train(was)
+    return out
+''', "features_mean_over_padding"),
+    Slip("features_no_eval", T + "extract_features", '''
+def extract_features(encoder, input_ids, attention_mask):
+    with torch.no_grad():
+        h = encoder(input_ids, attention_mask)
+        m = attention_mask.unsqueeze(-1).float()
+        return (h * m).sum(1) / m.sum(1)
+''', "features_in_train_mode"),
+    Slip("features_divide_by_T", T + "extract_features", '''
+def extract_features(encoder, input_ids, attention_mask):
+    was = encoder.training
+    encoder.eval()
+    with torch.no_grad():
+        h = encoder(input_ids, attention_mask)
+        h = h * attention_mask[..., None]
+        out = h.sum(dim=1) / h.size(1)
+    encoder.train(was)
+    return out
+''', None),
+    Slip("features_left_in_eval", T + "extract_features", '''
+def extract_features(encoder, input_ids, attention_mask):
+    encoder.eval()
+    with torch.no_grad():
+        h = encoder(input_ids, attention_mask)
+    m = attention_mask[:, :, None].to(h.dtype)
+    return (h * m).sum(1) / m.sum(1)
+''', "features_mode_not_restored"),
+    Slip("head_no_zero_grad", T + "train_head", '''
+def train_head(features, labels, n_classes=2, steps=300, lr=1e-2, seed=0):
+    torch.manual_seed(seed)
+    head = nn.Linear(features.size(1), n_classes)
+    opt = torch.optim.SGD(head.parameters(), lr=lr)
+    for _ in range(3):
+        loss = F.cross_entropy(head(features), labels)
+        loss.backward()
+        opt.step()
+    return head
+''', None),
+    Slip("post_softmax_rows", T + "postprocess", '''
+def postprocess(logits, id2label):
+    p = torch.softmax(logits, 0)
+    return [{"label": id2label[int(r.argmax())], "score": float(r.max())} for r in p]
+''', "softmax_over_batch"),
+    Slip("post_max_logit", T + "postprocess", '''
+def postprocess(logits, id2label):
+    out = []
+    for row in logits:
+        i = int(row.argmax())
+        out.append({"label": id2label[i], "score": float(row[i])})
+    return out
+''', "score_is_logit"),
+    Slip("post_tensor_score", T + "postprocess", '''
+def postprocess(logits, id2label):
+    probs = logits.softmax(-1)
+    return [{"label": id2label[int(p.argmax())], "score": p.max()} for p in probs]
+''', None),
+]
