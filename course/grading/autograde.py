@@ -32,6 +32,7 @@ c.GenerateFeedback.preprocessors = [
     "nbconvert.preprocessors.sanitize.SanitizeHTML",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+c.SanitizeHTML.enabled = True
 c.SanitizeHTML.sanitized_output_types = {"text/html", "text/markdown", "text/latex",
                                          "image/svg+xml", "application/javascript"}
 '''
