@@ -18,6 +18,7 @@ True = may attend, broadcastable to ``(B, H, T_q, T_k)``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -271,6 +272,33 @@ def load_torch_attention(mha: MultiHeadAttention, source: nn.MultiheadAttention)
         mha.out.weight.copy_(source.out_proj.weight)
         if source.out_proj.bias is not None:
             mha.out.bias.copy_(source.out_proj.bias)
+
+
+def gradient_norms(layers, x: torch.Tensor, grad: torch.Tensor, skip: bool = False) -> list[float]:
+    """Run ``x`` through ``layers`` (a sequence of modules that keep the shape) as a plain stack
+    (``x <- f(x)``) or, with ``skip=True``, a residual one (``x <- x + f(x)``); backpropagate
+    ``grad`` (shaped like the output) and return, for each layer from the input side on, the
+    norm of the gradient of all its parameters together: sqrt(sum of squared entries)."""
+    layers = list(layers)
+    if not layers or not all(isinstance(f, nn.Module) for f in layers):
+        raise TypeError("layers must be a non-empty sequence of nn.Module")
+    ### BEGIN SOLUTION
+    h = x
+    for f in layers:
+        h = h + f(h) if skip else f(h)                    # residual or plain stack
+    if grad.shape != h.shape:
+        raise ValueError(f"grad must have the output's shape {tuple(h.shape)}, "
+                         f"got {tuple(grad.shape)}")
+    params = [list(f.parameters()) for f in layers]
+    flat = [p for ps in params for p in ps]
+    grads = torch.autograd.grad(h, flat, grad_outputs=grad, allow_unused=True)
+    norms, start = [], 0
+    for ps in params:                                     # the gradients of one layer
+        mine = [g for g in grads[start:start + len(ps)] if g is not None]
+        start += len(ps)
+        norms.append(math.sqrt(sum(g.pow(2).sum().item() for g in mine)))
+    return norms
+    ### END SOLUTION
 
 
 # ---------------------------------------------------------------------------------------------

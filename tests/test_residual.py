@@ -4,12 +4,22 @@ torch.nn.TransformerEncoderLayer / TransformerDecoderLayer with copied weights, 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from solutions.attention import padding_mask
-from solutions.model import Block, EncoderLayer, ModelConfig, Residual, load_torch_attention
+from solutions.feedforward import FeedForward
+from solutions.model import (
+    Block,
+    EncoderLayer,
+    ModelConfig,
+    Residual,
+    gradient_norms,
+    load_torch_attention,
+)
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -295,3 +305,40 @@ def test_block_rejects_bad_masks_and_context():
         Block(ModelConfig(n_embd=16, n_head=4), cross=True)(x)
     with pytest.raises(TypeError, match="ModelConfig"):
         Block(dict(n_embd=16))
+
+
+# ---------------------------------------------------------------------------- gradient_norms
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_gradient_norms_match_a_plain_backward_pass(skip):
+    torch.manual_seed(0)
+    layers = [nn.Sequential(nn.Linear(6, 6), nn.Tanh()) for _ in range(3)] + [nn.Tanh()]
+    layers = [f.double() for f in layers]
+    x, g = randn(5, 6, dtype=torch.float64), randn(5, 6, dtype=torch.float64, seed=1)
+    got = gradient_norms(layers, x, g, skip=skip)
+    h = x
+    for f in layers:
+        h = h + f(h) if skip else f(h)
+    h.backward(g)
+    expected = [math.sqrt(sum(float(p.grad.pow(2).sum()) for p in f.parameters()))
+                for f in layers]
+    assert got == pytest.approx(expected, rel=1e-12) and got[-1] == 0.0
+    assert all(p.grad is not None for p in layers[0].parameters())  # only the oracle's .grad
+
+
+def test_gradient_norms_vanish_without_skips_and_not_with_them():
+    torch.manual_seed(0)
+    layers = [FeedForward(16, 64).double() for _ in range(16)]
+    x, g = randn(32, 16, dtype=torch.float64), randn(32, 16, dtype=torch.float64, seed=1)
+    plain = gradient_norms(layers, x, g)
+    residual = gradient_norms(layers, x, g, skip=True)
+    assert plain[0] < 1e-6 * plain[-1]
+    assert residual[0] > 0.5 * residual[-1]
+
+
+def test_gradient_norms_rejects_bad_input():
+    with pytest.raises(ValueError, match="shape"):
+        gradient_norms([nn.Linear(4, 4)], randn(2, 4), randn(2, 5))
+    with pytest.raises(TypeError, match="nn.Module"):
+        gradient_norms([], randn(2, 4), randn(2, 4))
