@@ -26,42 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# ---------------------------------------------------------------------------------------------
-# Input checks
-# ---------------------------------------------------------------------------------------------
-
-
-def _tensor(t, name: str, *, min_dim: int = 1, floating: bool = True) -> None:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.dim() < min_dim:
-        raise ValueError(f"{name} must have at least {min_dim} axes, got shape {tuple(t.shape)}")
-    if floating and not t.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
-
-
-def _mask(mask, target: tuple[int, ...], name: str = "mask") -> None:
-    """mask: None, or bool (True = may attend) broadcastable to `target`."""
-    if mask is None:
-        return
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{name} must be a bool torch.Tensor or None, got {type(mask).__name__}")
-    if mask.dtype != torch.bool:
-        raise TypeError(f"{name} must be bool (True = may attend), got {mask.dtype}; turn a "
-                        "1/0 attention_mask into one with padding_mask(attention_mask)")
-    try:
-        fits = torch.broadcast_shapes(mask.shape, target) == torch.Size(target)
-    except RuntimeError:
-        fits = False
-    if not fits:
-        raise ValueError(f"{name} of shape {tuple(mask.shape)} does not broadcast to the "
-                         f"scores' shape {target}")
-
-
-def _positive_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
+from solutions.inputs import require_mask, require_positive_int, require_probability, require_tensor
 
 # ---------------------------------------------------------------------------------------------
 # Scaled dot-product attention
@@ -71,7 +36,7 @@ def _positive_int(value, name: str) -> None:
 def attention_loop(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Attention for one sequence, one query at a time: q (T_q, D), k (T_k, D), v (T_k, D_v)."""
     for name, t in (("q", q), ("k", k), ("v", v)):
-        _tensor(t, name)
+        require_tensor(t, name)
         if t.dim() != 2:
             raise ValueError(f"{name} must be 2-D (tokens, features), got {tuple(t.shape)}")
     if q.size(1) != k.size(1) or k.size(0) != v.size(0):
@@ -90,8 +55,8 @@ def attention_loop(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.T
 def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """Scaled similarity of every query with every key: (..., T_q, D), (..., T_k, D) ->
     (..., T_q, T_k), divided by sqrt(D) so the scores keep unit variance."""
-    _tensor(q, "q", min_dim=2)
-    _tensor(k, "k", min_dim=2)
+    require_tensor(q, "q", min_dim=2)
+    require_tensor(k, "k", min_dim=2)
     if q.size(-1) != k.size(-1):
         raise ValueError(f"q and k need the same last axis D, got q {tuple(q.shape)} and "
                          f"k {tuple(k.shape)}")
@@ -101,8 +66,8 @@ def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Softmax over the keys (last axis). mask: bool, True = may attend, broadcastable to scores.
     A masked key gets weight 0; a row with no key to attend to is all zeros (never NaN)."""
-    _tensor(scores, "scores")
-    _mask(mask, tuple(scores.shape))
+    require_tensor(scores, "scores")
+    require_mask(mask, tuple(scores.shape))
     if mask is not None:
         # the most negative finite number, not -inf: a fully masked row stays finite
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
@@ -122,13 +87,11 @@ def scaled_dot_product_attention(
     """softmax(q k^T / sqrt(d_k)) v. q (..., T_q, D), k (..., T_k, D), v (..., T_k, D_v);
     mask bool (True = may attend) broadcastable to (..., T_q, T_k); dropout on the weights
     when dropout_p > 0. Returns (output (..., T_q, D_v), weights (..., T_q, T_k))."""
-    _tensor(v, "v", min_dim=2)
+    require_tensor(v, "v", min_dim=2)
     if k.dim() >= 2 and v.size(-2) != k.size(-2):
         raise ValueError(f"k and v need the same number of tokens, got k {tuple(k.shape)} and "
                          f"v {tuple(v.shape)}")
-    if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) \
-            or not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be a number in [0, 1), got {dropout_p!r}")
+    require_probability(dropout_p, "dropout_p")
     scores = attention_scores(q, k)                       # (..., T_q, T_k)
     weights = masked_softmax(scores, mask)                # (..., T_q, T_k)
     if dropout_p > 0.0:
@@ -143,8 +106,8 @@ def scaled_dot_product_attention(
 
 def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     """(B, T, C) -> (B, H, T, D): cut each token's C features into H heads of D = C // H."""
-    _tensor(x, "x", floating=False)
-    _positive_int(n_heads, "n_heads")
+    require_tensor(x, "x", floating=False)
+    require_positive_int(n_heads, "n_heads")
     if x.dim() != 3 or x.size(-1) % n_heads:
         raise ValueError(f"x must be (B, T, C) with C divisible by n_heads={n_heads}, got "
                          f"shape {tuple(x.shape)}")
@@ -154,7 +117,7 @@ def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """(B, H, T, D) -> (B, T, H * D): put the heads of each token back side by side."""
-    _tensor(x, "x", floating=False)
+    require_tensor(x, "x", floating=False)
     if x.dim() != 4:
         raise ValueError(f"x must be (B, H, T, D), got shape {tuple(x.shape)}")
     B, H, T, D = x.shape
@@ -178,11 +141,9 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
-        _positive_int(d_model, "d_model")
-        _positive_int(n_heads, "n_heads")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
-                or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        require_positive_int(d_model, "d_model")
+        require_positive_int(n_heads, "n_heads")
+        require_probability(dropout, "dropout")
         if not isinstance(bias, bool):
             raise TypeError(f"bias must be True or False, got {bias!r}")
         if d_model % n_heads != 0:
@@ -225,7 +186,7 @@ class MultiHeadAttention(nn.Module):
         for name, t in (("x", x), ("context", context)):
             if t is None and name == "context":
                 continue
-            _tensor(t, name)
+            require_tensor(t, name)
             if t.dim() != 3 or t.size(-1) != self.d_model:
                 raise ValueError(f"{name} must be (B, T, {self.d_model}), got {tuple(t.shape)}")
         kv = x if context is None else context
@@ -238,7 +199,7 @@ class MultiHeadAttention(nn.Module):
                 f"mask must have 4 axes, broadcastable to (B, H, T_q, T_k) = {target}; got shape "
                 f"{tuple(mask.shape)}. Use padding_mask(attention_mask) -> (B, 1, 1, T_k) or "
                 "causal_mask(T) -> (1, 1, T, T)")
-        _mask(mask, target)
+        require_mask(mask, target)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,7 +210,7 @@ class MultiHeadAttention(nn.Module):
 def causal_mask(T: int, device: torch.device | str | None = None) -> torch.Tensor:
     """(1, 1, T, T) bool, True on and below the diagonal: query i may attend to keys <= i.
     Broadcasts over the batch and the heads."""
-    _positive_int(T, "T")
+    require_positive_int(T, "T")
     return torch.ones(T, T, dtype=torch.bool, device=device).tril()[None, None]  # (1, 1, T, T)
 
 

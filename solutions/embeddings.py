@@ -12,7 +12,7 @@
 
 Shapes: ids (B, T); vectors (B, T, C) with C = d_model. Position modules read T from their input,
 ids (B, T) or activations (B, T, C), and return the (T, C) vectors to add; (T, C) broadcasts
-over the batch. The names ``word_embeddings`` and ``position_embeddings`` are BERT's, so BERT's
+over the batch. Every public function and module checks its input (`solutions.inputs`). The names ``word_embeddings`` and ``position_embeddings`` are BERT's, so BERT's
 ``embeddings.word_embeddings.weight`` and ``embeddings.position_embeddings.weight`` load as they
 are.
 """
@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from solutions.inputs import require_ids, require_positive_int, require_probability, require_tensor
+
 # ---------------------------------------------------------------------------------------------
 # Tokens
 # ---------------------------------------------------------------------------------------------
@@ -31,6 +33,8 @@ import torch.nn.functional as F
 def one_hot_embed(ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Embed ids (any shape (...)) as one_hot(ids) @ weight: (..., V) @ (V, C) -> (..., C).
     The product picks row ids[...] of weight, so it equals weight[ids]."""
+    require_tensor(weight, "weight", min_dim=2)
+    require_ids(ids, weight.shape[0])
     one_hot = F.one_hot(ids.long(), num_classes=weight.shape[0]).to(weight.dtype)  # (..., V)
     return one_hot @ weight  # (..., C)
 
@@ -42,10 +46,13 @@ class TokenEmbedding(nn.Module):
 
     def __init__(self, vocab_size: int, d_model: int):
         super().__init__()
+        require_positive_int(vocab_size, "vocab_size")
+        require_positive_int(d_model, "d_model")
         self.weight = nn.Parameter(torch.randn(vocab_size, d_model) * 0.02)  # (V, C)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (...) of integers in [0, vocab_size) -> vectors (..., C)."""
+        require_ids(ids, self.weight.shape[0])
         return self.weight[ids]  # a row lookup; its gradient reaches only the rows used
 
 
@@ -60,11 +67,14 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def __init__(self, max_len: int, d_model: int):
         super().__init__()
+        require_positive_int(max_len, "max_len")
+        require_positive_int(d_model, "d_model")
         self.max_len = max_len
         self.weight = nn.Parameter(torch.randn(max_len, d_model) * 0.02)  # (L, C)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: ids (B, T) or activations (B, T, C) -> position vectors (T, C) for 0..T-1."""
+        require_tensor(x, "x", min_dim=2, floating=False)
         T = x.size(1)
         if T > self.max_len:
             raise ValueError(f"{T} tokens but only max_len={self.max_len} learned positions")
@@ -81,6 +91,8 @@ def sinusoidal_table(
         PE[pos, 2i+1] = cos(pos / 10000^(2i / d_model))
 
     Computed in float64, returned in `dtype` on `device`."""
+    require_positive_int(max_len, "max_len")
+    require_positive_int(d_model, "d_model")
     if d_model % 2:
         raise ValueError(f"d_model must be even (sin/cos pairs), got {d_model}")
     pos = torch.arange(max_len, dtype=torch.float64, device=device).unsqueeze(1)  # (L, 1)
@@ -105,6 +117,7 @@ class SinusoidalPositionalEncoding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: ids (B, T) or activations (B, T, C) -> position vectors (T, C) for 0..T-1."""
+        require_tensor(x, "x", min_dim=2, floating=False)
         T = x.size(1)
         if T > self.max_len:
             raise ValueError(f"{T} tokens but the table has max_len={self.max_len} rows")
@@ -131,6 +144,7 @@ class TransformerEmbedding(nn.Module):
         positions: str = "learned",
     ):
         super().__init__()
+        require_probability(dropout, "dropout")
         self.word_embeddings = TokenEmbedding(vocab_size, d_model)
         if positions == "learned":
             self.position_embeddings = LearnedPositionalEmbedding(max_len, d_model)
@@ -142,5 +156,8 @@ class TransformerEmbedding(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (B, T) -> vectors (B, T, C)."""
+        if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
+            raise ValueError("ids must be a (B, T) tensor of token ids, got "
+                             f"{tuple(ids.shape) if isinstance(ids, torch.Tensor) else ids!r}")
         x = self.word_embeddings(ids) + self.position_embeddings(ids)  # (B, T, C) + (T, C)
         return self.drop(x)

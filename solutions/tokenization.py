@@ -27,6 +27,8 @@ from itertools import pairwise
 
 import regex
 
+from solutions.inputs import require_positive_int, require_str
+
 # ---------------------------------------------------------------------------------------------
 # Character-level tokenizer
 # ---------------------------------------------------------------------------------------------
@@ -37,7 +39,7 @@ class CharTokenizer:
     `text` in sorted order."""
 
     def __init__(self, text: str, unk_token: str = "[UNK]"):
-        _check_str(text, "text")
+        require_str(text, "text")
         self.unk_token = unk_token
         self.itos = [unk_token] + sorted(set(text))  # id -> string
         self.stoi = {ch: i for i, ch in enumerate(self.itos) if i > 0}  # character -> id
@@ -48,11 +50,12 @@ class CharTokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Characters -> ids; a character not seen in training becomes 0 (unk)."""
-        _check_str(text, "text")
+        require_str(text, "text")
         return [self.stoi.get(ch, 0) for ch in text]
 
     def decode(self, ids: list[int]) -> str:
         """Ids -> text; id 0 becomes `unk_token`."""
+        ids = require_id_list(ids)
         for i in ids:
             if not 0 <= i < len(self.itos):
                 raise ValueError(f"id {i} is outside the vocabulary (0..{len(self.itos) - 1})")
@@ -106,7 +109,7 @@ def train_bpe_naive(
     vocab_size-256 times: recount ALL pairs over all chunks (never across chunk boundaries), take
     best_pair, merge it everywhere, new ids 256, 257, ... Returns merges {pair: new_id} in
     insertion (rank) order. Stops early if no pair is left."""
-    _check_bpe_args(text, vocab_size)
+    require_bpe_args(text, vocab_size)
     chunks = [list(chunk.encode("utf-8")) for chunk in regex.findall(pattern, text)]
     merges = {}
     for new_id in range(256, vocab_size):
@@ -128,7 +131,7 @@ def train_bpe(
     frequency, keep pair counts and an index pair -> chunks containing it, update counts
     incrementally only for the chunks a merge touches, pick best_pair with a heap with lazy
     deletion (same tie rule)."""
-    _check_bpe_args(text, vocab_size)
+    require_bpe_args(text, vocab_size)
     chunk_freq = Counter(regex.findall(pattern, text))  # chunk string -> how often it occurs
     words = [list(chunk.encode("utf-8")) for chunk in chunk_freq]  # distinct chunks as ids
     freqs = list(chunk_freq.values())
@@ -201,12 +204,41 @@ def decode_bytes(ids: list[int], vocab: dict[int, bytes]) -> str:
     return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
 
 
-def _check_bpe_args(text: str, vocab_size: int) -> None:
-    _check_str(text, "text")
-    if not isinstance(vocab_size, int) or vocab_size < 256:
+def require_bpe_args(text: str, vocab_size: int) -> None:
+    """Raise unless `text` is a str and `vocab_size` an int >= 256 (the 256 byte values)."""
+    require_str(text, "text")
+    require_positive_int(vocab_size, "vocab_size")
+    if vocab_size < 256:
         raise ValueError(
-            f"vocab_size must be an int >= 256 (the 256 byte values), got {vocab_size!r}"
+            f"vocab_size must be at least 256 (the 256 byte values), got {vocab_size}"
         )
+
+
+def require_special_tokens(special_tokens) -> list[str]:
+    """A list of distinct non-empty strings; a single str is refused (it is not split into
+    one-character tokens)."""
+    if isinstance(special_tokens, str) or not hasattr(special_tokens, "__iter__"):
+        raise TypeError(f"special_tokens must be a list of strings, got {special_tokens!r}; "
+                        f"for one token write [{special_tokens!r}]")
+    specials = list(special_tokens)
+    for s in specials:
+        if not isinstance(s, str) or not s:
+            raise ValueError(f"special tokens must be non-empty strings, got {s!r}")
+    if len(set(specials)) != len(specials):
+        raise ValueError(f"special tokens must be distinct, got {specials!r}")
+    return specials
+
+
+def require_id_list(ids, name: str = "ids") -> list[int]:
+    """A list (or tensor, or tuple) of int ids; a single int is refused with a pointer."""
+    if hasattr(ids, "tolist") and not isinstance(ids, (list, tuple)):
+        ids = ids.tolist()  # a tensor or array
+    if isinstance(ids, int) or not isinstance(ids, (list, tuple)):
+        raise TypeError(f"{name} must be a list of ints, got {ids!r}; for one id write [{ids!r}]")
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise TypeError(f"{name} must hold ints, got {i!r} ({type(i).__name__})")
+    return list(ids)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,12 +265,7 @@ class BPETokenizer:
         self.pattern = pattern
         self._split = regex.compile(pattern)
 
-        specials = list(special_tokens)
-        for s in specials:
-            if not isinstance(s, str) or not s:
-                raise ValueError(f"special tokens must be non-empty strings, got {s!r}")
-        if len(set(specials)) != len(specials):
-            raise ValueError(f"special tokens must be distinct, got {specials!r}")
+        specials = require_special_tokens(special_tokens)
         first = 256 + len(self.merges)
         self.special_tokens = {s: first + i for i, s in enumerate(specials)}  # name -> id
 
@@ -253,8 +280,9 @@ class BPETokenizer:
     ) -> BPETokenizer:
         """Learn vocab_size - 256 - len(special_tokens) merges from `text` (fewer if no pair is
         left). Special-token strings inside `text` are trained on as ordinary text."""
-        special_tokens = list(special_tokens)
-        if not isinstance(vocab_size, int) or vocab_size < 256 + len(special_tokens):
+        special_tokens = require_special_tokens(special_tokens)
+        require_bpe_args(text, vocab_size)
+        if vocab_size < 256 + len(special_tokens):
             raise ValueError(
                 f"vocab_size must be at least 256 (bytes) + {len(special_tokens)} "
                 f"(special tokens) = {256 + len(special_tokens)}, got {vocab_size!r}"
@@ -270,7 +298,7 @@ class BPETokenizer:
         """Text -> ids. `allowed_special`: "all" special tokens, "none" (their strings are encoded
         as plain text), or a set of special-token names. Where two special tokens overlap, the
         longer one wins."""
-        _check_str(text, "text")
+        require_str(text, "text")
         specials = self._allowed(allowed_special)
         if not specials:
             return self._encode_ordinary(text)
@@ -288,6 +316,7 @@ class BPETokenizer:
 
     def decode(self, ids: list[int]) -> str:
         """Ids -> text (invalid UTF-8 from a partial sequence shows as U+FFFD)."""
+        ids = require_id_list(ids)
         for i in ids:
             if i not in self.vocab:
                 raise ValueError(f"id {i!r} is not in the vocabulary (0..{self.vocab_size - 1})")
@@ -448,7 +477,7 @@ def basic_tokenize(text: str, lowercase: bool = True) -> list[str]:
     3. if lowercase: strip accents (NFD, drop nonspacing marks), then lowercase each character
     4. split on whitespace, then make every punctuation character its own word
     """
-    _check_str(text, "text")
+    require_str(text, "text")
     out = []
     for ch in text:
         if ch == "\x00" or ch == "\ufffd" or _is_control(ch):
@@ -519,8 +548,8 @@ def build_batch(
     `max_length`. attention_mask is 1 for real tokens (CLS and SEP included), 0 for padding.
     Without padding, rows may have different lengths.
     """
-    padding = _padding_strategy(padding)
-    truncation = _truncation_flag(truncation)
+    padding = padding_strategy(padding)
+    truncation = truncation_flag(truncation)
     if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
         raise ValueError(
             f"max_length must be an int >= 2 (room for [CLS] and [SEP]), got {max_length!r}"
@@ -547,7 +576,7 @@ def build_batch(
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
-def _padding_strategy(padding) -> str | None:
+def padding_strategy(padding) -> str | None:
     if padding is True or padding == "longest":
         return "longest"
     if padding is False or padding is None or padding == "do_not_pad":
@@ -557,7 +586,7 @@ def _padding_strategy(padding) -> str | None:
     raise ValueError(f'padding must be True, False, "longest" or "max_length", got {padding!r}')
 
 
-def _truncation_flag(truncation) -> bool:
+def truncation_flag(truncation) -> bool:
     if truncation in (True, "longest_first"):
         return True
     if truncation in (False, None, "do_not_truncate"):
@@ -613,7 +642,7 @@ class WordPieceTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """Text -> WordPiece tokens (no [CLS]/[SEP])."""
-        _check_str(text, "text")
+        require_str(text, "text")
         tokens = []
         for part in self._special_split.split(text):
             if part in self.all_special_tokens:
@@ -633,8 +662,7 @@ class WordPieceTokenizer:
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
         """Ids -> text: '##' continuations join the previous token, '.' ',' '!' '?' join it too;
         with skip_special_tokens the special tokens ([UNK] included) are dropped."""
-        if hasattr(ids, "tolist"):
-            ids = ids.tolist()  # a tensor
+        ids = require_id_list(ids)
         tokens = self.convert_ids_to_tokens(ids)
         if skip_special_tokens:
             tokens = [t for t in tokens if t not in self.all_special_tokens]
@@ -666,11 +694,14 @@ class WordPieceTokenizer:
         return self.ids_to_tokens[i]
 
     def __call__(
-        self, text, padding=False, truncation=False, max_length=None, return_tensors=None
+        self, text, padding=False, truncation=None, max_length=None, return_tensors=None
     ) -> dict:
         """Text or list of texts -> {"input_ids", "attention_mask"}, like a Hugging Face
         tokenizer: lists of ints for one string, lists of lists for a list of strings, or torch
-        tensors of shape (B, T) with return_tensors="pt" (B = 1 for one string)."""
+        tensors of shape (B, T) with return_tensors="pt" (B = 1 for one string). As in Hugging
+        Face, a max_length without `truncation` truncates (truncation=False keeps every id)."""
+        if truncation is None:
+            truncation = max_length is not None
         single = isinstance(text, str)
         texts = [text] if single else text
         if not isinstance(texts, (list, tuple)):
@@ -681,7 +712,7 @@ class WordPieceTokenizer:
         if return_tensors not in (None, "pt"):
             raise ValueError(f'return_tensors must be None or "pt", got {return_tensors!r}')
         if max_length is None and (
-            _truncation_flag(truncation) or _padding_strategy(padding) == "max_length"
+            truncation_flag(truncation) or padding_strategy(padding) == "max_length"
         ):
             max_length = self.model_max_length
 
@@ -716,7 +747,3 @@ def _to_tensors(batch: dict[str, list[list[int]]]) -> dict:
         for key, rows in batch.items()
     }
 
-
-def _check_str(text, name: str) -> None:
-    if not isinstance(text, str):
-        raise TypeError(f"{name} must be a str, got {type(text).__name__}")

@@ -265,7 +265,7 @@ def test_scaled_dot_product_attention_rejects_bad_input():
 def test_split_and_merge_heads_reject_bad_input():
     with pytest.raises(ValueError, match="divisible"):
         split_heads(randn(2, 3, 10), 3)
-    with pytest.raises(ValueError, match="n_heads"):
+    with pytest.raises(ValueError, match="n_heads must be at least 1"):
         split_heads(randn(2, 3, 8), 0)
     with pytest.raises(ValueError, match=r"\(B, T, C\)"):
         split_heads(randn(3, 8), 2)
@@ -275,8 +275,8 @@ def test_split_and_merge_heads_reject_bad_input():
 
 @pytest.mark.parametrize("args,error,match", [
     ((10, 3), ValueError, "divisible"),
-    ((16.0, 4), ValueError, "d_model must be a positive int"),
-    ((16, 0), ValueError, "n_heads must be a positive int"),
+    ((16.0, 4), TypeError, "d_model must be an int"),
+    ((16, 0), ValueError, "n_heads must be at least 1"),
     ((16, 4, 1.0), ValueError, "dropout"),
     ((16, 4, 0.1, "yes"), TypeError, "bias"),
 ])
@@ -304,9 +304,9 @@ def test_multi_head_attention_forward_rejects_bad_input():
 
 
 def test_mask_helpers_reject_bad_input():
-    with pytest.raises(ValueError, match="T must be a positive int"):
+    with pytest.raises(ValueError, match="T must be at least 1"):
         causal_mask(0)
-    with pytest.raises(ValueError, match="T must be a positive int"):
+    with pytest.raises(TypeError, match="T must be an int"):
         causal_mask(3.0)
     with pytest.raises(ValueError, match="attention_mask"):
         padding_mask(torch.ones(3))

@@ -282,3 +282,49 @@ def test_bert_tables_load_into_the_separate_modules(minilm):
         # the pretrained table puts cat nearer dog than car
         cat, dog, car = F.normalize(words(ids[0, 1:4]), dim=-1)
         assert cat @ dog > cat @ car
+
+
+# ---------------------------------------------------------------- bad input, clear errors
+
+
+def test_negative_or_too_large_ids_raise_like_nn_embedding():
+    emb, weight = TokenEmbedding(10, 4), torch.randn(10, 4)
+    for bad in (torch.tensor([[1, -1]]), torch.tensor([10])):
+        with pytest.raises(IndexError):
+            nn.Embedding(10, 4)(bad)  # what torch does: no silent wrap-around
+        with pytest.raises(IndexError, match=r"ids must be in \[0, 10\)"):
+            emb(bad)
+        with pytest.raises(IndexError, match=r"ids must be in \[0, 10\)"):
+            one_hot_embed(bad, weight)
+    with pytest.raises(TypeError, match="integers"):
+        emb(torch.tensor([1.0, 2.0]))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        one_hot_embed([1, 2], weight)
+
+
+def test_transformer_embedding_wants_ids_of_shape_b_t():
+    embed = TransformerEmbedding(20, 8, 16).eval()
+    with pytest.raises(ValueError, match=r"\(B, T\).*\(2, 5, 1\)"):
+        embed(torch.zeros(2, 5, 1, dtype=torch.long))  # not a (2, 5, 5, 8) output
+    with pytest.raises(ValueError, match=r"\(B, T\)"):
+        embed(torch.zeros(5, dtype=torch.long))
+
+
+@pytest.mark.parametrize("make,error,match", [
+    (lambda: TokenEmbedding(10.0, 4), TypeError, "vocab_size must be an int"),
+    (lambda: TokenEmbedding(10, 0), ValueError, "d_model must be at least 1"),
+    (lambda: LearnedPositionalEmbedding(0, 4), ValueError, "max_len must be at least 1"),
+    (lambda: SinusoidalPositionalEncoding(8, 5), ValueError, "even"),
+    (lambda: sinusoidal_table(8.0, 4), TypeError, "max_len must be an int"),
+    (lambda: TransformerEmbedding(20, 8, 16, dropout=1.5), ValueError, "dropout"),
+    (lambda: TransformerEmbedding(20, 8, 16, positions="rotary"), ValueError, "rotary"),
+])
+def test_constructors_reject_bad_arguments(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+@pytest.mark.parametrize("cls", [LearnedPositionalEmbedding, SinusoidalPositionalEncoding])
+def test_position_modules_want_a_sequence_axis(cls):
+    with pytest.raises(ValueError, match="at least 2 axes"):
+        cls(8, 4)(torch.zeros(5, dtype=torch.long))

@@ -91,3 +91,28 @@ def test_template_errors_are_clear(tmp_path, cell, error):
     template.write_text("# Bad\n\n" + cell + "\n")
     with pytest.raises(ValueError, match=error):
         exercises.instructor_notebook(template)
+
+
+def test_write_names_the_only_bodies_the_learner_writes():
+    source = textwrap.dedent('''\
+        class A:
+            def __init__(self):
+                self.x = 1
+
+            def forward(self, y):
+                """Doc."""
+                return y + self.x
+        ''')
+    marked = exercises.mark_solution(source, ["A.forward"])
+    assert marked.count(exercises.BEGIN) == 1
+    assert "        self.x = 1\n" in marked.split(exercises.BEGIN)[0]  # given
+    assert '"""Doc."""\n        ### BEGIN SOLUTION\n        return y + self.x' in marked
+    with pytest.raises(ValueError, match="names no function"):
+        exercises.mark_solution(source, ["A.backward"])
+
+
+def test_solutions_carry_no_exercise_markers():
+    """Which bodies a learner writes is the template's choice (`:write:`), not the code's."""
+    for topic in ("tokenization", "embeddings", "attention"):
+        path = exercises.ROOT / "solutions" / f"{topic}.py"
+        assert exercises.BEGIN not in path.read_text(), path.name

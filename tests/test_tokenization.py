@@ -765,3 +765,38 @@ def test_benchmark_rows_are_well_formed():
     assert encode["ratio"] == pytest.approx(encode["ours_mb_s"] / encode["baseline_mb_s"])
     table = report(rows)
     assert all(row["name"] in table for row in rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input gets a clear error: one test per public entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def test_decode_refuses_a_single_int(bpe, bert):
+    for decode in (CharTokenizer("abc").decode, bpe.decode, bert.decode):
+        with pytest.raises(TypeError, match=r"list of ints.*\[7592\]"):
+            decode(7592)  # not 'h e l l o' (or a character per digit)
+        with pytest.raises(TypeError, match="must hold ints"):
+            decode([1, "2"])
+
+
+def test_max_length_without_truncation_truncates_like_hugging_face(bert, hf_auto):
+    text = "a sentence that is clearly longer than eight tokens once it is split"
+    ours, theirs = bert(text, max_length=8), hf_auto(text, max_length=8)
+    assert ours["input_ids"] == theirs["input_ids"] and len(ours["input_ids"]) == 8
+    assert len(bert(text, max_length=8, truncation=False)["input_ids"]) > 8
+
+
+def test_special_tokens_must_be_a_list(bpe):
+    for make in (lambda: BPETokenizer.train("hello world", 260, special_tokens="<eos>"),
+                 lambda: BPETokenizer(bpe.merges, special_tokens="<eos>")):
+        with pytest.raises(TypeError, match=r"list of strings.*\['<eos>'\]"):
+            make()  # never five one-character special tokens
+
+
+@pytest.mark.parametrize("train", [train_bpe, train_bpe_naive, BPETokenizer.train])
+def test_vocab_size_must_be_an_int(train):
+    with pytest.raises(TypeError, match=r"vocab_size must be an int, got 300.0 \(float\)"):
+        train("hello world", 300.0)
+    with pytest.raises(TypeError, match="vocab_size must be an int"):
+        train("hello world", True)

@@ -16,6 +16,7 @@ from course.checks.core import (
     CheckFailed,
     Mistake,
     Raised,
+    Slip,
     call,
     check,
     compare,
@@ -373,8 +374,18 @@ def _result(out, weights, x, context) -> tuple:
     return (out.detach(), None if weights is None else weights.detach(), *grads)
 
 
-def _torch_mha(case: dict, need_weights: bool, train: bool = False) -> tuple:
-    """The oracle: nn.MultiheadAttention on the case."""
+_ORACLE: dict[tuple, tuple] = {}
+
+
+def _torch_mha(case: dict, need_weights: bool) -> tuple:
+    """The oracle: nn.MultiheadAttention on the case in eval mode (computed once per case)."""
+    key = (_describe(case, need_weights), case["seed"])
+    if key not in _ORACLE:
+        _ORACLE[key] = _run_torch_mha(case, need_weights)
+    return _ORACLE[key]
+
+
+def _run_torch_mha(case: dict, need_weights: bool, train: bool = False) -> tuple:
     theirs = oracles.torch_mha(case["C"], case["H"], bias=case.get("bias", True),
                                dropout=case.get("dropout", 0.0), dtype=case["dtype"],
                                seed=case["seed"]).train(train)
@@ -487,3 +498,133 @@ def check_mha_dropout(MultiHeadAttention, hidden: bool = False) -> None:
             fail(f"{what}: the output in training mode equals the output in eval mode, so "
                  "dropout is never applied; pass dropout_p=self.dropout when self.training is "
                  "True.")
+
+
+# ---------------------------------------------------------------- the second catalogue
+
+SLIPS = [
+    Slip("scores_unscaled_matmul", T + "attention_scores", """
+def attention_scores(q, k):
+    return torch.matmul(q, k.transpose(-1, -2))
+""", "no_scaling"),
+    Slip("scores_over_d", T + "attention_scores", """
+def attention_scores(q, k):
+    d_k = q.shape[-1]
+    return q @ k.transpose(-2, -1) / d_k
+""", "scale_by_d_k"),
+    Slip("scores_k_dot_T", T + "attention_scores", """
+def attention_scores(q, k):
+    return q @ k.T / math.sqrt(q.size(-1))
+""", None),
+    Slip("softmax_dim_1", T + "masked_softmax", """
+def masked_softmax(scores, mask=None):
+    if mask is not None:
+        scores = scores.masked_fill(mask == 0, -1e9)
+    weights = F.softmax(scores, dim=1)
+    return weights if mask is None else weights * mask
+""", "softmax_wrong_axis"),
+    Slip("softmax_minus_inf", T + "masked_softmax", """
+def masked_softmax(scores, mask=None):
+    if mask is not None:
+        scores = scores.masked_fill(mask.logical_not(), float("-inf"))
+    return scores.softmax(-1)
+""", "neg_inf_nan"),
+    Slip("softmax_then_mask", T + "masked_softmax", """
+def masked_softmax(scores, mask=None):
+    weights = torch.exp(scores - scores.amax(-1, keepdim=True))
+    weights = weights / weights.sum(-1, keepdim=True)
+    if mask is not None:
+        weights = weights * mask
+    return weights
+""", "mask_after_softmax"),
+    Slip("softmax_fill_where_true", T + "masked_softmax", """
+def masked_softmax(scores, mask=None):
+    if mask is None:
+        return scores.softmax(dim=-1)
+    filled = torch.where(mask, torch.full_like(scores, -1e9), scores)
+    return filled.softmax(dim=-1) * ~mask
+""", "mask_inverted"),
+    Slip("softmax_uniform_padding_rows", T + "masked_softmax", """
+def masked_softmax(scores, mask=None):
+    if mask is not None:
+        scores = scores.masked_fill(~mask, -1e9)
+    return torch.softmax(scores, dim=-1)
+""", "fully_masked_row_uniform"),
+    Slip("attention_sums_keys", T + "scaled_dot_product_attention", """
+def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
+    weights = masked_softmax(attention_scores(q, k), mask)
+    if dropout_p:
+        weights = F.dropout(weights, dropout_p)
+    return torch.matmul(weights, k), weights
+""", "weights_times_keys"),
+    Slip("attention_no_dropout", T + "scaled_dot_product_attention", """
+def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
+    weights = masked_softmax(attention_scores(q, k), mask)
+    return weights @ v, weights
+""", "dropout_ignored"),
+    Slip("split_one_reshape", T + "split_heads", """
+def split_heads(x, n_heads):
+    B, T, C = x.shape
+    return x.reshape(B, n_heads, T, C // n_heads)
+""", "split_without_transpose"),
+    Slip("merge_view_after_permute", T + "merge_heads", """
+def merge_heads(x):
+    B, H, T, D = x.shape
+    return x.permute(0, 2, 1, 3).view(B, T, H * D)
+""", None),
+    Slip("mha_no_out", T + "MultiHeadAttention.forward", """
+def forward(self, x, context=None, mask=None, need_weights=False):
+    self.check_inputs(x, context, mask)
+    kv = x if context is None else context
+    q = split_heads(self.query(x), self.n_heads)
+    k = split_heads(self.key(kv), self.n_heads)
+    v = split_heads(self.value(kv), self.n_heads)
+    p = self.dropout if self.training else 0.0
+    if need_weights:
+        y, w = scaled_dot_product_attention(q, k, v, mask, p)
+        return merge_heads(y), w
+    return merge_heads(F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)), None
+""", "no_output_projection"),
+    Slip("mha_self_only", T + "MultiHeadAttention.forward", """
+def forward(self, x, context=None, mask=None, need_weights=False):
+    self.check_inputs(x, context, mask)
+    q = split_heads(self.query(x), self.n_heads)
+    k = split_heads(self.key(x), self.n_heads)
+    v = split_heads(self.value(x), self.n_heads)
+    p = self.dropout if self.training else 0.0
+    if need_weights:
+        y, w = scaled_dot_product_attention(q, k, v, mask, p)
+    else:
+        y, w = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p), None
+    return self.out(merge_heads(y)), w
+""", "context_ignored"),
+    Slip("mha_dropout_always", T + "MultiHeadAttention.forward", """
+def forward(self, x, context=None, mask=None, need_weights=False):
+    self.check_inputs(x, context, mask)
+    context = x if context is None else context
+    q = split_heads(self.query(x), self.n_heads)
+    k = split_heads(self.key(context), self.n_heads)
+    v = split_heads(self.value(context), self.n_heads)
+    if need_weights:
+        y, w = scaled_dot_product_attention(q, k, v, mask, self.dropout)
+    else:
+        y, w = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                              dropout_p=self.dropout), None
+    return self.out(merge_heads(y)), w
+""", "dropout_at_eval"),
+    Slip("mha_fused_mask_inverted", T + "MultiHeadAttention.forward", """
+def forward(self, x, context=None, mask=None, need_weights=False):
+    self.check_inputs(x, context, mask)
+    context = x if context is None else context
+    q = split_heads(self.query(x), self.n_heads)
+    k = split_heads(self.key(context), self.n_heads)
+    v = split_heads(self.value(context), self.n_heads)
+    p = self.dropout if self.training else 0.0
+    if need_weights:
+        y, w = scaled_dot_product_attention(q, k, v, mask, p)
+    else:  # PyTorch's masks are True where attention is NOT allowed (a wrong belief)
+        y, w = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=None if mask is None else ~mask, dropout_p=p), None
+    return self.out(merge_heads(y)), w
+""", None),
+]

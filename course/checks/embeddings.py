@@ -23,6 +23,7 @@ from course.checks.core import (
     CheckFailed,
     Mistake,
     Raises,
+    Slip,
     call,
     check,
     compare,
@@ -494,3 +495,154 @@ def check_embedding_dropout(TransformerEmbedding, hidden: bool = False) -> None:
         else:
             problem = f"expected a tensor of shape {tuple(clean.shape)}, got {short(out)}"
         fail(f"{what}\n  {problem}.", diagnose(out, probe, what, **TOL32))
+
+
+# ---------------------------------------------------------------- the second catalogue
+
+SLIPS = [
+    Slip("one_hot_float", T + "one_hot_embed", """
+def one_hot_embed(ids, weight):
+    return F.one_hot(ids, num_classes=weight.shape[0]).float() @ weight
+""", None),
+    Slip("one_hot_without_num_classes", T + "one_hot_embed", """
+def one_hot_embed(ids, weight):
+    return F.one_hot(ids).to(weight.dtype) @ weight
+""", None),
+    Slip("one_hot_times_transpose", T + "one_hot_embed", """
+def one_hot_embed(ids, weight):
+    vectors = F.one_hot(ids, weight.size(0)).type(weight.dtype)
+    return torch.matmul(vectors, weight.t())
+""", "one_hot_weight_transposed"),
+    Slip("token_table_plain_tensor", T + "TokenEmbedding", """
+class TokenEmbedding(nn.Module):
+    def __init__(self, vocab_size, d_model):
+        super().__init__()
+        self.weight = torch.normal(0.0, 0.02, size=(vocab_size, d_model))
+
+    def forward(self, ids):
+        return self.weight[ids]
+""", "weight_not_a_parameter"),
+    Slip("token_table_std_one", T + "TokenEmbedding", """
+class TokenEmbedding(nn.Module):
+    def __init__(self, vocab_size, d_model):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(vocab_size, d_model))
+
+    def forward(self, ids):
+        return self.weight[ids]
+""", None),
+    Slip("table_cat_halves", T + "sinusoidal_table", """
+def sinusoidal_table(max_len, d_model, *, dtype=torch.float32, device=None):
+    if d_model % 2:
+        raise ValueError("d_model must be even")
+    pos = torch.arange(max_len, dtype=torch.float64, device=device)[:, None]
+    freq = 1.0 / 10000.0 ** (torch.arange(0, d_model, 2, dtype=torch.float64, device=device)
+                             / d_model)
+    return torch.cat([torch.sin(pos * freq), torch.cos(pos * freq)], dim=1).to(dtype)
+""", "sin_cos_concatenated"),
+    Slip("table_exponent_over_d", T + "sinusoidal_table", """
+def sinusoidal_table(max_len, d_model, *, dtype=torch.float32, device=None):
+    if d_model % 2:
+        raise ValueError("d_model must be even")
+    table = torch.zeros(max_len, d_model, dtype=torch.float64, device=device)
+    pos = torch.arange(max_len, dtype=torch.float64, device=device).unsqueeze(1)
+    i = torch.arange(d_model // 2, dtype=torch.float64, device=device)
+    table[:, 0::2] = torch.sin(pos / 10000 ** (i / d_model))
+    table[:, 1::2] = torch.cos(pos / 10000 ** (i / d_model))
+    return table.to(dtype)
+""", "exponent_i_over_d"),
+    Slip("table_in_float32", T + "sinusoidal_table", """
+def sinusoidal_table(max_len, d_model, *, dtype=torch.float32, device=None):
+    if d_model % 2:
+        raise ValueError("d_model must be even")
+    pos = torch.arange(max_len, device=device).float().unsqueeze(1)
+    div = torch.exp(torch.arange(0, d_model, 2, device=device).float()
+                    * (-math.log(10000.0) / d_model))
+    table = torch.zeros(max_len, d_model, device=device)
+    table[:, 0::2] = torch.sin(pos * div)
+    table[:, 1::2] = torch.cos(pos * div)
+    return table.to(dtype)
+""", None),
+    Slip("sinusoid_attribute", T + "SinusoidalPositionalEncoding", """
+class SinusoidalPositionalEncoding(nn.Module):
+    def __init__(self, max_len, d_model):
+        super().__init__()
+        self.max_len = max_len
+        self.pe = sinusoidal_table(max_len, d_model)
+
+    def forward(self, x):
+        T = x.shape[1]
+        if T > self.max_len:
+            raise ValueError(f"sequence of {T} tokens is longer than max_len={self.max_len}")
+        return self.pe[:T]
+""", "table_not_a_buffer"),
+    Slip("sinusoid_saved_buffer", T + "SinusoidalPositionalEncoding", """
+class SinusoidalPositionalEncoding(nn.Module):
+    def __init__(self, max_len, d_model):
+        super().__init__()
+        self.max_len = max_len
+        self.register_buffer("pe", sinusoidal_table(max_len, d_model))
+
+    def forward(self, x):
+        T = x.shape[1]
+        if T > self.max_len:
+            raise ValueError(f"sequence of {T} tokens is longer than max_len={self.max_len}")
+        return self.pe[:T]
+""", None),
+    Slip("learned_positions_on_cpu", T + "LearnedPositionalEmbedding", """
+class LearnedPositionalEmbedding(nn.Module):
+    def __init__(self, max_len, d_model):
+        super().__init__()
+        self.max_len = max_len
+        self.weight = nn.Parameter(0.02 * torch.randn(max_len, d_model))
+
+    def forward(self, x):
+        T = x.shape[1]
+        if T > self.max_len:
+            raise ValueError(f"got {T} positions, max_len is {self.max_len}")
+        return self.weight[torch.arange(T)]
+""", "arange_on_cpu"),
+    Slip("learned_length_from_len", T + "LearnedPositionalEmbedding", """
+class LearnedPositionalEmbedding(nn.Module):
+    def __init__(self, max_len, d_model):
+        super().__init__()
+        self.max_len = max_len
+        self.weight = nn.Parameter(0.02 * torch.randn(max_len, d_model))
+
+    def forward(self, x):
+        T = len(x)
+        if T > self.max_len:
+            raise ValueError(f"got {T} positions, max_len is {self.max_len}")
+        return self.weight[:T]
+""", "length_from_batch_axis"),
+    Slip("embedding_functional_dropout", T + "TransformerEmbedding", """
+class TransformerEmbedding(nn.Module):
+    def __init__(self, vocab_size, d_model, max_len, dropout=0.1, positions="learned"):
+        super().__init__()
+        self.word_embeddings = TokenEmbedding(vocab_size, d_model)
+        if positions == "learned":
+            self.position_embeddings = LearnedPositionalEmbedding(max_len, d_model)
+        elif positions == "sinusoidal":
+            self.position_embeddings = SinusoidalPositionalEncoding(max_len, d_model)
+        else:
+            raise ValueError(positions)
+        self.p = dropout
+
+    def forward(self, ids):
+        return F.dropout(self.word_embeddings(ids) + self.position_embeddings(ids), p=self.p)
+""", "dropout_on_in_eval"),
+    Slip("embedding_any_positions", T + "TransformerEmbedding", """
+class TransformerEmbedding(nn.Module):
+    def __init__(self, vocab_size, d_model, max_len, dropout=0.1, positions="learned"):
+        super().__init__()
+        self.word_embeddings = TokenEmbedding(vocab_size, d_model)
+        if positions == "sinusoidal":
+            self.position_embeddings = SinusoidalPositionalEncoding(max_len, d_model)
+        else:
+            self.position_embeddings = LearnedPositionalEmbedding(max_len, d_model)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, ids):
+        return self.drop(self.word_embeddings(ids) + self.position_embeddings(ids))
+""", None),
+]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from functools import cache
 
-from course.checks.core import Mistake, Raises, check, compare, copy_of
+from course.checks.core import Mistake, Raises, Slip, check, compare, copy_of
 
 T = "solutions.tokenization."
 
@@ -284,3 +284,158 @@ def check_build_batch(build_batch, hidden: bool = False) -> None:
         compare(build_batch, lambda f: f([[1, 2]], **ids, truncation=True, max_length=1),
                 Raises("ValueError"),
                 what="build_batch([[1, 2]], truncation=True, max_length=1) must raise ValueError")
+
+
+# ---------------------------------------------------------------- the second catalogue
+
+SLIPS = [
+    Slip("char_ids_in_order_seen", T + "CharTokenizer", """
+class CharTokenizer:
+    def __init__(self, text, unk_token="[UNK]"):
+        self.unk_token = unk_token
+        self.itos = [unk_token]
+        for ch in text:
+            if ch not in self.itos:
+                self.itos.append(ch)
+        self.stoi = {ch: i for i, ch in enumerate(self.itos)}
+
+    @property
+    def vocab_size(self):
+        return len(self.itos)
+
+    def encode(self, text):
+        return [self.stoi.get(ch, 0) for ch in text]
+
+    def decode(self, ids):
+        return "".join(self.itos[i] for i in ids)
+""", "char_vocab_unsorted"),
+    Slip("char_unk_is_last", T + "CharTokenizer", """
+class CharTokenizer:
+    def __init__(self, text, unk_token="[UNK]"):
+        self.unk_token = unk_token
+        self.chars = sorted(set(text))
+        self.stoi = {ch: i for i, ch in enumerate(self.chars)}
+
+    @property
+    def vocab_size(self):
+        return len(self.chars) + 1
+
+    def encode(self, text):
+        return [self.stoi.get(ch, len(self.chars)) for ch in text]
+
+    def decode(self, ids):
+        return "".join(self.chars[i] if i < len(self.chars) else self.unk_token for i in ids)
+""", None),
+    Slip("pairs_by_index_short", T + "get_pair_counts", """
+def get_pair_counts(ids, counts=None):
+    if counts is None:
+        counts = {}
+    for i in range(len(ids) - 2):
+        pair = (ids[i], ids[i + 1])
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+""", "last_pair_missed"),
+    Slip("pairs_from_a_set", T + "get_pair_counts", """
+def get_pair_counts(ids, counts=None):
+    counts = {} if counts is None else counts
+    for pair in set(zip(ids, ids[1:])):
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+""", "pair_counted_once"),
+    Slip("merge_drops_last_id", T + "merge", """
+def merge(ids, pair, new_id):
+    out, i = [], 0
+    while i < len(ids) - 1:
+        if (ids[i], ids[i + 1]) == pair:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+""", None),
+    Slip("merge_in_place", T + "merge", """
+def merge(ids, pair, new_id):
+    i = 0
+    while i < len(ids) - 1:
+        if ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            ids[i:i + 2] = [new_id]
+        i += 1
+    return ids
+""", None),
+    Slip("best_pair_first_seen", T + "best_pair", """
+def best_pair(counts):
+    return max(counts, key=counts.get)
+""", "tie_to_largest_pair"),
+    Slip("train_on_whole_text", T + "train_bpe_naive", """
+def train_bpe_naive(text, vocab_size, pattern=GPT2_SPLIT_PATTERN):
+    ids = list(text.encode("utf-8"))
+    merges = {}
+    for new_id in range(256, vocab_size):
+        counts = get_pair_counts(ids)
+        if not counts:
+            break
+        pair = best_pair(counts)
+        ids = merge(ids, pair, new_id)
+        merges[pair] = new_id
+    return merges
+""", "no_pretokenization"),
+    Slip("apply_first_known_pair", T + "apply_merges", """
+def apply_merges(ids, merges):
+    ids = list(ids)
+    changed = True
+    while changed:
+        changed = False
+        for a, b in zip(ids, ids[1:]):
+            if (a, b) in merges:
+                ids = merge(ids, (a, b), merges[(a, b)])
+                changed = True
+                break
+    return ids
+""", "merges_left_to_right"),
+    Slip("vocab_pair_reversed", T + "build_vocab", """
+def build_vocab(merges):
+    vocab = {i: bytes([i]) for i in range(256)}
+    for (first, second), new_id in merges.items():
+        vocab[new_id] = vocab[second] + vocab[first]
+    return vocab
+""", "merged_bytes_swapped"),
+    Slip("decode_strict", T + "decode_bytes", """
+def decode_bytes(ids, vocab):
+    data = b""
+    for i in ids:
+        data += vocab[i]
+    return data.decode("utf-8")
+""", "strict_utf8"),
+    Slip("wordpiece_shortest_first", T + "wordpiece", """
+def wordpiece(word, vocab, unk_token="[UNK]", max_chars=100):
+    if len(word) > max_chars:
+        return [unk_token]
+    pieces, start = [], 0
+    while start < len(word):
+        end = start + 1
+        while end <= len(word):
+            piece = ("##" if start else "") + word[start:end]
+            if piece in vocab:
+                break
+            end += 1
+        else:
+            return [unk_token]
+        pieces.append(piece)
+        start = end
+    return pieces
+""", "shortest_match_first"),
+    Slip("batch_mask_content_only", T + "build_batch", """
+def build_batch(sequences, *, cls_id, sep_id, pad_id, padding=False, truncation=False,
+                max_length=None):
+    if max_length is not None and max_length < 2:
+        raise ValueError("max_length must leave room for [CLS] and [SEP]")
+    rows = [[cls_id] + (s[: max_length - 2] if truncation else s) + [sep_id] for s in sequences]
+    masks = [[0] + [1] * (len(r) - 2) + [0] for r in rows]
+    width = max(map(len, rows)) if padding in (True, "longest") else max_length
+    if padding:
+        masks = [m + [0] * (width - len(r)) for m, r in zip(masks, rows)]
+        rows = [r + [pad_id] * (width - len(r)) for r in rows]
+    return {"input_ids": rows, "attention_mask": masks}
+""", "mask_excludes_specials"),
+]
