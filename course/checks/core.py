@@ -50,7 +50,17 @@ The rules the engine keeps for every topic:
 - A ``find`` matches CODE only: comments are stripped before the edit, so a reworded comment in
   the reference never breaks the catalogue (tests/test_checks.py proves every ``find`` lands
   exactly once, and in exactly one solution cell of the exercise).
-- Shared inputs, masks, tolerances and oracles live once in ``course/oracles.py``.
+- Shared inputs, masks, tolerances and oracles live once in ``course/oracles.py``; the input
+  checks the reference code calls (``require_tensor``, ``require_ids``, ...) live once in
+  ``solutions/inputs.py`` and the template's import cell gives them to the learner.
+- A second catalogue, ``SLIPS = [Slip(name, target, code, mistake name or None), ...]`` (>= 10):
+  whole wrong definitions a learner might write (``target`` "solutions.x.Cls.forward" for a
+  method the learner writes inside a given class). ``tests/test_slips.py`` runs the exercise in
+  process (``grade_in_process``) once per slip and per mistake, and proves each fails only its
+  own part's tests and never gets another mistake's hint.
+- Checks run torch on one thread (tiny tensors; ten times faster on a busy machine).
+- Exercise design lives in the template: ``:write: Cls.forward`` names the only bodies the
+  learner writes (the constructor and the rest are given); ``solutions/`` carries no markers.
 """
 
 from __future__ import annotations
