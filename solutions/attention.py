@@ -203,7 +203,7 @@ class MultiHeadAttention(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# Masks and loading BERT weights
+# Masks
 # ---------------------------------------------------------------------------------------------
 
 
@@ -228,20 +228,3 @@ def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
                                                      | (attention_mask == 1)).all():
         raise ValueError("attention_mask must hold only 1 (real token) and 0 (padding)")
     return attention_mask.bool()[:, None, None, :]        # (B, 1, 1, T)
-
-
-def load_bert_attention(mha: MultiHeadAttention, hf_attention: nn.Module) -> MultiHeadAttention:
-    """Copy a Hugging Face BERT layer's ``attention`` block (``BertAttention``: ``self.query``,
-    ``self.key``, ``self.value``, ``output.dense``) into ``mha``; returns ``mha``."""
-    pairs = {"query": hf_attention.self.query, "key": hf_attention.self.key,
-             "value": hf_attention.self.value, "out": hf_attention.output.dense}
-    with torch.no_grad():
-        for name, source in pairs.items():
-            target = getattr(mha, name)
-            if target.weight.shape != source.weight.shape:
-                raise ValueError(f"{name}: shape {tuple(target.weight.shape)} does not match "
-                                 f"the checkpoint's {tuple(source.weight.shape)}")
-            target.weight.copy_(source.weight)
-            if target.bias is not None:
-                target.bias.copy_(source.bias)
-    return mha

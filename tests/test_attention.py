@@ -16,13 +16,13 @@ from solutions.attention import (
     attention_loop,
     attention_scores,
     causal_mask,
-    load_bert_attention,
     masked_softmax,
     merge_heads,
     padding_mask,
     scaled_dot_product_attention,
     split_heads,
 )
+from solutions.pretrained import load_bert_attention
 
 DTYPES = [torch.float32, torch.float64]
 
