@@ -64,7 +64,6 @@ def logits_of(out) -> torch.Tensor:
     return out[0] if isinstance(out, tuple) else out
 
 
-@torch.no_grad()
 def generate(model, idx: torch.Tensor, max_new_tokens: int, *, greedy: bool = False,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
              use_cache: bool = True, stop: int | None = None,
@@ -86,23 +85,24 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, *, greedy: bool = Fa
     was_training = model.training
     model.eval()
     try:
-        cache, done = None, torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
-        for _ in range(max_new_tokens):
-            if use_cache and cache is not None and cache.length < block_size:
-                logits = logits_of(model(idx[:, -1:], cache=cache))   # the new token only
-            else:  # first step, no cache, or the window is full: read the last block_size
-                window = idx[:, -block_size:]
-                cache = model.new_cache() if use_cache else None
-                logits = logits_of(model(window, cache=cache) if use_cache else model(window))
-            new = next_token(logits[:, -1, :], greedy=greedy, temperature=temperature,
-                             top_k=top_k, top_p=top_p, generator=generator)  # (B, 1)
-            if stop is not None:
-                new = new.masked_fill(done, stop)
-                done = done | (new == stop)
-            idx = torch.cat([idx, new], dim=1)            # (B, T + 1)
-            if stop is not None and bool(done.all()):
-                break
-        return idx
+        with torch.no_grad():
+            cache, done = None, torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
+            for _ in range(max_new_tokens):
+                if use_cache and cache is not None and cache.length < block_size:
+                    logits = logits_of(model(idx[:, -1:], cache=cache))   # the new token only
+                else:  # first step, no cache, or the window is full: read the last block_size
+                    window = idx[:, -block_size:]
+                    cache = model.new_cache() if use_cache else None
+                    logits = logits_of(model(window, cache=cache) if use_cache else model(window))
+                new = next_token(logits[:, -1, :], greedy=greedy, temperature=temperature,
+                                 top_k=top_k, top_p=top_p, generator=generator)  # (B, 1)
+                if stop is not None:
+                    new = new.masked_fill(done, stop)
+                    done = done | (new == stop)
+                idx = torch.cat([idx, new], dim=1)            # (B, T + 1)
+                if stop is not None and bool(done.all()):
+                    break
+            return idx
     finally:
         model.train(was_training)
 

@@ -522,7 +522,6 @@ def next_token(logits, *, greedy=False, temperature=1.0, top_k=None, top_p=None,
     return torch.multinomial(probs, 1, generator=generator)
 """, "temperature_ignored"),
     Slip("generate_never_crops", G + "generate", """
-@torch.no_grad()
 def generate(model, idx, max_new_tokens, *, greedy=False, temperature=1.0, top_k=None,
              top_p=None, use_cache=True, stop=None, generator=None):
     mode = model.training
@@ -545,7 +544,6 @@ def generate(model, idx, max_new_tokens, *, greedy=False, temperature=1.0, top_k
     return idx
 """, "no_crop"),
     Slip("generate_reads_first_position", G + "generate", """
-@torch.no_grad()
 def generate(model, idx, max_new_tokens, *, greedy=False, temperature=1.0, top_k=None,
              top_p=None, use_cache=True, stop=None, generator=None):
     was = model.training
