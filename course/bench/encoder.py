@@ -113,7 +113,7 @@ def bench_training(masked: bool, quick: bool = False) -> dict:
 
     real = torch.ones(B, T, dtype=torch.bool) if mask is None else mask.bool()
     same = torch.allclose(step(ours)[real], step(theirs)[real], rtol=1e-4, atol=1e-4)
-    warmup, repeats, inner = (1, 3, 1) if quick else (2, 7, 2)
+    warmup, repeats, inner = (1, 3, 1) if quick else (1, 5, 1)
     t = _timed({"ours": lambda: step(ours), "theirs": lambda: step(theirs)},
                warmup, repeats, inner)
     label = "padded batch (mask)" if masked else "no mask (SDPA path)"
@@ -156,7 +156,7 @@ def bench_minilm(quick: bool = False) -> dict:
 
     real = batch["attention_mask"].bool()
     same = torch.allclose(run_ours()[real], run_theirs()[real], rtol=0, atol=1e-4)
-    warmup, repeats, inner = (1, 3, 1) if quick else (2, 7, 2)
+    warmup, repeats, inner = (1, 3, 1) if quick else (1, 5, 1)
     t = _timed({"ours": run_ours, "theirs": run_theirs}, warmup, repeats, inner)
     B, T = batch["input_ids"].shape
     return _row("MiniLM inference (texts/s)", f"B={B} T={T}, padded, no_grad",
