@@ -206,8 +206,8 @@ def test_a_grader_that_cannot_give_the_instructor_full_marks_writes_nothing(tmp_
     (tmp_path / "subs" / "ada").mkdir(parents=True)
     nbformat.write(cases.source_nb(FIRST), tmp_path / "subs" / "ada" / f"{FIRST}.ipynb")
     with pytest.raises(grading.GradingBroken, match="instructor notebook") as error:
-        grading.grade_class(tmp_path / "subs", FIRST, tmp_path / "out", timeout=120,
-                            limits=sandbox.Limits(memory_gb=0.25), progress=lambda _: None)
+        grading.grade_class(tmp_path / "subs", FIRST, tmp_path / "out", timeout=1,
+                            progress=lambda _: None)  # too little time for any notebook
     print(error.value)
     assert not (tmp_path / "out").exists()
 
