@@ -72,6 +72,15 @@ MISTAKES = [
         "table[:, 1::2]).",
     ),
     Mistake(
+        "sin_cos_swapped", T + "sinusoidal_table",
+        "table[:, 0::2] = torch.sin(angle)\n"
+        "    table[:, 1::2] = torch.cos(angle)",
+        "table[:, 0::2] = torch.cos(angle)\n"
+        "    table[:, 1::2] = torch.sin(angle)",
+        "sin and cos are swapped: sin goes in the even features 0, 2, 4, ... and cos in the odd "
+        "ones, so the row of position 0 is [0, 1, 0, 1, ...].",
+    ),
+    Mistake(
         "exponent_i_over_d", T + "sinusoidal_table",
         "2 * i / d_model", "i / d_model",
         "the exponent is i/d_model instead of 2i/d_model: the pair (2i, 2i+1) has frequency "
@@ -645,4 +654,17 @@ class TransformerEmbedding(nn.Module):
     def forward(self, ids):
         return self.drop(self.word_embeddings(ids) + self.position_embeddings(ids))
 """, None),
+    Slip("table_cos_first", T + "sinusoidal_table", """
+def sinusoidal_table(max_len, d_model, *, dtype=torch.float32, device=None):
+    if d_model % 2:
+        raise ValueError("d_model must be even")
+    rows = []
+    for pos in range(max_len):
+        row = []
+        for i in range(d_model // 2):
+            angle = pos / 10000 ** (2 * i / d_model)
+            row += [math.cos(angle), math.sin(angle)]
+        rows.append(row)
+    return torch.tensor(rows, dtype=torch.float64, device=device).reshape(max_len, d_model).to(dtype)
+""", "sin_cos_swapped"),
 ]
