@@ -4,8 +4,8 @@
    built from torch.nn.TransformerEncoder with a causal mask, interleaved in one process;
    ratio = ours / theirs (target >= 1.0);
 2. grammar floor: our GPT trained for a fixed CPU time budget (3 minutes of process time) on
-   the grammar corpus; its validation loss minus the exact floor on the same windows (target <= 0.03 nats
-   per word);
+   the grammar corpus; its validation loss minus the exact floor on the same windows
+   (target <= 0.03 nats per word);
 3. cpu-small vs nanoGPT: our `cpu-small` preset (solutions.training.train + GPT) against a
    nanoGPT-equivalent baseline (nanoGPT's model.py and train.py loop re-written here, its CPU
    recipe: block 64, batch 12, 4 layers, 4 heads, 128 wide, 2000 iterations, dropout 0,
