@@ -411,7 +411,7 @@ class Encoder(nn.Module):
         ### END SOLUTION
 
     @classmethod
-    def from_pretrained(cls, path=None) -> Encoder:
+    def from_pretrained(cls, path=None):
         """A BERT-layout folder (config.json + model.safetensors) -> Encoder in eval mode;
         path=None loads the packaged all-MiniLM-L6-v2. Names: solutions.pretrained."""
         from solutions.pretrained import load_encoder
