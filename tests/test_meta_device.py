@@ -22,6 +22,7 @@ from solutions import embeddings as emb
 from solutions import feedforward as ffn
 from solutions import model as mdl
 from solutions import normalization as norm
+from solutions import transfer as tr
 
 
 def _ids(device):
@@ -127,6 +128,11 @@ EXAMPLES: dict[str, tuple] = {
                         torch.randint(30, (2, 7), device=device),
                         torch.randint(30, (2, 7), device=device),
                         torch.ones(2, 9, dtype=torch.bool, device=device))),
+    "SequenceClassifier": (lambda: tr.SequenceClassifier(mdl.Encoder(mdl.ModelConfig(
+        vocab_size=30, n_layer=1, **_SMALL)), 3), lambda device: _encoder_inputs(device)[:2]),
+    "SequenceClassifier/mean": (lambda: _without_pooler_grad(tr.SequenceClassifier(mdl.Encoder(
+        mdl.ModelConfig(vocab_size=30, n_layer=1, **_SMALL)), 3, pooling="mean")),
+        lambda device: _encoder_inputs(device)[:2]),
 }
 
 

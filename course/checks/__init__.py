@@ -2,4 +2,4 @@
 and the check for each solution object (`CHECKS`: dotted target -> check function)."""
 
 TOPICS = ["tokenization", "embeddings", "attention", "feedforward", "residual", "normalization",
-          "encoder", "decoder", "training"]
+          "encoder", "decoder", "training", "transfer"]
