@@ -61,12 +61,27 @@ def graded_names(source_nb) -> set[str]:
 
 
 def _stub(name: str, is_class: bool) -> str:
+    """A graded object in the worker's `solutions`: it stands for the learner's own version
+    (so a given helper of the reference that calls it runs the learner's code), and refuses
+    when the learner has none but this stub (the reference imported)."""
     message = (f"{name} is imported from the reference `solutions` package, which is not "
                "available while grading. Write your own implementation to earn these points.")
+    lookup = (f"    import builtins\n"
+              f"    try:\n"
+              f"        own = builtins.__course_learner__({name!r})\n"
+              f"    except Exception:\n"
+              f"        own = None\n"
+              f"    if own is None or getattr(own, '__course_stub__', False):\n"
+              f"        raise RuntimeError({message!r})\n"
+              f"    return own\n")
     if is_class:
-        return (f"class {name}:\n    def __init__(self, *args, **kwargs):\n"
-                f"        raise RuntimeError({message!r})\n")
-    return f"def {name}(*args, **kwargs):\n    raise RuntimeError({message!r})\n"
+        return (f"def _own_{name}():\n{lookup}\n\n"
+                f"class {name}:\n    __course_stub__ = True\n\n"
+                f"    def __new__(cls, *args, **kwargs):\n"
+                f"        return _own_{name}()(*args, **kwargs)\n")
+    return (f"def _own_{name}():\n{lookup}\n\n"
+            f"def {name}(*args, **kwargs):\n    return _own_{name}()(*args, **kwargs)\n\n\n"
+            f"{name}.__course_stub__ = True\n")
 
 
 def redact(source: str, names: set[str]) -> str:
