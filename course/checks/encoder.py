@@ -142,15 +142,6 @@ def _bert_tensors(hf) -> dict:
     return dict(hf.state_dict())
 
 
-def _load(model, hf):
-    """Our-layout model <- Hugging Face weights, through the reference table and copy."""
-    from solutions.pretrained import BERT_NAMES, copy_checkpoint, expand
-
-    tensors = _bert_tensors(hf)
-    names = expand(BERT_NAMES, len(model.layers))
-    return copy_checkpoint(model, tensors, names)
-
-
 def _batch(B: int, T: int, lengths: list[int], seed: int, vocab: int = 99):
     ids = oracles.token_ids(vocab, (B, T), seed)
     mask = oracles.lengths_mask(lengths, T).long()
@@ -230,32 +221,25 @@ def check_pooler(Pooler, hidden: bool = False) -> None:
 ENCODER_USES = (M + "EncoderEmbeddings", M + "Pooler")
 
 
-def _our_encoder(cls, hf, dtype, norm_first=False):
-    config = _config(hf)
-    config.norm_first = norm_first
-    model = cls(config).to(dtype)
-    if norm_first:                                    # no Hugging Face twin: copy what exists
-        reference = copy_of(M + "Encoder")(config).to(dtype)
-        _load_pre_ln(reference, hf)
-        model.load_state_dict(reference.state_dict())
-    else:
-        _load(model, hf)
-    return model.eval()
-
-
-def _load_pre_ln(model, hf):
-    from solutions.pretrained import BERT_NAMES, copy_checkpoint, expand
-
+def _encoder_state(hf, dtype, norm_first=False) -> dict:
+    """Our Encoder's state dict holding the Hugging Face weights (computed on the judging side;
+    a pre-LN stack also gets a random final LayerNorm)."""
+    names = _names(hf.config.num_hidden_layers)
     tensors = _bert_tensors(hf)
-    names = expand(BERT_NAMES, len(model.layers))
-    torch.manual_seed(7)
-    with torch.no_grad():
-        model.ln_f.weight.copy_(1 + 0.2 * torch.randn(model.ln_f.weight.shape))
-        model.ln_f.bias.normal_(0, 0.2)
-    tensors.update({"ln_f.weight": model.ln_f.weight.detach().clone(),
-                    "ln_f.bias": model.ln_f.bias.detach().clone()})
-    names.update({"ln_f.weight": "ln_f.weight", "ln_f.bias": "ln_f.bias"})
-    return copy_checkpoint(model, tensors, names)
+    state = {ours: tensors[theirs].clone() for ours, theirs in names.items()}
+    if norm_first:
+        g = torch.Generator().manual_seed(7)
+        C = hf.config.hidden_size
+        state["ln_f.weight"] = (1 + 0.2 * torch.randn(C, generator=g, dtype=torch.float64)).to(dtype)
+        state["ln_f.bias"] = (0.2 * torch.randn(C, generator=g, dtype=torch.float64)).to(dtype)
+    return state
+
+
+def _our_encoder(cls, config, state, dtype):
+    """The learner's class with the given weights, in eval mode (runs where the class lives)."""
+    model = cls(config).to(dtype)
+    model.load_state_dict(state)
+    return model.eval()
 
 
 def _real(out, mask):
@@ -276,8 +260,11 @@ def check_encoder(Encoder, hidden: bool = False) -> None:
     for i, (label, lengths, T, dtype, pre_ln) in enumerate(cases):
         hf = _hf_bert(300 + i, dtype)
         ids, mask, types = _batch(len(lengths), T, lengths, seed=310 + i)
+        config = _config(hf)
+        config.norm_first = pre_ln
+        state = _encoder_state(hf, dtype, norm_first=pre_ln)
         if pre_ln:
-            reference = _our_encoder(copy_of(M + "Encoder"), hf, dtype, norm_first=True)
+            reference = _our_encoder(copy_of(M + "Encoder"), config, state, dtype)
             with torch.no_grad():
                 expected = _real(reference(ids, mask, types), mask)
         else:
@@ -285,8 +272,9 @@ def check_encoder(Encoder, hidden: bool = False) -> None:
                 expected = _real(hf(input_ids=ids, attention_mask=mask,
                                     token_type_ids=types).last_hidden_state, mask)
 
-        def probe(cls, hf=hf, ids=ids, mask=mask, types=types, dtype=dtype, pre_ln=pre_ln):
-            model = _our_encoder(cls, hf, dtype, norm_first=pre_ln)
+        def probe(cls, config=config, state=state, ids=ids, mask=mask, types=types,
+                  dtype=dtype):
+            model = _our_encoder(cls, config, state, dtype)
             with torch.no_grad():
                 return _real(model(ids.clone(), mask.clone(), types.clone()), mask)
 
@@ -311,8 +299,10 @@ def check_encoder_padding(Encoder, hidden: bool = False) -> None:
                      .last_hidden_state[0] for b, n in enumerate(lengths)]
         expected = torch.cat(alone)                                  # (sum of lengths, C)
 
-        def probe(cls, hf=hf, ids=ids, mask=mask, types=types):
-            model = _our_encoder(cls, hf, torch.float32)
+        config, state = _config(hf), _encoder_state(hf, torch.float32)
+
+        def probe(cls, config=config, state=state, ids=ids, mask=mask, types=types):
+            model = _our_encoder(cls, config, state, torch.float32)
             with torch.no_grad():
                 return _real(model(ids.clone(), mask.clone(), types.clone()), mask)
 
