@@ -8,10 +8,10 @@ Timings are measured here, never asserted in tests.
 
 from __future__ import annotations
 
-from course.bench import attention, encoder, generation, grading, tokenization
+from course.bench import attention, encoder, generation, grading, tokenization, train
 
 BENCHES = {"tokenization": tokenization.run, "attention": attention.run, "encoder": encoder.run,
-           "generation": generation.run, "grading": grading.run}
+           "train": train.run, "generation": generation.run, "grading": grading.run}
 
 
 def report(rows: list[dict]) -> str:
