@@ -73,9 +73,6 @@ MISTAKES = [
             "self.attn(self.ln_1(x))",
             "the mask is not passed down to self-attention: padding (and, in a causal block, "
             "the future) stays visible; call self.attn(..., mask=mask)"),
-    Mistake("post_ln_mask_not_passed", M + "Block", "self.attn(x, mask=mask)", "self.attn(x)",
-            "in the post-LN branch the mask is not passed down to self-attention: padding "
-            "(and, in a causal block, the future) stays visible; call self.attn(x, mask=mask)"),
     Mistake("post_ln_skip_missing", M + "Block",
             "x = self.ln_1(x + self.dropout(self.attn(x, mask=mask)[0]))",
             "x = self.ln_1(self.dropout(self.attn(x, mask=mask)[0]))",
