@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Test workers: one per core, at most four (each holds a PyTorch and a Jupyter kernel or two).
+JOBS   ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: help book test lab exercises grade bench lint clean
 
@@ -29,7 +31,7 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup
 
 # Learners work on copies in $(WORKSPACE) (never overwritten), so updates to the course and
 # their own answers do not collide. The folder is an option (`jupyter lab workspace` would be

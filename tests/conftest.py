@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated Jupyter/Matplotlib environment and the built book."""
+"""Shared fixtures: an isolated Jupyter/Matplotlib environment and the built book; how tests are
+spread over parallel workers (`pytest -n N`); the suite's time by tier."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,20 @@ for _var, _sub in [("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")
                    ("MPLCONFIGDIR", "matplotlib"), ("JUPYTER_DATA_DIR", "data")]:
     os.environ[_var] = os.path.join(_scratch, _sub)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Parallel workers share the cores: one thread each (and in what they start), so no worker's
+# PyTorch spins waiting for a core another worker holds.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+# Tests of these files share no expensive fixture, so they spread over the workers one by one.
+# Every other file runs on one worker (its module fixtures are built once); the book's pages
+# and the browser tests that read them share one worker, so the book is built once.
+SPREAD = {"test_checks.py", "test_slips.py"}
+GROUPS = {"test_book.py": "book", "test_browser.py": "book"}
 
 
 def toc_files() -> list[str]:
@@ -42,3 +58,35 @@ def book() -> Path:
                 if "WARNING" in line and not line.startswith("[IPKernelApp]")]
     assert not warnings, warnings
     return ROOT / "_build" / "html"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        name = item.path.name
+        if name not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group(GROUPS.get(name, name)))
+
+
+def tier(report) -> str:
+    if "browser" in report.keywords:
+        return "browser (Chromium, JupyterLab)"
+    if "slow" in report.keywords:
+        return "end to end (book build, grading)"
+    if report.nodeid.split("::")[0].endswith(tuple(SPREAD)):
+        return "catalogues (every mistake and slip, in process)"
+    return "unit"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The suite's time by tier (setup, call and teardown of every test, summed over workers)."""
+    seconds: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) in ("setup", "call", "teardown"):
+                seconds[tier(report)] += report.duration
+                counts[tier(report)] += report.when == "call"
+    if seconds:
+        terminalreporter.section("time by tier")
+        for name in sorted(seconds, key=seconds.get, reverse=True):
+            terminalreporter.write_line(f"{seconds[name]:8.1f} s  {counts[name]:5d} tests  {name}")
