@@ -155,6 +155,13 @@ def test_learned_positions_equal_nn_embedding_at_arange():
         torch.testing.assert_close(ours(torch.randn(2, T, 6)), expected)  # activations too
 
 
+def test_learned_positions_are_one_small_learnable_table():
+    torch.manual_seed(0)
+    pos = LearnedPositionalEmbedding(512, 64)
+    assert [tuple(p.shape) for p in pos.parameters() if p.requires_grad] == [(512, 64)]
+    assert 0.018 < pos.weight.std().item() < 0.022  # N(0, 0.02^2), as BERT and GPT-2
+
+
 def test_learned_positions_gradient_reaches_only_the_first_rows():
     pos = LearnedPositionalEmbedding(10, 3)
     pos(torch.zeros(4, 6, dtype=torch.long)).sum().backward()
