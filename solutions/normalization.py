@@ -42,10 +42,8 @@ class LayerNorm(nn.Module):
             raise ValueError("normalized_shape is the number of features (a positive int), "
                              f"got {normalized_shape!r}")
         self.normalized_shape, self.eps = normalized_shape, eps
-        ### BEGIN SOLUTION
-        self.weight = nn.Parameter(torch.ones(normalized_shape))
-        self.bias = nn.Parameter(torch.zeros(normalized_shape))
-        ### END SOLUTION
+        self.weight = nn.Parameter(torch.ones(normalized_shape))    # scale (C,), starts at 1
+        self.bias = nn.Parameter(torch.zeros(normalized_shape))     # shift (C,), starts at 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (..., C) -> (..., C), each token normalised over its C features (layer_norm

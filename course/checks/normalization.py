@@ -60,17 +60,15 @@ MISTAKES = [
             "weight and bias are swapped: the weight multiplies, the bias adds"),
     Mistake("no_affine", T + "layer_norm", "return x_hat * weight + bias", "return x_hat",
             "the learned scale and shift are not applied: return x_hat * weight + bias"),
-    # Part 2: LayerNorm
-    Mistake("weight_starts_at_zero", T + "LayerNorm",
-            "nn.Parameter(torch.ones(normalized_shape))\n        self.bias",
-            "nn.Parameter(torch.zeros(normalized_shape))\n        self.bias",
-            "weight starts at zeros, which wipes out the output; it starts at ones (and bias "
-            "at zeros)"),
-    Mistake("not_parameters", T + "LayerNorm",
-            "self.bias = nn.Parameter(torch.zeros(normalized_shape))",
-            "self.bias = torch.zeros(normalized_shape)",
-            "bias is a plain tensor, so it is not learned (not in parameters()); wrap it in "
-            "nn.Parameter"),
+    # Part 2: LayerNorm.forward (the constructor is given)
+    Mistake("module_params_swapped", T + "LayerNorm", "self.weight, self.bias, self.eps",
+            "self.bias, self.weight, self.eps",
+            "the module passes its parameters in the wrong order: layer_norm takes the scale "
+            "first, then the shift: layer_norm(x, self.weight, self.bias, self.eps)"),
+    Mistake("module_params_detached", T + "LayerNorm", "self.weight, self.bias, self.eps",
+            "self.weight.data, self.bias.data, self.eps",
+            "the parameters are detached (.data or .detach()), so no gradient reaches weight "
+            "and bias and they never learn: pass self.weight and self.bias themselves"),
     Mistake("module_eps_ignored", T + "LayerNorm", "layer_norm(x, self.weight, self.bias, self.eps)",
             "layer_norm(x, self.weight, self.bias)",
             "the module's eps is not passed on: call layer_norm(x, self.weight, self.bias, "
@@ -169,41 +167,40 @@ def _module_cases(hidden: bool) -> list[tuple[str, tuple, torch.dtype, float]]:
     return cases
 
 
-def _init_and_forward(cls, C: int, eps: float, state: dict, x: torch.Tensor):
-    """(the parameters at initialisation, by name; the output with the weights `state`)."""
-    module = cls(C, eps=eps) if eps != 1e-5 else cls(C)
-    at_init = {name: p.detach().clone() for name, p in module.named_parameters()}
-    module = module.to(x.dtype)
+def _loaded(cls, C: int, eps: float, state: dict, dtype: torch.dtype) -> nn.Module:
+    """The learner's LayerNorm (its given constructor) holding the weights `state`."""
+    module = (cls(C, eps=eps) if eps != 1e-5 else cls(C)).to(dtype)
     module.load_state_dict(state)
-    return at_init, module(x.clone()).detach()
+    return module
 
 
 @check(T + "LayerNorm", part=2, uses=(T + "layer_norm",))
 def check_layernorm(LayerNorm, hidden: bool = False) -> None:
-    """Parameters `weight` (ones) and `bias` (zeros) of shape (C,); with the weights of an
-    nn.LayerNorm loaded, the same output as nn.LayerNorm."""
+    """With the weights of an nn.LayerNorm loaded, the same output as nn.LayerNorm (the
+    module's own eps, its weight and its bias)."""
     for i, (label, shape, dtype, eps) in enumerate(_module_cases(hidden)):
         C = shape[-1]
         theirs = nn.LayerNorm(C, eps=eps, dtype=dtype)
-        fresh = {name: p.detach().clone().float() for name, p in theirs.named_parameters()}
         weight, bias = _affine(C, dtype, seed=60 + i)
         with torch.no_grad():
             theirs.weight.copy_(weight)
             theirs.bias.copy_(bias)
         state, x = theirs.state_dict(), _x(shape, 70 + i, dtype)
         compare(LayerNorm,
-                lambda cls, C=C, eps=eps, state=state, x=x: _init_and_forward(cls, C, eps,
-                                                                              state, x),
-                (fresh, theirs(x).detach()), parts=("parameters at initialisation", "output"),
+                lambda cls, C=C, eps=eps, state=state, x=x:
+                    _loaded(cls, C, eps, state, x.dtype)(x.clone()).detach(),
+                theirs(x).detach(),
                 what=f"LayerNorm({C}, eps={eps}) on x {shape}, {dtype}, {label}",
                 **oracles.tol(dtype))
 
 
-def _gradients(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _gradients(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    """Gradients of x, weight and bias (None for one the output does not depend on)."""
     x = x.clone().requires_grad_()
     y = module(x)
     direction = torch.linspace(-1.0, 2.0, y.numel(), dtype=y.dtype).view_as(y)
-    return torch.autograd.grad((y * direction).sum(), [x, module.weight, module.bias])
+    return torch.autograd.grad((y * direction).sum(), [x, module.weight, module.bias],
+                               allow_unused=True)
 
 
 @check(T + "LayerNorm", part=2, uses=(T + "layer_norm",))
@@ -219,9 +216,7 @@ def check_layernorm_backward(LayerNorm, hidden: bool = False) -> None:
         state, x = theirs.state_dict(), _x(shape, 90 + i, dtype)
 
         def probe(cls, C=C, eps=eps, state=state, x=x):
-            module = (cls(C, eps=eps) if eps != 1e-5 else cls(C)).to(x.dtype)
-            module.load_state_dict(state)
-            return _gradients(module, x)
+            return _gradients(_loaded(cls, C, eps, state, x.dtype), x)
 
         compare(LayerNorm, probe, _gradients(theirs, x),
                 parts=("gradient of x", "gradient of weight", "gradient of bias"),
@@ -316,52 +311,37 @@ def layer_norm(x, weight, bias, eps=1e-5):
     var = x.var(-1, unbiased=False)
     return (x - mean) / torch.sqrt(var + eps) * weight + bias
 """, "no_keepdim"),
-    Slip("layernorm_random_init", T + "LayerNorm", """
-class LayerNorm(nn.Module):
-    def __init__(self, normalized_shape, eps=1e-5):
-        super().__init__()
-        self.normalized_shape, self.eps = normalized_shape, eps
-        self.weight = nn.Parameter(torch.randn(normalized_shape))
-        self.bias = nn.Parameter(torch.randn(normalized_shape))
-
-    def forward(self, x):
-        return layer_norm(x, self.weight, self.bias, self.eps)
-""", None),
-    Slip("layernorm_gamma_beta", T + "LayerNorm", """
-class LayerNorm(nn.Module):
-    def __init__(self, normalized_shape, eps=1e-5):
-        super().__init__()
-        self.normalized_shape, self.eps = normalized_shape, eps
-        self.gamma = nn.Parameter(torch.ones(normalized_shape))
-        self.beta = nn.Parameter(torch.zeros(normalized_shape))
-
-    def forward(self, x):
-        return layer_norm(x, self.gamma, self.beta, self.eps)
-""", None),
-    Slip("layernorm_fixed_eps", T + "LayerNorm", """
-class LayerNorm(nn.Module):
-    def __init__(self, normalized_shape, eps=1e-5):
-        super().__init__()
-        self.normalized_shape, self.eps = normalized_shape, eps
-        self.weight = nn.Parameter(torch.ones(normalized_shape))
-        self.bias = nn.Parameter(torch.zeros(normalized_shape))
-
-    def forward(self, x):
-        return layer_norm(x, self.weight, self.bias, 1e-5)
+    Slip("layernorm_functional_default_eps", T + "LayerNorm.forward", """
+def forward(self, x):
+    return F.layer_norm(x, (self.normalized_shape,), self.weight, self.bias)
 """, "module_eps_ignored"),
-    Slip("layernorm_detached", T + "LayerNorm", """
-class LayerNorm(nn.Module):
-    def __init__(self, normalized_shape, eps=1e-5):
-        super().__init__()
-        self.normalized_shape, self.eps = normalized_shape, eps
-        self.weight = nn.Parameter(torch.ones(normalized_shape))
-        self.bias = nn.Parameter(torch.zeros(normalized_shape))
-
-    def forward(self, x):
-        mean = x.mean(-1, keepdim=True).detach()
-        var = ((x - mean) ** 2).mean(-1, keepdim=True).detach()
-        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+    Slip("layernorm_scale_shift_mixup", T + "LayerNorm.forward", """
+def forward(self, x):
+    scale, shift = self.bias, self.weight
+    return layer_norm(x, scale, shift, eps=self.eps)
+""", "module_params_swapped"),
+    Slip("layernorm_fixed_eps", T + "LayerNorm.forward", """
+def forward(self, x):
+    return layer_norm(x, self.weight, self.bias, 1e-5)
+""", "module_eps_ignored"),
+    Slip("layernorm_detached_stats", T + "LayerNorm.forward", """
+def forward(self, x):
+    mean = x.mean(-1, keepdim=True).detach()
+    var = ((x - mean) ** 2).mean(-1, keepdim=True).detach()
+    return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
 """, None),
+    Slip("layernorm_no_grad_params", T + "LayerNorm.forward", """
+def forward(self, x):
+    with torch.no_grad():
+        w, b = self.weight.clone(), self.bias.clone()
+    return layer_norm(x, w, b, self.eps)
+""", "module_params_detached"),
+    Slip("layernorm_inline_unbiased", T + "LayerNorm.forward", """
+def forward(self, x):
+    mu = x.mean(dim=-1, keepdim=True)
+    sd = torch.sqrt(x.var(dim=-1, keepdim=True) + self.eps)
+    return self.weight * (x - mu) / sd + self.bias
+""", "unbiased_variance"),
     Slip("rms_is_l2_normalize", T + "RMSNorm", """
 class RMSNorm(nn.Module):
     def __init__(self, normalized_shape, eps=1e-6):
