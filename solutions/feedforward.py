@@ -51,11 +51,9 @@ class FeedForward(nn.Module):
             raise ValueError(f"sizes must be positive, got d_model={d_model}, d_ff={d_ff}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout is a probability in [0, 1), got {dropout}")
-        ### BEGIN SOLUTION
         d_ff = 4 * d_model if d_ff is None else d_ff
         self.fc = nn.Linear(d_model, d_ff, bias=bias)     # C -> d_ff, for every token
         self.proj = nn.Linear(d_ff, d_model, bias=bias)   # d_ff -> C
-        ### END SOLUTION
         self.d_model, self.d_ff = d_model, d_ff
         self.dropout, self.activation = dropout, activation
 

@@ -4,8 +4,10 @@ Oracles are independent of the reference: `torch.nn.functional.gelu` (with `appr
 and `"tanh"`), `torch.nn.Linear` layers around PyTorch's activations, a `torch.nn.Conv1d` of
 kernel size 1 (the position-wise view), and parameter counts of `torch.nn.Linear` layers built
 on the meta device. `hidden=True` adds float64, other shapes, a batch of one, extreme inputs and
-other sizes. `SLIPS` is a second catalogue: wrong versions written as a learner would write them
-(not edits of the reference); tests prove each fails and never gets another mistake's hint.
+other sizes. The constructor of `FeedForward` is given (tests/test_feedforward.py proves its
+layout); the checks grade its `forward`. `SLIPS` is a second catalogue: wrong versions written
+as a learner would write them (not edits of the reference); tests prove each fails and never
+gets another mistake's hint.
 """
 
 from __future__ import annotations
@@ -49,22 +51,7 @@ MISTAKES = [
             "the factor is the square root of 2 / pi (about 0.798), not 2 / pi"),
     Mistake("tanh_square", T + "gelu_tanh", "x ** 3", "x ** 2",
             "the correction term is 0.044715 * x**3 (a cube, so it keeps the sign of x)"),
-    # Part 3: FeedForward
-    Mistake("ffn_hidden_2x", T + "FeedForward", "d_ff = 4 * d_model if", "d_ff = 2 * d_model if",
-            "the hidden size is 2 * d_model; when d_ff is None it is 4 * d_model"),
-    Mistake("ffn_no_bias", T + "FeedForward",
-            "self.fc = nn.Linear(d_model, d_ff, bias=bias)\n"
-            "        self.proj = nn.Linear(d_ff, d_model, bias=bias)",
-            "self.fc = nn.Linear(d_model, d_ff, bias=False)\n"
-            "        self.proj = nn.Linear(d_ff, d_model, bias=False)",
-            "the linear layers have no bias: nn.Linear(..., bias=bias), so they have one "
-            "unless bias=False"),
-    Mistake("ffn_bias_ignored", T + "FeedForward",
-            "self.fc = nn.Linear(d_model, d_ff, bias=bias)\n"
-            "        self.proj = nn.Linear(d_ff, d_model, bias=bias)",
-            "self.fc = nn.Linear(d_model, d_ff)\n"
-            "        self.proj = nn.Linear(d_ff, d_model)",
-            "bias=False is ignored: pass bias=bias to both nn.Linear layers"),
+    # Part 3: FeedForward.forward (the constructor is given)
     Mistake("ffn_relu", T + "FeedForward", "h = gelu(h)", "h = torch.relu(h)",
             "activation='gelu' uses ReLU; use your gelu for 'gelu' (ReLU only for 'relu')"),
     Mistake("ffn_tanh_for_exact", T + "FeedForward", "h = gelu(h)", "h = gelu_tanh(h)",
@@ -72,8 +59,9 @@ MISTAKES = [
             "'gelu_tanh' the approximation"),
     Mistake("ffn_activation_ignored", T + "FeedForward", 'if self.activation == "gelu":',
             "if True:",
-            "the activation argument is ignored: use gelu for 'gelu', gelu_tanh for "
-            "'gelu_tanh' and torch.relu for 'relu'"),
+            "the activation used is not the one named by `activation`: 'gelu' is your gelu, "
+            "'gelu_tanh' your gelu_tanh (the approximation GPT-2 was trained with) and 'relu' "
+            "torch.relu"),
     Mistake("ffn_no_activation", T + "FeedForward", "h = self.fc(x)\n", "h = self.fc(x)\n"
             "        return F.dropout(self.proj(h), p=self.dropout, training=self.training)\n",
             "there is no activation between the two linear layers: without it the network "
@@ -85,6 +73,23 @@ MISTAKES = [
             "F.dropout(y, p=self.dropout, training=self.training)", "F.dropout(y, p=self.dropout)",
             "dropout is applied in eval mode too: F.dropout(y, p, training=self.training) "
             "(F.dropout's training flag defaults to True)"),
+    Mistake("ffn_activation_last", T + "FeedForward", "y = self.proj(h)",
+            "y = self.proj(self.fc(x))\n"
+            "        y = {'gelu': gelu, 'gelu_tanh': gelu_tanh, 'relu': torch.relu}"
+            "[self.activation](y)",
+            "the activation acts after the second linear layer; it belongs between them, on the "
+            "d_ff hidden features: proj(activation(fc(x)))"),
+    Mistake("ffn_dropout_on_hidden", T + "FeedForward",
+            "y = self.proj(h)\n        return F.dropout(y, p=self.dropout, training=self.training)",
+            "y = self.proj(F.dropout(h, p=self.dropout, training=self.training))\n"
+            "        return y",
+            "dropout acts on the hidden features before proj; in this network it acts once, on "
+            "the output of proj"),
+    Mistake("ffn_residual_inside", T + "FeedForward",
+            "return F.dropout(y, p=self.dropout, training=self.training)",
+            "return x + F.dropout(y, p=self.dropout, training=self.training)",
+            "the input x was added to the output: the residual connection belongs to the "
+            "transformer block (Chapter 5), not to the feed-forward network itself"),
     # Part 4: feedforward_parameters
     Mistake("params_no_bias", T + "feedforward_parameters",
             "biases = d_ff + d_model if bias else 0", "biases = 0",
@@ -172,25 +177,6 @@ def _oracle_layers(d_model: int, d_ff: int | None, bias: bool, dtype, seed: int)
             layers.fc.bias.uniform_(-0.5, 0.5)
             layers.proj.bias.uniform_(-0.5, 0.5)
     return layers
-
-
-def _layout(module: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
-    return sorted((name, tuple(p.shape)) for name, p in module.named_parameters())
-
-
-@check(T + "FeedForward", part=3)
-def check_feedforward_layers(FeedForward, hidden: bool = False) -> None:
-    """fc: Linear(d_model, d_ff), proj: Linear(d_ff, d_model), d_ff = 4 * d_model by default,
-    biases unless bias=False."""
-    cases = [(8, None, True), (8, 20, True), (8, None, False)]
-    if hidden:
-        cases += [(1, None, True), (384, 1536, True), (6, 5, False), (12, None, True)]
-    for d_model, d_ff, bias in cases:
-        expected = _layout(_oracle_layers(d_model, d_ff, bias, torch.float32, 0))
-        compare(FeedForward, lambda cls, d=d_model, h=d_ff, b=bias: _layout(cls(d, h, bias=b)),
-                expected,
-                what=f"the parameters (name, shape) of FeedForward({d_model}, d_ff={d_ff}, "
-                     f"bias={bias})")
 
 
 def _run(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -361,80 +347,59 @@ def gelu_tanh(x):
 def gelu_tanh(x):
     return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.44715 * x ** 3)))
 """, None),
-    Slip("ffn_sequential_gelu_only", T + "FeedForward", """
-class FeedForward(nn.Module):
-    def __init__(self, d_model, d_ff=None, dropout=0.0, activation="gelu", bias=True):
-        super().__init__()
-        d_ff = d_ff or 4 * d_model
-        self.fc = nn.Linear(d_model, d_ff, bias=bias)
-        self.proj = nn.Linear(d_ff, d_model, bias=bias)
-        self.act = nn.GELU()
-        self.drop = nn.Dropout(dropout)
-        self.d_model, self.d_ff, self.dropout, self.activation = d_model, d_ff, dropout, activation
-
-    def forward(self, x):
-        return self.drop(self.proj(self.act(self.fc(x))))
+    Slip("ffn_sequential_gelu_only", T + "FeedForward.forward", """
+def forward(self, x):
+    return F.dropout(self.proj(F.gelu(self.fc(x))), self.dropout, self.training)
 """, "ffn_activation_ignored"),
-    Slip("ffn_dropout_on_hidden", T + "FeedForward", """
-class FeedForward(nn.Module):
-    def __init__(self, d_model, d_ff=None, dropout=0.0, activation="gelu", bias=True):
-        super().__init__()
-        d_ff = 4 * d_model if d_ff is None else d_ff
-        self.fc = nn.Linear(d_model, d_ff, bias=bias)
-        self.proj = nn.Linear(d_ff, d_model, bias=bias)
-        self.drop = nn.Dropout(dropout)
-        self.d_model, self.d_ff, self.dropout, self.activation = d_model, d_ff, dropout, activation
-
-    def forward(self, x):
-        acts = {"gelu": gelu, "gelu_tanh": gelu_tanh, "relu": torch.relu}
-        return self.proj(self.drop(acts[self.activation](self.fc(x))))
-""", None),
-    Slip("ffn_double_width", T + "FeedForward", """
-class FeedForward(nn.Module):
-    def __init__(self, d_model, d_ff=None, dropout=0.0, activation="gelu", bias=True):
-        super().__init__()
-        if d_ff is None:
-            d_ff = d_model * 2
-        self.fc = nn.Linear(d_model, d_ff, bias=bias)
-        self.proj = nn.Linear(d_ff, d_model, bias=bias)
-        self.d_model, self.d_ff, self.dropout, self.activation = d_model, d_ff, dropout, activation
-
-    def forward(self, x):
-        h = self.fc(x)
-        h = {"gelu": gelu, "gelu_tanh": gelu_tanh, "relu": torch.relu}[self.activation](h)
-        return F.dropout(self.proj(h), self.dropout, self.training)
-""", "ffn_hidden_2x"),
-    Slip("ffn_functional_dropout_default", T + "FeedForward", """
-class FeedForward(nn.Module):
-    def __init__(self, d_model, d_ff=None, dropout=0.0, activation="gelu", bias=True):
-        super().__init__()
-        d_ff = 4 * d_model if d_ff is None else d_ff
-        self.fc = nn.Linear(d_model, d_ff, bias=bias)
-        self.proj = nn.Linear(d_ff, d_model, bias=bias)
-        self.d_model, self.d_ff, self.dropout, self.activation = d_model, d_ff, dropout, activation
-
-    def forward(self, x):
-        if self.activation == "relu":
-            h = torch.relu(self.fc(x))
-        elif self.activation == "gelu_tanh":
-            h = gelu_tanh(self.fc(x))
-        else:
-            h = gelu(self.fc(x))
-        return F.dropout(self.proj(h), self.dropout)
+    Slip("ffn_dropout_on_hidden", T + "FeedForward.forward", """
+def forward(self, x):
+    acts = {"gelu": gelu, "gelu_tanh": gelu_tanh, "relu": torch.relu}
+    hidden = acts[self.activation](self.fc(x))
+    hidden = F.dropout(hidden, self.dropout, self.training)
+    return self.proj(hidden)
+""", "ffn_dropout_on_hidden"),
+    Slip("ffn_both_gelus_exact", T + "FeedForward.forward", """
+def forward(self, x):
+    acts = {"relu": torch.relu, "gelu": gelu, "gelu_tanh": gelu}
+    return F.dropout(self.proj(acts[self.activation](self.fc(x))), self.dropout, self.training)
+""", "ffn_activation_ignored"),
+    Slip("ffn_misspelt_tanh", T + "FeedForward.forward", """
+def forward(self, x):
+    h = self.fc(x)
+    if self.activation == "relu":
+        h = torch.relu(h)
+    elif self.activation == "tanh":
+        h = gelu_tanh(h)
+    else:
+        h = gelu(h)
+    return F.dropout(self.proj(h), self.dropout, self.training)
+""", "ffn_activation_ignored"),
+    Slip("ffn_functional_dropout_default", T + "FeedForward.forward", """
+def forward(self, x):
+    if self.activation == "relu":
+        h = torch.relu(self.fc(x))
+    elif self.activation == "gelu_tanh":
+        h = gelu_tanh(self.fc(x))
+    else:
+        h = gelu(self.fc(x))
+    return F.dropout(self.proj(h), self.dropout)
 """, "ffn_dropout_at_eval"),
-    Slip("ffn_activation_last", T + "FeedForward", """
-class FeedForward(nn.Module):
-    def __init__(self, d_model, d_ff=None, dropout=0.0, activation="gelu", bias=True):
-        super().__init__()
-        d_ff = 4 * d_model if d_ff is None else d_ff
-        self.fc = nn.Linear(d_model, d_ff, bias=bias)
-        self.proj = nn.Linear(d_ff, d_model, bias=bias)
-        self.d_model, self.d_ff, self.dropout, self.activation = d_model, d_ff, dropout, activation
-
-    def forward(self, x):
-        act = {"gelu": gelu, "gelu_tanh": gelu_tanh, "relu": torch.relu}[self.activation]
-        y = act(self.proj(self.fc(x)))
-        return F.dropout(y, self.dropout, self.training)
+    Slip("ffn_activation_last", T + "FeedForward.forward", """
+def forward(self, x):
+    act = {"gelu": gelu, "gelu_tanh": gelu_tanh, "relu": torch.relu}[self.activation]
+    y = act(self.proj(self.fc(x)))
+    return F.dropout(y, self.dropout, self.training)
+""", "ffn_activation_last"),
+    Slip("ffn_adds_its_input", T + "FeedForward.forward", """
+def forward(self, x):
+    act = {"gelu": gelu, "gelu_tanh": gelu_tanh, "relu": torch.relu}[self.activation]
+    return x + F.dropout(self.proj(act(self.fc(x))), self.dropout, self.training)
+""", "ffn_residual_inside"),
+    Slip("ffn_dropout_twice", T + "FeedForward.forward", """
+def forward(self, x):
+    act = {"gelu": gelu, "gelu_tanh": gelu_tanh, "relu": torch.relu}[self.activation]
+    h = F.dropout(act(self.fc(x)), self.dropout, self.training)
+    return F.dropout(self.proj(h), self.dropout, self.training)
 """, None),
     Slip("params_bias_always", T + "feedforward_parameters", """
 def feedforward_parameters(d_model, d_ff, bias=True):
