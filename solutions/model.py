@@ -649,7 +649,6 @@ class GPT(nn.Module):
         if config.vocab_size < 1 or config.block_size < 1:
             raise ValueError("vocab_size and block_size must be positive")
         self.config = config
-        ### BEGIN SOLUTION
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)   # token table (V, C)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)   # position table (L, C)
         self.drop = nn.Dropout(config.dropout)
@@ -658,7 +657,6 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight              # tied: one (V, C) matrix
         self.register_buffer("positions", torch.arange(config.block_size), persistent=False)
-        ### END SOLUTION
         _init_gpt_weights(self, config.n_layer)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
@@ -690,7 +688,7 @@ class GPT(nn.Module):
         return KVCache(self.config.n_layer)
 
     @classmethod
-    def from_hf(cls, model: nn.Module) -> GPT:
+    def from_hf(cls, model: nn.Module):
         """Our GPT with the weights of a `transformers.GPT2LMHeadModel` (same logits)."""
         from solutions.pretrained import gpt2_config, load_gpt2
 

@@ -21,10 +21,16 @@ M = "solutions.model."
 G = "solutions.generation."
 
 MISTAKES = [
-    # Part 1: GPT
-    Mistake("untied_head", M + "GPT", "self.lm_head.weight = self.wte.weight", "pass",
-            "the LM head has a matrix of its own: tie it to the token table with "
-            "self.lm_head.weight = self.wte.weight (one shared matrix, as GPT-2)"),
+    # Part 1: GPT.forward (the constructor is given)
+    Mistake("cache_bypassed", M + "GPT",
+            "x = block(x) if cache is None else cached_block(block, x, cache, i)",
+            "x = block(x)",
+            "with a cache, the blocks run without it, so the new tokens never see the earlier "
+            "ones: run each block as cached_block(block, x, cache, i) when a cache is given"),
+    Mistake("cache_same_layer", M + "GPT", "cached_block(block, x, cache, i)",
+            "cached_block(block, x, cache, 0)",
+            "every block reads and writes the same layer of the cache: pass each block its own "
+            "index i (enumerate the blocks) so that each layer keeps its own keys and values"),
     Mistake("targets_shifted_twice", M + "GPT", "lm_loss(logits, targets, ignore_index)",
             "lm_loss(logits[:, :-1], targets[:, 1:], ignore_index)",
             "the targets are shifted again inside forward: targets[:, t] already is the token "
@@ -149,7 +155,7 @@ def _gpt_cases(hidden: bool):
 
 @check(M + "GPT", part=1)
 def check_gpt(GPT, hidden: bool = False) -> None:
-    """Logits equal GPT-2's (same weights), without and with a KV cache."""
+    """Logits equal GPT-2's (same weights) on whole sequences."""
     for i, (label, sizes, B, T, dtype) in enumerate(_gpt_cases(hidden)):
         hf = _hf_gpt2(*sizes, dtype)
         idx = oracles.token_ids(sizes[4], (B, T), seed=300 + i)
@@ -163,6 +169,16 @@ def check_gpt(GPT, hidden: bool = False) -> None:
         compare(GPT, probe, expected, what=f"GPT logits on idx ({B}, {T}), {label}",
                 **oracles.tol(dtype))
 
+
+@check(M + "GPT", part=1)
+def check_gpt_cached(GPT, hidden: bool = False) -> None:
+    """With a KV cache (a prompt, then one token at a time) the logits equal GPT-2's on the
+    whole sequence."""
+    for i, (label, sizes, B, T, dtype) in enumerate(_gpt_cases(hidden)):
+        hf = _hf_gpt2(*sizes, dtype)
+        idx = oracles.token_ids(sizes[4], (B, T), seed=300 + i)
+        with torch.no_grad():
+            expected = hf(idx).logits
         prefill = max(1, T // 3)
 
         def cached(cls, hf=hf, idx=idx, prefill=prefill, T=T):
@@ -208,19 +224,6 @@ def check_gpt_loss(GPT, hidden: bool = False) -> None:
         compare(GPT, probe_pad, expected,
                 what=f"GPT loss with padded targets and ignore_index=0, {label}",
                 **oracles.tol(dtype))
-
-
-@check(M + "GPT", part=1)
-def check_gpt_tied(GPT, hidden: bool = False) -> None:
-    """As many parameters as GPT-2 (the LM head shares the token table)."""
-    from solutions.pretrained import gpt2_config
-
-    for label, sizes, _, _, _ in _gpt_cases(hidden):
-        hf = _hf_gpt2(*sizes)
-        expected = sum(p.numel() for p in hf.parameters())
-        compare(GPT, lambda cls, hf=hf: sum(p.numel() for p in cls(gpt2_config(hf.config))
-                                            .parameters()),
-                expected, what=f"the number of parameters of GPT, {label}")
 
 
 # ---------------------------------------------------------------- Part 2: the KV cache
@@ -462,6 +465,32 @@ def forward(self, idx, targets=None, *, ignore_index=-100, cache=None):
         return logits, None
     return logits, F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
 """, "ignore_index_dropped"),
+    Slip("gpt_cache_layer_zero", M + "GPT.forward", """
+def forward(self, idx, targets=None, *, ignore_index=-100, cache=None):
+    T = idx.size(1)
+    offset = cache.length if cache else 0
+    x = self.wte(idx) + self.wpe(self.positions[offset:offset + T])
+    x = self.drop(x)
+    for block in self.blocks:
+        if cache is None:
+            x = block(x)
+        else:
+            x = cached_block(block, x, cache, 0)
+    logits = self.lm_head(self.ln_f(x))
+    return logits, (lm_loss(logits, targets, ignore_index) if targets is not None else None)
+""", "cache_same_layer"),
+    Slip("gpt_blocks_never_cached", M + "GPT.forward", """
+def forward(self, idx, targets=None, *, ignore_index=-100, cache=None):
+    start = cache.length if cache is not None else 0
+    h = self.drop(self.wte(idx) + self.wpe(self.positions[start:start + idx.shape[-1]]))
+    for block in self.blocks:
+        h = block(h)
+    logits = self.lm_head(self.ln_f(h))
+    loss = None
+    if targets is not None:
+        loss = lm_loss(logits, targets, ignore_index=ignore_index)
+    return logits, loss
+""", "cache_bypassed"),
     Slip("cache_without_mask", M + "cached_self_attention", """
 def cached_self_attention(attn, x, cache, layer):
     H = attn.n_heads
