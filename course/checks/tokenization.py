@@ -16,9 +16,19 @@ from course.checks.core import Mistake, Raises, Slip, check, compare, copy_of
 T = "solutions.tokenization."
 
 MISTAKES = [
-    Mistake("char_vocab_unsorted", T + "CharTokenizer",
-            "sorted(set(text))", "list(dict.fromkeys(text))",
-            "the characters must get their ids in sorted order, not in order of appearance"),
+    # Part 1: CharTokenizer's vocab_size, encode and decode (the constructor is given)
+    Mistake("vocab_size_without_unk", T + "CharTokenizer",
+            "return len(self.itos)", "return len(self.stoi)",
+            "vocab_size counts the unknown token too: it is the number of ids, 0 included"),
+    Mistake("unknown_char_raises", T + "CharTokenizer",
+            "self.stoi.get(ch, 0)", "self.stoi[ch]",
+            "a character that was not in the training text must become id 0 (the unknown "
+            "token), not raise"),
+    Mistake("decode_drops_unk", T + "CharTokenizer",
+            'return "".join(self.itos[i] for i in ids)',
+            'return "".join(self.itos[i] for i in ids if i > 0)',
+            "id 0 was dropped when decoding; it decodes to unk_token, so that an unknown "
+            "character stays visible"),
     Mistake("pair_counted_once", T + "get_pair_counts",
             "counts[pair] = counts.get(pair, 0) + 1", "counts[pair] = 1",
             "every occurrence of a pair counts, not just whether it appears"),
@@ -82,8 +92,9 @@ MISTAKES = [
 
 @check(T + "CharTokenizer", part=1)
 def check_char_tokenizer(CharTokenizer, hidden: bool = False) -> None:
-    """Vocabulary (id 0 = [UNK], then sorted characters), encode, decode, unknown characters."""
-    cases = [("hello world", "hold low"), ("abcabc", "cab")]
+    """vocab_size (unknown token included), encode and decode, unknown characters -> id 0 ->
+    unk_token (the constructor that builds the vocabulary is given)."""
+    cases = [("hello world", "hold, low!"), ("abcabc", "cab")]
     if hidden:
         cases += [("naïve café 東京", "東 café"), ("zyx", "xyz!"), ("aaa", "")]
     reference = copy_of(T + "CharTokenizer")
@@ -289,15 +300,49 @@ def check_build_batch(build_batch, hidden: bool = False) -> None:
 # ---------------------------------------------------------------- the second catalogue
 
 SLIPS = [
-    Slip("char_ids_in_order_seen", T + "CharTokenizer", """
+    Slip("char_encode_by_list_index", T + "CharTokenizer", """
 class CharTokenizer:
     def __init__(self, text, unk_token="[UNK]"):
+        require_str(text, "text")
         self.unk_token = unk_token
-        self.itos = [unk_token]
-        for ch in text:
-            if ch not in self.itos:
-                self.itos.append(ch)
-        self.stoi = {ch: i for i, ch in enumerate(self.itos)}
+        self.itos = [unk_token] + sorted(set(text))
+        self.stoi = {ch: i for i, ch in enumerate(self.itos) if i > 0}
+
+    @property
+    def vocab_size(self):
+        return len(self.itos)
+
+    def encode(self, text):
+        return [self.itos.index(ch) for ch in text]
+
+    def decode(self, ids):
+        return "".join(self.itos[i] for i in ids)
+""", None),
+    Slip("char_size_of_the_lookup", T + "CharTokenizer", """
+class CharTokenizer:
+    def __init__(self, text, unk_token="[UNK]"):
+        require_str(text, "text")
+        self.unk_token = unk_token
+        self.itos = [unk_token] + sorted(set(text))
+        self.stoi = {ch: i for i, ch in enumerate(self.itos) if i > 0}
+
+    @property
+    def vocab_size(self):
+        return len(set(self.stoi.values()))
+
+    def encode(self, text):
+        return [self.stoi[ch] if ch in self.stoi else 0 for ch in text]
+
+    def decode(self, ids):
+        return "".join(self.itos[i] for i in ids)
+""", "vocab_size_without_unk"),
+    Slip("char_unk_decodes_empty", T + "CharTokenizer", """
+class CharTokenizer:
+    def __init__(self, text, unk_token="[UNK]"):
+        require_str(text, "text")
+        self.unk_token = unk_token
+        self.itos = [unk_token] + sorted(set(text))
+        self.stoi = {ch: i for i, ch in enumerate(self.itos) if i > 0}
 
     @property
     def vocab_size(self):
@@ -307,25 +352,8 @@ class CharTokenizer:
         return [self.stoi.get(ch, 0) for ch in text]
 
     def decode(self, ids):
-        return "".join(self.itos[i] for i in ids)
-""", "char_vocab_unsorted"),
-    Slip("char_unk_is_last", T + "CharTokenizer", """
-class CharTokenizer:
-    def __init__(self, text, unk_token="[UNK]"):
-        self.unk_token = unk_token
-        self.chars = sorted(set(text))
-        self.stoi = {ch: i for i, ch in enumerate(self.chars)}
-
-    @property
-    def vocab_size(self):
-        return len(self.chars) + 1
-
-    def encode(self, text):
-        return [self.stoi.get(ch, len(self.chars)) for ch in text]
-
-    def decode(self, ids):
-        return "".join(self.chars[i] if i < len(self.chars) else self.unk_token for i in ids)
-""", None),
+        return "".join(self.itos[i] if i else "" for i in ids)
+""", "decode_drops_unk"),
     Slip("pairs_by_index_short", T + "get_pair_counts", """
 def get_pair_counts(ids, counts=None):
     if counts is None:
