@@ -7,6 +7,8 @@
 - :func:`split_heads`, :func:`merge_heads`, :class:`MultiHeadAttention` -- several attention
   heads side by side, with learned query/key/value/output projections laid out like BERT's.
 - :func:`causal_mask`, :func:`padding_mask` -- the two masks every transformer uses.
+- :func:`train_copy_tasks` -- train an attention class on the copy task of Chapter 3, with and
+  without the causal mask (the training function is passed in).
 
 Masks are boolean and **True means "may attend"**: the same sense as
 ``torch.nn.functional.scaled_dot_product_attention`` and as a tokenizer's ``attention_mask``
@@ -228,3 +230,30 @@ def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
                                                      | (attention_mask == 1)).all():
         raise ValueError("attention_mask must hold only 1 (real token) and 0 (padding)")
     return attention_mask.bool()[:, None, None, :]        # (B, 1, 1, T)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training an attention layer on the copy task
+# ---------------------------------------------------------------------------------------------
+
+
+def train_copy_tasks(attention_cls, train, steps: int = 100) -> dict:
+    """Train a fresh one-layer model with the attention class `attention_cls` on three settings
+    of the copy task, `steps` steps each, and return {name: what `train` returned}:
+
+    - "previous token": offset -1 under the causal mask (learnable: look one step back);
+    - "next token": offset +1 under the causal mask (the answer is out of sight);
+    - "next token, no mask": offset +1 with causal=False (the answer is in plain sight).
+
+    `train` is the training function of Chapter 3, ``course.tasks.train(attention_cls, *,
+    offset, causal, steps, ...)``, passed in so that any trainer with that signature fits."""
+    if not callable(attention_cls):
+        raise TypeError(f"attention_cls must be an attention class, got {attention_cls!r}")
+    if not callable(train):
+        raise TypeError(f"train must be a training function such as course.tasks.train, got "
+                        f"{train!r}")
+    require_positive_int(steps, "steps")
+    settings = {"previous token": (-1, True), "next token": (1, True),
+                "next token, no mask": (1, False)}  # name -> (offset, causal)
+    return {name: train(attention_cls, offset=offset, causal=causal, steps=steps)
+            for name, (offset, causal) in settings.items()}

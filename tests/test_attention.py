@@ -21,6 +21,7 @@ from solutions.attention import (
     padding_mask,
     scaled_dot_product_attention,
     split_heads,
+    train_copy_tasks,
 )
 from solutions.pretrained import load_bert_attention
 
@@ -315,6 +316,46 @@ def test_mask_helpers_reject_bad_input():
     assert padding_mask(torch.ones(2, 3)).dtype == torch.bool  # 1.0 / 0.0 floats are fine
     with pytest.raises(ValueError, match="only 1"):
         padding_mask(torch.tensor([[1, 2, 0]]))
+
+
+# ---------------------------------------------------------------- training on the copy task
+
+
+def test_train_copy_tasks_makes_one_run_per_setting():
+    calls = []
+
+    def fake_train(attention_cls, **settings):
+        calls.append((attention_cls, settings))
+        return len(calls)
+
+    runs = train_copy_tasks(MultiHeadAttention, fake_train, steps=7)
+    assert runs == {"previous token": 1, "next token": 2, "next token, no mask": 3}
+    assert calls == [(MultiHeadAttention, dict(offset=-1, causal=True, steps=7)),
+                     (MultiHeadAttention, dict(offset=1, causal=True, steps=7)),
+                     (MultiHeadAttention, dict(offset=1, causal=False, steps=7))]
+
+
+def test_train_copy_tasks_learns_what_it_can_see():
+    from course.tasks import accuracy, copy_task, train
+
+    runs = train_copy_tasks(MultiHeadAttention, train, steps=80)
+    assert all(len(r.losses) == 80 for r in runs.values())
+    previous, following = (copy_task(300, offset=o, seed=99) for o in (-1, 1))
+    assert accuracy(runs["previous token"].model, *previous) > 0.95
+    assert accuracy(runs["next token"].model, *following) < 0.2       # chance: 1 / 16
+    assert accuracy(runs["next token"].model, *following, causal=False) < 0.2
+    assert accuracy(runs["next token, no mask"].model, *following, causal=False) > 0.95
+
+
+def test_train_copy_tasks_rejects_bad_input():
+    from course.tasks import train
+
+    with pytest.raises(TypeError, match="attention_cls"):
+        train_copy_tasks("MultiHeadAttention", train)
+    with pytest.raises(TypeError, match="train must be"):
+        train_copy_tasks(MultiHeadAttention, None)
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        train_copy_tasks(MultiHeadAttention, train, steps=0)
 
 
 # ---------------------------------------------------------------- the real MiniLM
