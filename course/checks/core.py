@@ -265,16 +265,18 @@ _VERDICTS: dict[tuple, tuple[Any, str | None]] = {}  # (check, id, hidden) -> (o
 
 
 def _namespace(obj: Any) -> dict | None:
-    """The globals the learner's object looks names up in (a notebook's namespace)."""
+    """The globals the learner's object looks names up in (a notebook's namespace). A decorated
+    function (`@torch.no_grad()`, `functools.wraps`) is unwrapped first: the wrapper's globals
+    are the decorator's module, not the notebook."""
     if inspect.isfunction(obj):
-        return obj.__globals__
+        return inspect.unwrap(obj).__globals__
     for value in vars(obj).values() if isinstance(obj, type) else ():
         if isinstance(value, (staticmethod, classmethod)):
             value = value.__func__
         if isinstance(value, property):
             value = value.fget
         if inspect.isfunction(value):
-            return value.__globals__
+            return inspect.unwrap(value).__globals__
     return None
 
 

@@ -17,10 +17,11 @@ import torch
 from torch import nn
 
 from course.checks.core import (
-    CheckFailed,
     Mistake,
+    Raised,
     Raises,
     Slip,
+    call,
     check,
     compare,
     copy_of,
@@ -393,6 +394,20 @@ def check_save_checkpoint(save_checkpoint, hidden: bool = False) -> None:
                 expected, parts=("weights after resuming", "learning rate after resuming",
                                  "saved step", "resumed run equals the uninterrupted one"),
                 what=f"save at step 3, load, 3 more steps ({label})", rtol=1e-6, atol=1e-7)
+    what = "save_checkpoint(folder/'ckpt.pt', ..., step=7, extra={'tokenizer': 'chars'})"
+    saved = call(save_checkpoint, _saved_files, what)
+    if isinstance(saved, Raised):
+        fail(f"{what}\n  raised {saved}")
+    leftovers, step, tokenizer = saved
+    if leftovers != ["ckpt.pt"] or tokenizer != "chars" or step != 7:
+        fail(f"after {what} the folder holds {leftovers} and the file has step {step!r}, "
+             f"tokenizer {tokenizer!r}; expected only ckpt.pt (the temporary file renamed "
+             f"onto it), step 7 and the extra entries")
+
+
+def _saved_files(save_checkpoint) -> tuple[list[str], object, object]:
+    """Save step 7 with an extra entry into an empty folder: (the files left there, the saved
+    step, the saved extra entry)."""
     with tempfile.TemporaryDirectory() as tmp:
         model = _gpt(0)
         optimizer = torch.optim.AdamW(model.parameters())
@@ -401,11 +416,7 @@ def check_save_checkpoint(save_checkpoint, hidden: bool = False) -> None:
                         torch.Generator(), {"tokenizer": "chars"})
         leftovers = sorted(p.name for p in Path(tmp).iterdir())
         state = torch.load(Path(tmp) / "ckpt.pt", weights_only=True)
-        if leftovers != ["ckpt.pt"] or state.get("tokenizer") != "chars" or state["step"] != 7:
-            fail(f"after save_checkpoint(folder/'ckpt.pt', ..., step=7, extra={{'tokenizer': "
-                 f"'chars'}}) the folder holds {leftovers} and the file has step "
-                 f"{state.get('step')!r}, tokenizer {state.get('tokenizer')!r}; expected only "
-                 f"ckpt.pt (the temporary file renamed onto it), step 7 and the extra entries")
+        return leftovers, state.get("step"), state.get("tokenizer")
 
 
 @check(T + "load_checkpoint", part=5)
@@ -455,7 +466,7 @@ def check_fit(fit, hidden: bool = False) -> None:
 
 
 FLOOR_MARGIN = 0.05   # nats per word above the exact floor, stated in the exercise
-_FLOOR_RESULTS: dict[tuple, tuple[float, float]] = {}
+_FLOOR_RESULTS: dict[tuple, tuple[float, float, object]] = {}
 
 
 def _code_key(fit) -> tuple:
@@ -467,12 +478,10 @@ def _code_key(fit) -> tuple:
     return (code.co_code, repr(code.co_consts), code.co_names, code.co_varnames)
 
 
-def floor_run(fit) -> tuple[float, float]:
-    """Train a 2-layer GPT with `fit` on the grammar corpus; (validation loss, exact floor) on
-    the same 256 windows of 32 words."""
-    from course.grammar import Grammar, model_nll, windows
+def _floor_setup():
+    """The grammar, its train/val split and the untrained 2-layer GPT of the floor run."""
+    from course.grammar import Grammar
     from solutions.model import GPT, ModelConfig
-    from solutions.training import TrainConfig
 
     grammar = Grammar()
     ids = grammar.corpus(60_000, seed=0)
@@ -480,8 +489,27 @@ def floor_run(fit) -> tuple[float, float]:
     torch.manual_seed(0)
     model = GPT(ModelConfig(vocab_size=grammar.vocab_size, block_size=32, n_layer=2, n_head=4,
                             n_embd=64))
+    return grammar, data, model
+
+
+def floor_train(fit) -> dict[str, torch.Tensor]:
+    """Train the floor run's GPT with `fit` for 300 steps; its trained weights (a probe: the
+    training runs wherever the learner's code does, the loss is measured by `floor_loss`)."""
+    from solutions.training import TrainConfig
+
+    _, data, model = _floor_setup()
     fit(model, data, TrainConfig(batch_size=16, block_size=32, max_iters=300, lr=1e-2,
                                  min_lr=1e-3, warmup_iters=30, seed=0, progress=False))
+    return model.state_dict()
+
+
+def floor_loss(weights: dict[str, torch.Tensor]) -> tuple[float, float]:
+    """(validation loss, exact floor) of the trained weights, on the same 256 windows of 32
+    words."""
+    from course.grammar import model_nll, windows
+
+    grammar, data, model = _floor_setup()
+    model.load_state_dict(weights)
     val = windows(data["val"], 32, 256, seed=1)
     return model_nll(model, val).mean().item(), grammar.window_floor(val).mean().item()
 
@@ -491,14 +519,15 @@ def check_fit_floor(fit, hidden: bool = False) -> None:
     """300 steps of a 2-layer GPT on the grammar corpus end within FLOOR_MARGIN of the floor."""
     key = _code_key(fit)
     if key not in _FLOOR_RESULTS:
+        weights = call(fit, floor_train, "fit")
+        if isinstance(weights, Raised):
+            fail(f"fit raised {weights} while training on the grammar corpus")
         try:
-            _FLOOR_RESULTS[key] = floor_run(fit)
-        except CheckFailed:
-            raise
+            _FLOOR_RESULTS[key] = (*floor_loss(weights), fit)  # fit kept: its id stays its own
         except Exception as error:
-            fail(f"fit raised {type(error).__name__}: {error} while training on the grammar "
-                 "corpus")
-    loss, floor = _FLOOR_RESULTS[key]
+            fail(f"the weights fit trained could not be read back ({type(error).__name__}: "
+                 f"{error}); train the model it is given, in place")
+    loss, floor, _ = _FLOOR_RESULTS[key]
     if not math.isfinite(loss) or loss - floor > FLOOR_MARGIN:
         fail(f"after 300 steps the validation loss is {loss:.4f}, {loss - floor:.4f} nats per "
              f"word above the exact floor {floor:.4f}; it must be within {FLOOR_MARGIN}")

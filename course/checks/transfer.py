@@ -14,7 +14,18 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from course.checks.core import CheckFailed, Mistake, Raises, Slip, check, compare, fail, short
+from course.checks.core import (
+    CheckFailed,
+    Mistake,
+    Raised,
+    Raises,
+    Slip,
+    call,
+    check,
+    compare,
+    fail,
+    short,
+)
 
 T = "solutions.transfer."
 
@@ -295,6 +306,13 @@ def minilm_review_features():
     return tuple(out)
 
 
+def _linear_weights(head) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(weight, bias) of the nn.Linear a learner's train_head returned."""
+    if not isinstance(head, nn.Linear):
+        raise CheckFailed(f"train_head must return an nn.Linear, got {short(head)}")
+    return head.weight.detach(), None if head.bias is None else head.bias.detach()
+
+
 @check(T + "train_head", part=4)
 def check_train_head(train_head, hidden: bool = False) -> None:
     """A Linear(C, n_classes) that reaches the stated test accuracy on MiniLM features, and
@@ -316,13 +334,16 @@ def check_train_head(train_head, hidden: bool = False) -> None:
             parts=("(in_features, out_features)", "training accuracy >= 95%"))
     if hidden:
         (x_train, y_train), (x_test, y_test) = minilm_review_features()
-
-        def reviews(f):
-            head = f(x_train.clone(), y_train.clone())
-            with torch.no_grad():
-                return (head(x_test).argmax(-1) == y_test).float().mean().item()
-
-        accuracy = reviews(train_head)
+        what = "train_head on MiniLM features of 512 reviews (defaults)"
+        head = call(train_head, lambda f: _linear_weights(f(x_train.clone(), y_train.clone())),
+                    what)
+        if isinstance(head, Raised):
+            fail(f"{what}\n  raised {head}")
+        try:  # the trained head's weights came back; its accuracy is measured here
+            logits = nn.functional.linear(x_test, *head)
+            accuracy = (logits.argmax(-1) == y_test).float().mean().item()
+        except (TypeError, RuntimeError) as error:
+            fail(f"{what}: the head's weights do not fit the features ({error})")
         if not isinstance(accuracy, float) or accuracy < HEAD_ACCURACY:
             fail(f"train_head on MiniLM features of 512 reviews (defaults): test accuracy "
                  f"{short(accuracy)}, the exercise asks for at least {HEAD_ACCURACY:.0%}")

@@ -60,13 +60,49 @@ def graded_names(source_nb) -> set[str]:
     return found
 
 
+def closing_cells(source_nb) -> dict[str, list[str]]:
+    """grade id -> the graded names whose last test cell it is (after it, their parts are
+    judged and the worker may hold their reference)."""
+    graded = graded_names(source_nb)
+    last: dict[str, str] = {}
+    for cell in source_nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+            continue
+        try:
+            used = {n.id for n in ast.walk(ast.parse(cell.source)) if isinstance(n, ast.Name)}
+        except SyntaxError:
+            continue
+        for name in used & graded:
+            last[name] = meta["grade_id"]
+    closing: dict[str, list[str]] = {}
+    for name, grade_id in sorted(last.items()):
+        closing.setdefault(grade_id, []).append(name)
+    return closing
+
+
+def reference_target(name: str) -> str | None:
+    """'solutions.module.name' for a top-level definition in solutions/, or None."""
+    for module in sorted((ROOT / "solutions").glob("*.py")):
+        tree = ast.parse(module.read_text())
+        if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+               and n.name == name for n in tree.body):
+            return f"solutions.{module.stem}.{name}"
+    return None
+
+
 def _stub(name: str, is_class: bool) -> str:
-    """A graded object in the worker's `solutions`: it stands for the learner's own version
-    (so a given helper of the reference that calls it runs the learner's code), and refuses
-    when the learner has none but this stub (the reference imported)."""
+    """A graded object in the worker's `solutions`. Once every test cell of its part has been
+    judged, it is the reference (sent then by the judge), so a given helper that calls it works
+    as in-process and a slip costs its own part only; before that it stands for the learner's
+    own version, and refuses when the learner has none but this stub (the reference imported).
+    No reference code of a part still to be judged ever reaches the worker."""
     message = (f"{name} is imported from the reference `solutions` package, which is not "
                "available while grading. Write your own implementation to earn these points.")
     lookup = (f"    import builtins\n"
+              f"    judged = getattr(builtins, '__course_reference__', {{}}).get({name!r})\n"
+              f"    if judged is not None:  # its part is judged: the reference, as in-process\n"
+              f"        return judged\n"
               f"    try:\n"
               f"        own = builtins.__course_learner__({name!r})\n"
               f"    except Exception:\n"
@@ -74,11 +110,31 @@ def _stub(name: str, is_class: bool) -> str:
               f"    if own is None or getattr(own, '__course_stub__', False):\n"
               f"        raise RuntimeError({message!r})\n"
               f"    return own\n")
-    if is_class:
+    if is_class:  # calls, class attributes, isinstance and unpickled instances: the learner's
         return (f"def _own_{name}():\n{lookup}\n\n"
-                f"class {name}:\n    __course_stub__ = True\n\n"
-                f"    def __new__(cls, *args, **kwargs):\n"
-                f"        return _own_{name}()(*args, **kwargs)\n")
+                f"class _StandIn_{name}(type):\n"
+                f"    def __call__(cls, *args, **kwargs):\n"
+                f"        if '__course_stub__' not in vars(cls):\n"
+                f"            return super().__call__(*args, **kwargs)\n"
+                f"        return _own_{name}()(*args, **kwargs)\n\n"
+                f"    def __getattr__(cls, attr):\n"
+                f"        if attr.startswith('__'):\n"
+                f"            raise AttributeError(attr)\n"
+                f"        return getattr(_own_{name}(), attr)\n\n"
+                f"    def __instancecheck__(cls, obj):\n"
+                f"        try:\n"
+                f"            return isinstance(obj, _own_{name}())\n"
+                f"        except RuntimeError:\n"
+                f"            return False\n\n"
+                f"    def __subclasscheck__(cls, sub):\n"
+                f"        try:\n"
+                f"            return issubclass(sub, _own_{name}())\n"
+                f"        except RuntimeError:\n"
+                f"            return False\n\n\n"
+                f"class {name}(metaclass=_StandIn_{name}):\n    __course_stub__ = True\n\n"
+                f"    def __new__(cls, *args, **kwargs):  # only unpickling calls it\n"
+                f"        own = _own_{name}()\n"
+                f"        return own.__new__(own)\n")
     return (f"def _own_{name}():\n{lookup}\n\n"
             f"def {name}(*args, **kwargs):\n    return _own_{name}()(*args, **kwargs)\n\n\n"
             f"{name}.__course_stub__ = True\n")
@@ -203,8 +259,21 @@ class Worker:
     def probe(self, name: str, probe) -> dict:
         import cloudpickle
 
+        _by_value()
         payload = cloudpickle.dumps(probe)
         return self.request(b"probe", name.encode() + b"\0" + payload)
+
+    def judged(self, name: str) -> None:
+        """Every test of `name` is judged: from now on the worker's stub is the reference."""
+        from course.checks.core import copy_of
+
+        target = reference_target(name)
+        if target is None:
+            return
+        import cloudpickle
+
+        _by_value()
+        self.request(b"reference", name.encode() + b"\0" + cloudpickle.dumps(copy_of(target)))
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -255,6 +324,7 @@ class RemoteNamespace:
             return
         import cloudpickle
 
+        _by_value()
         self.worker.request(b"bind", name.encode() + b"\0" + cloudpickle.dumps(value))
 
     def pop(self, name: str, default=None):
@@ -315,12 +385,22 @@ def install() -> None:
     _by_value()
 
 
+BY_VALUE = ("course.checks", "course.oracles")  # code the worker lacks or must not rely on
+_SENT_BY_VALUE: set[str] = set()
+
+
 def _by_value() -> None:
+    """Send the checks' own code by value (the worker has none of it), every time: a topic
+    module imported by a check while it runs (an earlier part's checks) counts too.
+
+    `solutions` goes by reference: the worker imports its own runtime copy, so a probe's
+    `ModelConfig` is the very class the learner's code checks with isinstance, and a graded
+    object stands for the learner's version there (its reference code never crosses)."""
     import cloudpickle
 
     for name, module in list(sys.modules.items()):
-        if name.startswith(("course.checks", "course.oracles", "solutions")) \
-                and module is not None:
+        if name.startswith(BY_VALUE) and module is not None and name not in _SENT_BY_VALUE:
+            _SENT_BY_VALUE.add(name)
             with contextlib.suppress(ValueError):
                 cloudpickle.register_pickle_by_value(module)
 
@@ -384,6 +464,7 @@ def execute(nb, source_nb, runtime: Path, limits: sandbox.Limits, *, timeout: fl
             slot: int = 0, sandboxed: bool = True):
     """Run the learner's cells in the worker and judge the test cells here, in order."""
     trusted = trusted_imports(source_nb)
+    closing = closing_cells(source_nb)
     worker = Worker(runtime, limits, deadline=time.monotonic() + timeout, slot=slot,
                     sandboxed=sandboxed)
     _CURRENT.append(worker)
@@ -395,6 +476,9 @@ def execute(nb, source_nb, runtime: Path, limits: sandbox.Limits, *, timeout: fl
             meta = cell.metadata.get("nbgrader", {})
             if meta.get("grade") and not meta.get("solution"):
                 cell.outputs = judge_test(cell.source, trusted)
+                for name in closing.get(meta.get("grade_id"), []):
+                    with contextlib.suppress(WorkerGone):
+                        worker.judged(name)
                 continue
             try:
                 reply = worker.run(cell.source)

@@ -2,20 +2,23 @@
 
 Started by the trusted judge (`course.grading.judge`) inside bubblewrap, with no view of the
 reference solutions' graded objects, the checks, the hidden tests, the instructor notebook or
-the gradebook. It answers two requests on its standard input/output:
+the gradebook. It answers these requests on its standard input/output:
 
 - ("run", source): run one of the learner's cells (IPython syntax); reply with its printed text
   and its error, if any;
 - ("probe", name, payload): unpickle a probe sent by the judge, apply it to the learner's
   object `name` and reply with the result, as tensors and plain containers only;
 - ("bind", name, payload) / ("restore", name): while a later part is checked, the earlier
-  parts it calls are the reference versions (sent by the judge once those parts are judged).
+  parts it calls are the reference versions (sent by the judge once those parts are judged);
+- ("reference", name, payload): every test of a part is judged; from now on the graded
+  object's stub in `solutions` (what given helpers call) is this reference.
 
 The judge decides every score from these replies; nothing here can change how they are judged.
 This file is run as a script and imports nothing from the course.
 """
 
 from __future__ import annotations
+import __future__
 
 import builtins
 import io
@@ -77,8 +80,12 @@ def main() -> int:
     from IPython.utils.capture import capture_output
 
     shell = InteractiveShell.instance()
+    # Annotations are never graded: they stay unevaluated strings (as from Python 3.14 on), so
+    # a method annotated with its own class, or a type the notebook never imports, is no error.
+    shell.compile.flags |= __future__.annotations.compiler_flag
     namespace = shell.user_ns
     builtins.__course_learner__ = lambda name: namespace[name]
+    builtins.__course_reference__ = {}  # graded parts already judged -> their reference
     saved: dict = {}
     while True:
         message = _read(requests)
@@ -135,6 +142,17 @@ def main() -> int:
             saved.setdefault(name, namespace.get(name, MISSING))
             try:
                 namespace[name] = pickle.loads(payload)
+                _write(replies, {"ok": True})
+            except Exception as error:  # noqa: BLE001
+                _write(replies, {"ok": False, "error": f"{type(error).__name__}: {error}"})
+        elif kind == b"reference":  # a part is judged: given helpers now call its reference
+            import pickle
+
+            import cloudpickle  # noqa: F401
+
+            name_bytes, _, payload = body.partition(b"\0")
+            try:
+                builtins.__course_reference__[name_bytes.decode()] = pickle.loads(payload)
                 _write(replies, {"ok": True})
             except Exception as error:  # noqa: BLE001
                 _write(replies, {"ok": False, "error": f"{type(error).__name__}: {error}"})
