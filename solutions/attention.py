@@ -238,20 +238,21 @@ def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 def train_copy_tasks(attention_cls, train, steps: int = 100) -> dict:
-    """Train a fresh one-layer model with the attention class `attention_cls` on three settings
-    of the copy task, `steps` steps each, and return {name: what `train` returned}:
+    """Train a fresh one-layer model with the attention class `attention_cls` on three
+    settings of the copy task, `steps` steps each; return {name: what `train` returned}:
 
     - "previous token": offset -1 under the causal mask (learnable: look one step back);
     - "next token": offset +1 under the causal mask (the answer is out of sight);
-    - "next token, no mask": offset +1 with causal=False (the answer is in plain sight).
+    - "next token, no mask": offset +1, causal=False (the answer is in plain sight).
 
-    `train` is the training function of Chapter 3, ``course.tasks.train(attention_cls, *,
-    offset, causal, steps, ...)``, passed in so that any trainer with that signature fits."""
+    `train` is the training function of Chapter 3, course.tasks.train(attention_cls, *,
+    offset, causal, steps, ...), passed in: any trainer of that signature fits."""
     if not callable(attention_cls):
-        raise TypeError(f"attention_cls must be an attention class, got {attention_cls!r}")
+        raise TypeError(f"attention_cls must be an attention class, got "
+                        f"{attention_cls!r}")
     if not callable(train):
-        raise TypeError(f"train must be a training function such as course.tasks.train, got "
-                        f"{train!r}")
+        raise TypeError(f"train must be a training function such as "
+                        f"course.tasks.train, got {train!r}")
     require_positive_int(steps, "steps")
     settings = {"previous token": (-1, True), "next token": (1, True),
                 "next token, no mask": (1, False)}  # name -> (offset, causal)
