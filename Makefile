@@ -31,7 +31,7 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -n $(JOBS) --dist loadgroup
+	$(PY) -m pytest -n $(JOBS)
 
 # Learners work on copies in $(WORKSPACE) (never overwritten), so updates to the course and
 # their own answers do not collide. The folder is an option (`jupyter lab workspace` would be

@@ -3,6 +3,7 @@ spread over parallel workers (`pytest -n N`); the suite's time by tier."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -30,11 +31,36 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
     torch.set_num_threads(1)
 
-# Tests of these files share no expensive fixture, so they spread over the workers one by one.
-# Every other file runs on one worker (its module fixtures are built once); the book's pages
-# and the browser tests that read them share one worker, so the book is built once.
+# How tests are spread over workers (`pytest -n N`): the tests of one file run on one worker (its
+# module fixtures are built once), except those of SPREAD, which share no expensive fixture and
+# go one by one; the book's build tests and its browser tests share one worker (the book is
+# built once), and that longest unit of work is handed out first.
 SPREAD = {"test_checks.py", "test_slips.py"}
 GROUPS = {"test_book.py": "book", "test_browser.py": "book"}
+
+
+def work_unit(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    name = path.rsplit("/", 1)[-1]
+    return nodeid if name in SPREAD else GROUPS.get(name, path)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: work_unit(item.nodeid) != "book")  # stable: the book first
+
+
+if importlib.util.find_spec("xdist"):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        """pytest-xdist's scope scheduling, with `work_unit` as the scope, in collection order."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    def pytest_xdist_make_scheduler(config, log):
+        config.option.loadscopereorder = False
+        return ByWorkUnit(config, log)
 
 
 def toc_files() -> list[str]:
@@ -58,13 +84,6 @@ def book() -> Path:
                 if "WARNING" in line and not line.startswith("[IPKernelApp]")]
     assert not warnings, warnings
     return ROOT / "_build" / "html"
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        name = item.path.name
-        if name not in SPREAD:
-            item.add_marker(pytest.mark.xdist_group(GROUPS.get(name, name)))
 
 
 def tier(report) -> str:
