@@ -114,6 +114,10 @@ MISTAKES = [
     Mistake("mode_not_restored", G + "generate", "model.train(was_training)", "pass",
             "generate leaves the model in eval mode: remember model.training and restore it "
             "at the end"),
+    Mistake("generate_with_grad", G + "generate", "with torch.no_grad():",
+            "with torch.enable_grad():",
+            "the model runs with gradients on, building autograd graphs that generation never "
+            "uses: put the loop inside with torch.no_grad():"),
 ]
 
 
@@ -356,7 +360,8 @@ def check_next_token(next_token, hidden: bool = False) -> None:
 @check(G + "generate", part=4, uses=(G + "next_token",))
 def check_generate(generate, hidden: bool = False) -> None:
     """Greedy decoding equals GPT-2's generate(do_sample=False), with and without the cache;
-    past block_size, sampling and mode handling equal the reference loop."""
+    past block_size, sampling and mode handling equal the reference loop; no forward pass runs
+    with gradients on."""
     from solutions.model import GPT
 
     sizes = [(0, 2, 4, 32, 50, 24, 3, 5, 12)]
@@ -393,6 +398,17 @@ def check_generate(generate, hidden: bool = False) -> None:
 
         compare(generate, probe, probe(reference), parts=("tokens", "model.training after"),
                 what=f"generate, {label}")
+
+    def grad_enabled(f):
+        """Whether any forward pass of the model ran with gradients on."""
+        model, seen = GPT.from_hf(hf), []
+        model.register_forward_pre_hook(lambda module, args: seen.append(
+            torch.is_grad_enabled()))
+        f(model, oracles.token_ids(50, (2, 4), seed=970), 3, greedy=True)
+        return any(seen)
+
+    compare(generate, grad_enabled, False,
+            what="gradients on during generate's forward passes (greedy, 3 new tokens)")
 
 
 @check(G + "generate", part=4, uses=(G + "next_token",))
