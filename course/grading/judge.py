@@ -26,6 +26,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -60,11 +61,11 @@ def graded_names(source_nb) -> set[str]:
     return found
 
 
-def closing_cells(source_nb) -> dict[str, list[str]]:
-    """grade id -> the graded names whose last test cell it is (after it, their parts are
-    judged and the worker may hold their reference)."""
+def test_mentions(source_nb) -> dict[str, set[str]]:
+    """grade id of each test cell -> the graded names its source mentions (the parts it
+    tests; a part is judged once every test cell that mentions it has been)."""
     graded = graded_names(source_nb)
-    last: dict[str, str] = {}
+    mentions: dict[str, set[str]] = {}
     for cell in source_nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
@@ -72,13 +73,9 @@ def closing_cells(source_nb) -> dict[str, list[str]]:
         try:
             used = {n.id for n in ast.walk(ast.parse(cell.source)) if isinstance(n, ast.Name)}
         except SyntaxError:
-            continue
-        for name in used & graded:
-            last[name] = meta["grade_id"]
-    closing: dict[str, list[str]] = {}
-    for name, grade_id in sorted(last.items()):
-        closing.setdefault(grade_id, []).append(name)
-    return closing
+            used = set()
+        mentions[meta["grade_id"]] = used & graded
+    return mentions
 
 
 def reference_target(name: str) -> str | None:
@@ -460,11 +457,64 @@ def _error(ename: str, evalue: str):
                                   traceback=[f"{ename}: {evalue}"])
 
 
+NEEDS = re.compile(r"(\w+) is imported from the reference `solutions` package, which is not "
+                   r"available while grading")
+
+
+class Order:
+    """When each part is judged, and test cells that must wait for a later part.
+
+    A part is judged once every test cell that mentions it has been; then the worker gets its
+    reference (`Worker.judged`). A test cell whose probe reached a later part the learner has
+    not written yet (given code calling it: GPT's cached forward calls the KV-cache attention
+    of Part 2) waits, and is judged again as soon as that part is judged, so it meets the
+    reference there as it would in-process. Its own parts stay unjudged meanwhile, so their
+    reference never reaches the worker while they are still tested.
+    """
+
+    def __init__(self, mentions: dict[str, set[str]]):
+        self.mentions = mentions
+        self.pending = {name: {g for g, names in mentions.items() if name in names}
+                        for names in mentions.values() for name in names}
+        self.closed: set[str] = set()
+        self.waiting: list[tuple[object, set[str], object]] = []  # (cell, names, judge)
+
+    def _needs(self, cell) -> set[str]:
+        """Later parts this cell's failures say it reached before they were judged."""
+        own = self.mentions.get(cell.metadata["nbgrader"].get("grade_id"), set())
+        text = " ".join(str(o.get("evalue", "")) for o in cell.outputs
+                        if o.get("output_type") == "error")
+        return {n for n in NEEDS.findall(text)
+                if n in self.pending and n not in self.closed and n not in own}
+
+    def judge(self, cell, run, worker: Worker) -> None:
+        cell.outputs = run(cell)
+        needs = self._needs(cell)
+        if needs:
+            self.waiting.append((cell, needs, run))
+        else:
+            self._done(cell, worker)
+
+    def _done(self, cell, worker: Worker) -> None:
+        grade_id = cell.metadata["nbgrader"].get("grade_id")
+        for name in sorted(self.mentions.get(grade_id, set())):
+            self.pending[name].discard(grade_id)
+            if not self.pending[name] and name not in self.closed:
+                self.closed.add(name)
+                with contextlib.suppress(WorkerGone):
+                    worker.judged(name)
+        for entry in list(self.waiting):
+            waiting_cell, needs, run = entry
+            if needs <= self.closed and entry in self.waiting:
+                self.waiting.remove(entry)
+                self.judge(waiting_cell, run, worker)
+
+
 def execute(nb, source_nb, runtime: Path, limits: sandbox.Limits, *, timeout: float,
             slot: int = 0, sandboxed: bool = True):
     """Run the learner's cells in the worker and judge the test cells here, in order."""
     trusted = trusted_imports(source_nb)
-    closing = closing_cells(source_nb)
+    order = Order(test_mentions(source_nb))
     worker = Worker(runtime, limits, deadline=time.monotonic() + timeout, slot=slot,
                     sandboxed=sandboxed)
     _CURRENT.append(worker)
@@ -475,10 +525,7 @@ def execute(nb, source_nb, runtime: Path, limits: sandbox.Limits, *, timeout: fl
                 continue
             meta = cell.metadata.get("nbgrader", {})
             if meta.get("grade") and not meta.get("solution"):
-                cell.outputs = judge_test(cell.source, trusted)
-                for name in closing.get(meta.get("grade_id"), []):
-                    with contextlib.suppress(WorkerGone):
-                        worker.judged(name)
+                order.judge(cell, lambda c: judge_test(c.source, trusted), worker)
                 continue
             try:
                 reply = worker.run(cell.source)
