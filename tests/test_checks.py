@@ -231,3 +231,37 @@ def test_subclass_of_reference_counts_as_imported():
 
     with pytest.raises(CheckFailed):
         require_own(Mine, "CharTokenizer")
+
+
+SINUSOIDS = """
+import math
+import torch
+
+def sinusoidal_table(max_len, d_model, dtype=torch.float32, device=None):
+    if d_model % 2:
+        raise ValueError("d_model must be even")
+    table = torch.zeros(max_len, d_model, dtype=torch.float64)
+    for pos in range(max_len):
+        for i in range(d_model // 2):
+            angle = pos / 10000 ** (2 * i / d_model)
+            table[pos, FIRST] = math.cos(angle)
+            table[pos, SECOND] = math.sin(angle)
+    return table.to(dtype=dtype, device=device)
+"""
+
+
+@pytest.mark.parametrize("first, second, name", [("2 * i", "2 * i + 1", "sin_cos_swapped"),
+                                                 ("d_model // 2 + i", "i",
+                                                  "sin_cos_concatenated")])
+def test_a_mistake_written_another_way_gets_the_same_hint(first, second, name):
+    """Loops over positions and features, not the reference's vectorised code: the mistake gets
+    its hint (from the mutant's result or, failing that, from its effect on the table)."""
+    from course.checks.embeddings import MISTAKES, check_sinusoidal_table
+
+    table = _learner(SINUSOIDS.replace("FIRST", first).replace("SECOND", second),
+                     "sinusoidal_table")
+    with pytest.raises(CheckFailed) as failure:
+        check_sinusoidal_table(table)
+    assert core.hints_in(str(failure.value)) == [next(m.hint for m in MISTAKES if m.name == name)]
+    right = SINUSOIDS.replace("FIRST", "2 * i + 1").replace("SECOND", "2 * i")
+    check_sinusoidal_table(_learner(right, "sinusoidal_table"))  # the loops themselves are fine

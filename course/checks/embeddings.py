@@ -256,10 +256,25 @@ def _ids(vocab_size: int, shape: tuple, seed: int) -> torch.Tensor:
     return oracles.token_ids(vocab_size, shape, seed)
 
 
-def _against(learner, probe, oracle, *, what: str, **tolerance) -> None:
-    """compare() with the oracle's result computed once by the same probe."""
+def _against(learner, probe, oracle, *, what: str, effects=None, **tolerance) -> None:
+    """compare() with the oracle's result computed once by the same probe; `effects(expected)`
+    gives the mistakes recognised by what they do to that result."""
     __tracebackhide__ = True
-    compare(learner, probe, probe(oracle), what=what, **tolerance)
+    expected = probe(oracle)
+    compare(learner, probe, expected, what=what,
+            effects=effects(expected) if effects else (), **tolerance)
+
+
+def _table_effects(expected: torch.Tensor):
+    """Mistakes of sinusoidal_table by their effect on the (L, d) table, whatever the code."""
+    sin, cos = expected[:, 0::2], expected[:, 1::2]                  # (L, d/2) each
+    swapped = torch.stack([cos, sin], dim=-1).flatten(-2)            # cos in the even features
+    concatenated = torch.cat([sin, cos], dim=-1)                     # all sines, then all cosines
+
+    def close(want):
+        return lambda got: got.shape == want.shape and bool(
+            torch.allclose(got.double(), want.double(), rtol=1e-4, atol=1e-5))
+    return [("sin_cos_swapped", close(swapped)), ("sin_cos_concatenated", close(concatenated))]
 
 
 def on_meta(module: nn.Module, x: torch.Tensor) -> tuple:
@@ -364,7 +379,7 @@ def check_sinusoidal_table(sinusoidal_table, hidden: bool = False) -> None:
     for L, d, dtype in cases:
         _against(sinusoidal_table, lambda f, L=L, d=d, dtype=dtype: f(L, d, dtype=dtype),
                  oracle=closed_form_table, what=f"sinusoidal_table({L}, {d}, dtype={dtype})",
-                 **(TOL64 if dtype == torch.float64 else TOL32))
+                 effects=_table_effects, **(TOL64 if dtype == torch.float64 else TOL32))
     compare(sinusoidal_table, lambda f: f(4, 5), Raises("ValueError"),
             what="sinusoidal_table(4, 5): an odd d_model has no (sin, cos) pairs and must raise "
                  "ValueError")
