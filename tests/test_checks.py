@@ -265,3 +265,18 @@ def test_a_mistake_written_another_way_gets_the_same_hint(first, second, name):
     assert core.hints_in(str(failure.value)) == [next(m.hint for m in MISTAKES if m.name == name)]
     right = SINUSOIDS.replace("FIRST", "2 * i + 1").replace("SECOND", "2 * i")
     check_sinusoidal_table(_learner(right, "sinusoidal_table"))  # the loops themselves are fine
+
+
+def test_the_two_attention_paths_disagreeing_is_said():
+    """A fused path written wrong in a way no catalogue lists (no scaling) is reported as the
+    fused path disagreeing with the explicit path that passed."""
+    from course.checks.attention import check_mha_self
+
+    source = core.target_source("solutions.attention.MultiHeadAttention")
+    fused = "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)"
+    assert fused in source
+    ns = dict(vars(importlib.import_module("solutions.attention")))
+    ns["__name__"] = "notebook"
+    cls = _learner(source.replace(fused, fused[:-1] + ", scale=1.0)"), "MultiHeadAttention", ns)
+    with pytest.raises(CheckFailed, match="the fused path disagrees with the explicit one"):
+        check_mha_self(cls)

@@ -453,10 +453,13 @@ def _check_mha(MultiHeadAttention, cases: list[dict], seed: int) -> None:
     parts = ("output", "weights", "gradient of x", "gradient of context")
     for i, case in enumerate(cases):
         case = dict(case, seed=seed + 10 * i)
-        for need_weights in (True, False):
+        for need_weights in (True, False):  # the fused path is reached once the other passed
+            what = _describe(case, need_weights) + ("" if need_weights else (
+                ": the same case passed with need_weights=True, so the fused path disagrees "
+                "with the explicit one"))
             compare(MultiHeadAttention,
                     lambda cls, c=case, n=need_weights: _our_mha(cls, c, n),
-                    _torch_mha(case, need_weights), what=_describe(case, need_weights),
+                    _torch_mha(case, need_weights), what=what,
                     parts=parts[:4 if case["cross"] else 3], **oracles.tol(case["dtype"]))
 
 
