@@ -35,6 +35,9 @@ c.GenerateFeedback.preprocessors = [
 c.SanitizeHTML.enabled = True
 c.SanitizeHTML.sanitized_output_types = {"text/html", "text/markdown", "text/latex",
                                          "image/svg+xml", "application/javascript"}
+# The exercises' folding hints stay folding hints (tags with no attributes, no script).
+c.SanitizeHTML.tags = ["a", "abbr", "acronym", "b", "blockquote", "code", "em", "i", "li", "ol",
+                       "strong", "ul", "details", "summary"]
 '''
 
 
