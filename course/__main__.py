@@ -49,6 +49,15 @@ def grade(args) -> int:
     print(f"Limits per submission: {limits.describe(cgroup.path is not None)}; "
           f"{args.timeout:g} s")
     try:
+        if args.assignment == "all":
+            every = grading.grade_all(Path(args.submissions), out, jobs=args.jobs,
+                                      timeout=args.timeout, limits=limits,
+                                      sandboxed=not args.unsandboxed)
+            for name, results in every.items():
+                print(f"\n{name}\n{grading.summary(results)}")
+            print(f"\nScores of every assignment (nbgrader's export layout): "
+                  f"{out / 'grades.csv'}\nEach assignment's class folder: {out}/<assignment>/")
+            return 0
         results = grading.grade_class(Path(args.submissions), args.assignment, out,
                                       jobs=args.jobs, timeout=args.timeout, limits=limits,
                                       sandboxed=not args.unsandboxed)
@@ -120,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("grade", help="autograde a class's submissions, each in its own sandbox")
     p.add_argument("submissions", nargs="?",
                    help="folder SUBMISSIONS/<student>/<assignment>.ipynb, or a .zip")
-    p.add_argument("--assignment", help="e.g. 01_tokenization")
+    p.add_argument("--assignment", help="e.g. 01_tokenization, or all (every exercise the "
+                                        "submissions hold, one CSV across them)")
     p.add_argument("--merge", nargs="+", metavar="RESULT",
                    help="fold grade-one JSON results into the class folder --out instead")
     p.add_argument("--out", help="class folder for gradebook.db, grades.csv, feedback/ "

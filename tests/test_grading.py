@@ -7,7 +7,9 @@ nbgrader config, a shadow nbgrader package), an invalid notebook and a folder wi
 The first exercise's class also holds a correct notebook that deletes every file it can reach,
 student names with accents and spaces, script in feedback, a duplicate and a symlink.
 Every mistake of every catalogue is proven in-process (tests/test_checks.py and the topic
-tests); here each kind of submission goes once through nbgrader.
+tests); here each kind of submission goes once through nbgrader. Every other exercise's
+canary goes through nbgrader and the judge, with a notebook of catalogued mistakes judged
+after it; a batch killed midway and run again, and `--assignment all`, are graded once each.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ import html
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -28,7 +34,7 @@ from nbgrader.api import Gradebook
 
 from course import exercises
 from course.grading import grade as grading
-from course.grading import sandbox
+from course.grading import judge, sandbox
 
 pytestmark = pytest.mark.slow
 FIRST = exercises.names()[0]
@@ -201,6 +207,108 @@ def test_a_second_run_regrades_nothing_that_did_not_change(graded, tmp_path):
     assert {r.student: r.score for r in again} == before
     assert all(r.seconds == graded["results"][r.student].seconds for r in again
                if r.status == "graded")  # kept, not graded again
+
+
+# ---------------------------------------------------------------- every exercise's canary
+
+
+@pytest.mark.parametrize("name", [n for n in exercises.names() if n not in GRADED])
+def test_every_exercise_gives_its_instructor_full_marks_and_names_a_mistake(name, tmp_path):
+    """`grade`'s canary for every exercise: the instructor notebook, through nbgrader and the
+    judge, gets full marks (else GradingBroken says why). A notebook with one catalogued
+    mistake per part, judged the same way (without nbgrader around it, to keep this cheap;
+    the exercises in GRADED go through nbgrader with a whole class), loses points and each
+    mistake's hint is among its failure messages."""
+    require_bwrap()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    scratch.chmod(0o711)
+    setup = grading.prepare(name, scratch, timeout=300, limits=sandbox.Limits(), sandboxed=True)
+    grading.canary(setup, scratch)
+    nb, mistakes = cases.one_mistake_per_part(name)
+    assert mistakes, "no catalogued mistake lands in the instructor notebook"
+    out = judge.execute(nbformat.from_dict(nb), cases.source_nb(name), setup.runtime,
+                        setup.limits, timeout=300)
+    earned, possible = cases.points(out)
+    assert earned < possible
+    messages = "\n".join(o.get("evalue", "") for c in cases.test_cells(out)
+                         for o in c.get("outputs", []))
+    assert [m.name for m in mistakes if m.hint not in messages] == []
+
+
+# ---------------------------------------------------------------- every assignment at once
+
+
+def test_grading_all_assignments_writes_one_export_csv(tmp_path):
+    """`--assignment all`: each exercise the class holds is graded into its own class folder,
+    and one CSV in nbgrader's export layout lists every student in every assignment."""
+    require_bwrap()
+    second = exercises.names()[3]
+    subs = tmp_path / "subs"
+    (subs / "ada").mkdir(parents=True)
+    nbformat.write(cases.source_nb(FIRST), subs / "ada" / f"{FIRST}.ipynb")
+    nbformat.write(cases.release_nb(second), subs / "ada" / f"{second}.ipynb")
+    nbformat.write(cases.release_nb(FIRST), subs / f"bo_{FIRST}.ipynb")  # an LMS export
+    every = grading.grade_all(subs, tmp_path / "out", jobs=2, timeout=300,
+                              progress=lambda _: None)
+    assert list(every) == [FIRST, second]
+    with open(tmp_path / "out" / "grades.csv", newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == grading.EXPORT_HEAD
+        scores = {(r["assignment"], r["student_id"]): (float(r["score"]), float(r["max_score"]))
+                  for r in reader}
+    assert set(scores) == {(a, s) for a in (FIRST, second) for s in ("ada", "bo")}
+    assert scores[FIRST, "ada"][0] == scores[FIRST, "ada"][1] > 0
+    assert scores[FIRST, "bo"][0] == 0 and scores[second, "ada"][0] == 0
+    assert scores[second, "bo"] == (0, scores[second, "ada"][1])  # not submitted: 0
+    for name in (FIRST, second):
+        assert (tmp_path / "out" / name / "gradebook.db").is_file()
+
+
+# ---------------------------------------------------------------- a batch killed midway
+
+
+def test_a_batch_killed_midway_and_run_again_loses_and_doubles_no_one(tmp_path):
+    """`grade` killed with SIGKILL (with its whole process group) after its first student,
+    then run again: every student is graded exactly once in grades.csv and in the gradebook,
+    and the students graded before the kill are kept, not graded again."""
+    require_bwrap()
+    subs, out, scratch = tmp_path / "subs", tmp_path / "out", tmp_path / "scratch"
+    scratch.mkdir()
+    students = {"ada": cases.source_nb(FIRST), "bo": cases.release_nb(FIRST)}
+    for student, nb in students.items():
+        (subs / student).mkdir(parents=True)
+        nbformat.write(nb, subs / student / f"{FIRST}.ipynb")
+    command = [sys.executable, "-m", "course", "grade", str(subs), "--assignment", FIRST,
+               "--out", str(out), "--jobs", "1", "--timeout", "300"]
+    env = dict(os.environ, TMPDIR=str(scratch))  # what the killed run leaves stays here
+    batch = subprocess.Popen(command, cwd=exercises.ROOT, env=env, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ledger = out / "results.json"
+    deadline = time.monotonic() + 600
+    while not (ledger.is_file() and json.loads(ledger.read_text())):
+        assert batch.poll() is None and time.monotonic() < deadline, "no student was graded"
+        time.sleep(0.1)
+    os.killpg(batch.pid, signal.SIGKILL)
+    batch.wait()
+    before = json.loads(ledger.read_text())
+    assert 1 <= len(before) < len(students), sorted(before)  # killed midway
+
+    again = subprocess.run(command, cwd=exercises.ROOT, env=env, capture_output=True,
+                           text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    with open(out / "grades.csv", newline="", encoding="utf-8") as f:
+        rows = [row["student"] for row in csv.DictReader(f)]
+    assert sorted(rows) == sorted(students)
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        ids = [s.student.id for s in gb.assignment_submissions(FIRST)]
+        assert sorted(ids) == sorted(students)
+        full = gb.find_assignment(FIRST).max_score
+        assert gb.find_submission(FIRST, "ada").score == full
+        assert gb.find_submission(FIRST, "bo").score == 0
+    after = json.loads(ledger.read_text())
+    for student, entry in before.items():  # kept from the killed run, not graded again
+        assert after[student]["seconds"] == entry["seconds"], student
 
 
 # ---------------------------------------------------------------- without a class

@@ -4,7 +4,8 @@ Each submission is autograded on its own, in a fresh temporary nbgrader course f
 only the instructor notebook, that one submission and a throw-away gradebook, inside a sandbox.
 The trusted parent reads the scores back and writes them into the class gradebook (nbgrader's
 `Gradebook`). Original submissions are only ever read. A broken or hostile submission is
-reported and never stops the batch.
+reported and never stops the batch. `--assignment all` grades every exercise the submissions
+hold, each into its own class folder, with one CSV across them (`grade_all`).
 """
 
 from __future__ import annotations
@@ -104,10 +105,11 @@ def collect(submissions: Path, assignment: str, scratch: Path) -> dict[str, Path
     return find(submissions, assignment, scratch).notebooks
 
 
-def find(submissions: Path, assignment: str, scratch: Path) -> Found:
+def find(submissions: Path, assignment: str, scratch: Path, *, strict: bool = False) -> Found:
     """Accepts a folder `SUBMISSIONS/<student>/<assignment>.ipynb`, a folder of
     `<student>_<assignment>.ipynb` files (LMS exports), or a .zip of either. Symbolic links
-    and a student with both a folder and a file are reported, never silently picked."""
+    and a student with both a folder and a file are reported, never silently picked.
+    `strict` (a folder holding several assignments): only notebooks named for this one."""
     if submissions.is_file() and submissions.suffix == ".zip":
         root = scratch / "unzipped"
         root.mkdir()
@@ -127,7 +129,9 @@ def find(submissions: Path, assignment: str, scratch: Path) -> Found:
             exact = entry / f"{assignment}.ipynb"
             others = sorted(entry.rglob("*.ipynb"))
             notebook = exact if exact.exists() or exact.is_symlink() else (
-                others[0] if len(others) == 1 else None)
+                others[0] if len(others) == 1 and not strict else None)
+        elif strict and not entry.name.endswith(f"_{assignment}.ipynb"):
+            continue
         elif entry.suffix == ".ipynb" or entry.is_symlink():
             student = entry.name.removesuffix(".ipynb").removesuffix(f"_{assignment}")
             notebook = entry
@@ -392,7 +396,8 @@ def canary(setup: Setup, scratch: Path) -> None:
 
 def grade_class(submissions: Path, assignment: str, out: Path, *, jobs: int = 2,
                 timeout: float = 600, memory_gb: float = 4, sandboxed: bool = True,
-                limits: sandbox.Limits | None = None, progress=print) -> list[Result]:
+                limits: sandbox.Limits | None = None, progress=print,
+                strict: bool = False) -> list[Result]:
     """Grade every submission; write OUT/gradebook.db, OUT/grades.csv and OUT/feedback/.
 
     The instructor notebook is graded first (the canary): unless it gets full marks,
@@ -410,7 +415,7 @@ def grade_class(submissions: Path, assignment: str, out: Path, *, jobs: int = 2,
     with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
         scratch = Path(tmp)
         scratch.chmod(0o711)  # the worker's user reaches the runtime, nothing else
-        found = find(submissions, assignment, scratch)
+        found = find(submissions, assignment, scratch, strict=strict)
         setup = prepare(assignment, scratch, timeout=timeout, limits=limits,
                         sandboxed=sandboxed)
         canary(setup, scratch)
@@ -455,6 +460,60 @@ def grade_class(submissions: Path, assignment: str, out: Path, *, jobs: int = 2,
                             if result.status.startswith("graded") else ""))
     results.sort(key=lambda r: r.student)
     write_csv(out / "grades.csv", results, part_names, assignment)
+    return results
+
+
+def present(submissions: Path) -> list[str]:
+    """The exercises that at least one notebook in the folder SUBMISSIONS is named for."""
+    found = {p.name for p in submissions.rglob("*.ipynb")}
+    return [name for name in exercises.names()
+            if any(f == f"{name}.ipynb" or f.endswith(f"_{name}.ipynb") for f in found)]
+
+
+EXPORT_HEAD = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name",
+               "email", "raw_score", "late_submission_penalty", "score", "max_score"]
+
+
+def write_export(path: Path, results: dict[str, list[Result]]) -> None:
+    """One CSV across assignments, in the layout of `nbgrader export`: a row per assignment
+    and student, every student of the class in every assignment (0 when not graded)."""
+    students = sorted({r.student for rs in results.values() for r in rs})
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(EXPORT_HEAD)
+        for assignment, rs in results.items():
+            by_student = {r.student: r for r in rs}
+            max_score = max((r.max_score for r in rs), default=0.0)
+            for student in students:
+                r = by_student.get(student)
+                score = r.score if r is not None and r.status.startswith("graded") else 0.0
+                writer.writerow([assignment, "", "", student, "", "", "", f"{score:g}", "0",
+                                 f"{score:g}", f"{max_score:g}"])
+
+
+def grade_all(submissions: Path, out: Path, *, progress=print, **options) -> dict[str, list]:
+    """`grade --assignment all`: every exercise the submissions hold a notebook for, each into
+    its own class folder OUT/<assignment>/ (as `grade` makes it), and OUT/grades.csv across
+    them in nbgrader's export layout. Each assignment's canary runs first, as in `grade`."""
+    submissions, out = Path(submissions).resolve(), Path(out).resolve()
+    with tempfile.TemporaryDirectory(prefix="course-grade-all-") as tmp:
+        if submissions.is_file() and submissions.suffix == ".zip":
+            folder = Path(tmp) / "unzipped"
+            folder.mkdir()
+            _safe_extract(submissions, folder)
+            submissions = folder
+        if not submissions.is_dir():
+            raise FileNotFoundError(f"no submissions folder or zip at {submissions}")
+        names = present(submissions)
+        if not names:
+            raise FileNotFoundError(f"no notebook in {submissions} is named for an exercise "
+                                    f"({', '.join(exercises.names())})")
+        results = {}
+        for name in names:
+            progress(f"{name}:")
+            results[name] = grade_class(submissions, name, out / name, progress=progress,
+                                        strict=True, **options)
+    write_export(out / "grades.csv", results)
     return results
 
 

@@ -12,7 +12,11 @@ probe on it (`course.checks.core.call`), the probe is pickled, applied to the le
 the worker, and only its *result* comes back (tensors and plain containers, read with
 `torch.load(weights_only=True)`). Comparing with the oracle, diagnosing mistakes and deciding the
 score all happen here. Whatever the learner's code patches, rebinds or transforms, it does so in
-the worker, where nothing is judged.
+the worker, where nothing is judged. The checks' code is sent by value; `solutions` objects go
+by reference to the worker's copy, where a graded object's stub is the learner's own version
+until every test of its part is judged, and the reference after (see `Order`), so given helpers
+behave as in the in-process run without the reference of a part still to be judged ever
+reaching the worker.
 
 `JudgedExecute` is the nbgrader preprocessor that replaces nbgrader's `Execute` in `autograde`,
 so nbgrader itself (run by the trusted grader, outside the sandbox) records the grades.
