@@ -668,7 +668,7 @@ def grade_in_process(exercise: str, *, slip: Slip | None = None,
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         try:
             with redirect_stdout(io.StringIO()):
-                exec(compile(source, filename, "exec"), namespace)
+                exec(compile(source, filename, "exec", dont_inherit=True), namespace)
             failure = None
         except Exception as error:  # a failing cell: its message is what the learner reads
             failure = f"{type(error).__name__}: {error}"
