@@ -18,7 +18,6 @@ This file is run as a script and imports nothing from the course.
 """
 
 from __future__ import annotations
-import __future__
 
 import builtins
 import io
@@ -79,10 +78,7 @@ def main() -> int:
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
 
-    shell = InteractiveShell.instance()
-    # Annotations are never graded: they stay unevaluated strings (as from Python 3.14 on), so
-    # a method annotated with its own class, or a type the notebook never imports, is no error.
-    shell.compile.flags |= __future__.annotations.compiler_flag
+    shell = InteractiveShell.instance()  # cells compile as in a notebook (no future flags)
     namespace = shell.user_ns
     builtins.__course_learner__ = lambda name: namespace[name]
     builtins.__course_reference__ = {}  # graded parts already judged -> their reference
