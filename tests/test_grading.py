@@ -197,6 +197,7 @@ def test_student_html_and_script_never_reach_the_feedback_live(graded):
     raw = first_class(graded)["xss"].feedback.read_text()
     assert "<script>alert" not in raw and not re.search(r"<img[^>]*onerror", raw)
     assert "alert" in html.unescape(raw)  # shown as text, not dropped silently
+    assert "<details><summary>Hint</summary>" in raw  # the exercise's folding hints stay live
 
 
 def test_a_second_run_regrades_nothing_that_did_not_change(graded, tmp_path):
