@@ -20,9 +20,10 @@ kinds of code cell carry options:
 Any other code cell is a plain cell the learner may run or change. A `:part:` cell gets the
 source of the named objects, copied from `solutions/` (the only copy of the solution code).
 The exercise's design lives in the template: by default each function body (each method body,
-for a class) after its docstring becomes a region the learner writes (between
-`### BEGIN SOLUTION` / `### END SOLUTION`); `:write:` names the only bodies the learner writes,
-the rest of the copied code is given:
+for a class) after its docstring and its leading input checks (`if <bad input>: raise ...`,
+`self.check_inputs(...)`) becomes a region the learner writes (between `### BEGIN SOLUTION` /
+`### END SOLUTION`); `:write:` names the only bodies the learner writes, the rest of the copied
+code is given:
 
     ```{code-cell} ipython3
     :part: multi_head_attention
@@ -87,9 +88,23 @@ def _functions(tree: ast.AST, prefix: str = ""):
             yield from _functions(node, name + ".")
 
 
+def _is_guard(node: ast.stmt) -> bool:
+    """An input check: a call such as `self.check_inputs(x)` / `_check_ids(...)` whose name
+    starts with check, or an `if` (no else) whose body only raises or makes such calls."""
+    if isinstance(node, ast.If):
+        return not node.orelse and all(isinstance(n, ast.Raise) or _is_guard(n)
+                                       for n in node.body)
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        func = node.value.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        return name.lstrip("_").startswith("check")
+    return False
+
+
 def _body_spans(tree: ast.AST, write: list[str] | None = None) -> list[tuple[int, int, int]]:
-    """(first line, last line, indent) of each function body after its docstring (1-based);
-    only the functions named in `write` (qualified: 'Cls.method') when it is given."""
+    """(first line, last line, indent) of each function body after its docstring and its
+    leading input checks, which stay given (1-based); only the functions named in `write`
+    (qualified: 'Cls.method') when it is given."""
     spans = []
     for name, node in _functions(tree):
         if write is None or name in write:
@@ -97,16 +112,18 @@ def _body_spans(tree: ast.AST, write: list[str] | None = None) -> list[tuple[int
             if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                     and isinstance(body[0].value.value, str):
                 body = body[1:]
+            while body and _is_guard(body[0]):
+                body = body[1:]
             if body:
                 spans.append((body[0].lineno, body[-1].end_lineno, body[0].col_offset))
     return spans
 
 
 def mark_solution(source: str, write: list[str] | None = None) -> str:
-    """Wrap each function body (only those named in `write`, if given) in solution markers,
-    unless the source already has markers."""
+    """Wrap each function body (only those named in `write`, if given) in solution markers."""
     if BEGIN in source:
-        return source
+        raise ValueError("solution code carries nbgrader markers: which bodies a learner "
+                         "writes is the template's choice (:write:)")
     lines = source.splitlines()
     tree = ast.parse(source)
     if write is not None:

@@ -62,7 +62,6 @@ class FeedForward(nn.Module):
         if x.dim() < 1 or x.size(-1) != self.d_model:
             raise ValueError(f"x must have {self.d_model} features in its last axis "
                              f"(B, T, {self.d_model}), got shape {tuple(x.shape)}")
-        ### BEGIN SOLUTION
         h = self.fc(x)                                    # (B, T, d_ff)
         if self.activation == "gelu":
             h = gelu(h)
@@ -72,7 +71,6 @@ class FeedForward(nn.Module):
             h = torch.relu(h)
         y = self.proj(h)                                  # (B, T, C)
         return F.dropout(y, p=self.dropout, training=self.training)
-        ### END SOLUTION
 
 
 def feedforward_parameters(d_model: int, d_ff: int, bias: bool = True) -> int:
@@ -80,8 +78,6 @@ def feedforward_parameters(d_model: int, d_ff: int, bias: bool = True) -> int:
     two weight matrices, plus one bias per output feature of each Linear."""
     if min(d_model, d_ff) < 1:
         raise ValueError(f"sizes must be positive, got d_model={d_model}, d_ff={d_ff}")
-    ### BEGIN SOLUTION
     weights = d_model * d_ff + d_ff * d_model
     biases = d_ff + d_model if bias else 0
     return weights + biases
-    ### END SOLUTION

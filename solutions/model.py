@@ -109,14 +109,12 @@ class Residual(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        ### BEGIN SOLUTION
         out = self.sublayer(x, *args, **kwargs)           # F(x), same shape as x
         if not isinstance(out, torch.Tensor) or out.shape != x.shape:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ValueError(f"the sub-layer must return a tensor shaped like its input "
                              f"{tuple(x.shape)} so it can be added to it, got {got}")
         return x + self.dropout(out)                      # skip + branch
-        ### END SOLUTION
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,7 +184,6 @@ class Block(nn.Module):
                              "as context=(B, T_ctx, C)")
         if not self.cross and (context is not None or context_mask is not None):
             raise ValueError("context/context_mask given to a block built with cross=False")
-        ### BEGIN SOLUTION
         if self.causal:
             T = x.size(1)
             causal = causal_mask(T, device=x.device).view(1, 1, T, T)  # (1, 1, T, T)
@@ -204,7 +201,6 @@ class Block(nn.Module):
                                                                    mask=context_mask)[0]))
             x = self.ln_2(x + self.mlp(x))
         return x                                          # (B, T, C)
-        ### END SOLUTION
 
 
 class EncoderLayer(Block):
@@ -279,10 +275,9 @@ def gradient_norms(layers, x: torch.Tensor, grad: torch.Tensor, skip: bool = Fal
     (``x <- f(x)``) or, with ``skip=True``, a residual one (``x <- x + f(x)``); backpropagate
     ``grad`` (shaped like the output) and return, for each layer from the input side on, the
     norm of the gradient of all its parameters together: sqrt(sum of squared entries)."""
-    layers = list(layers)
-    if not layers or not all(isinstance(f, nn.Module) for f in layers):
-        raise TypeError("layers must be a non-empty sequence of nn.Module")
-    ### BEGIN SOLUTION
+    if not isinstance(layers, (list, tuple, nn.ModuleList)) or not layers \
+            or not all(isinstance(f, nn.Module) for f in layers):
+        raise TypeError("layers must be a non-empty list of nn.Module")
     h = x
     for f in layers:
         h = h + f(h) if skip else f(h)                    # residual or plain stack
@@ -298,7 +293,6 @@ def gradient_norms(layers, x: torch.Tensor, grad: torch.Tensor, skip: bool = Fal
         start += len(ps)
         norms.append(math.sqrt(sum(g.pow(2).sum().item() for g in mine)))
     return norms
-    ### END SOLUTION
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,7 +338,6 @@ class EncoderEmbeddings(nn.Module):
         if input_ids.size(1) > self.position.num_embeddings:
             raise ValueError(f"sequence of {input_ids.size(1)} tokens is longer than the "
                              f"{self.position.num_embeddings} positions the model knows")
-        ### BEGIN SOLUTION
         T = input_ids.size(1)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)  # one segment
@@ -352,7 +345,6 @@ class EncoderEmbeddings(nn.Module):
              + self.position(self.positions[:T])          # (T, C), broadcast over the batch
              + self.token_type(token_type_ids))           # (B, T, C)
         return self.dropout(self.ln(x))
-        ### END SOLUTION
 
 
 class Pooler(nn.Module):
@@ -367,9 +359,7 @@ class Pooler(nn.Module):
         if hidden.dim() != 3 or hidden.size(-1) != self.dense.in_features:
             raise ValueError(f"hidden must be (B, T, {self.dense.in_features}), got "
                              f"{tuple(hidden.shape)}")
-        ### BEGIN SOLUTION
         return torch.tanh(self.dense(hidden[:, 0]))      # [CLS] is position 0: (B, C)
-        ### END SOLUTION
 
 
 class Encoder(nn.Module):
@@ -400,7 +390,6 @@ class Encoder(nn.Module):
         if attention_mask is not None and attention_mask.shape != input_ids.shape:
             raise ValueError(f"attention_mask must have the shape of input_ids "
                              f"{tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}")
-        ### BEGIN SOLUTION
         x = self.embeddings(input_ids, token_type_ids)    # (B, T, C)
         mask = None if attention_mask is None else padding_mask(attention_mask)  # (B,1,1,T)
         for layer in self.layers:
@@ -408,7 +397,6 @@ class Encoder(nn.Module):
         if self.ln_f is not None:
             x = self.ln_f(x)
         return x
-        ### END SOLUTION
 
     @classmethod
     def from_pretrained(cls, path=None):
@@ -425,10 +413,8 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     if hidden.dim() != 3 or attention_mask.shape != hidden.shape[:2]:
         raise ValueError(f"expected hidden (B, T, C) and attention_mask (B, T), got "
                          f"{tuple(hidden.shape)} and {tuple(attention_mask.shape)}")
-    ### BEGIN SOLUTION
     m = attention_mask.to(hidden.dtype).unsqueeze(-1)     # (B, T, 1): 1 = real token
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)  # (B, C)
-    ### END SOLUTION
 
 
 class SentenceEncoder(nn.Module):
@@ -581,7 +567,6 @@ def cached_self_attention(attn: MultiHeadAttention, x: torch.Tensor, cache: KVCa
                           layer: int) -> torch.Tensor:
     """Causal self-attention of the new tokens x (B, T_new, C) over the cached past and
     themselves, with the projections of `attn`; stores their keys and values in `cache`."""
-    ### BEGIN SOLUTION
     q = split_heads(attn.query(x), attn.n_heads)          # (B, H, T_new, D)
     k = split_heads(attn.key(x), attn.n_heads)            # (B, H, T_new, D)
     v = split_heads(attn.value(x), attn.n_heads)          # (B, H, T_new, D)
@@ -591,7 +576,6 @@ def cached_self_attention(attn: MultiHeadAttention, x: torch.Tensor, cache: KVCa
     mask = torch.ones(T_new, T_all, dtype=torch.bool, device=x.device).tril(T_all - T_new)
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[None, None])
     return attn.out(merge_heads(y))                       # (B, T_new, C)
-    ### END SOLUTION
 
 
 def cached_block(block: Block, x: torch.Tensor, cache: KVCache, layer: int,
@@ -664,17 +648,9 @@ class GPT(nn.Module):
         """idx (B, T) token ids -> (logits (B, T, V), mean cross-entropy against targets or
         None). With a `cache`, idx holds only the new tokens and their positions follow the
         cached ones (eval mode only)."""
-        if idx.dim() != 2 or idx.dtype not in (torch.long, torch.int):
-            raise ValueError(f"idx must be (B, T) integer token ids, got {tuple(idx.shape)} "
-                             f"{idx.dtype}")
-        start = 0 if cache is None else cache.length
+        self.check_inputs(idx, cache)
+        start = 0 if cache is None else cache.length      # positions already in the cache
         T = idx.size(1)
-        if start + T > self.config.block_size:
-            raise ValueError(f"sequence of {start + T} tokens is longer than block_size "
-                             f"{self.config.block_size}")
-        if cache is not None and self.training:
-            raise RuntimeError("the KV cache is for generation: call model.eval() first")
-        ### BEGIN SOLUTION
         pos = self.positions[start:start + T]              # (T,), on the model's device
         x = self.drop(self.wte(idx) + self.wpe(pos))       # (B, T, C)
         for i, block in enumerate(self.blocks):
@@ -682,7 +658,19 @@ class GPT(nn.Module):
         logits = self.lm_head(self.ln_f(x))                # (B, T, V)
         loss = None if targets is None else lm_loss(logits, targets, ignore_index)
         return logits, loss
-        ### END SOLUTION
+
+    def check_inputs(self, idx: torch.Tensor, cache: KVCache | None = None) -> None:
+        """Raise a clear error for ids that are not (B, T) integers, for a sequence longer than
+        block_size (cached tokens included), or for a cache used in training mode."""
+        if idx.dim() != 2 or idx.dtype not in (torch.long, torch.int):
+            raise ValueError(f"idx must be (B, T) integer token ids, got {tuple(idx.shape)} "
+                             f"{idx.dtype}")
+        length = idx.size(1) + (0 if cache is None else cache.length)
+        if length > self.config.block_size:
+            raise ValueError(f"sequence of {length} tokens is longer than block_size "
+                             f"{self.config.block_size}")
+        if cache is not None and self.training:
+            raise RuntimeError("the KV cache is for generation: call model.eval() first")
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config.n_layer)
@@ -795,6 +783,19 @@ class SourceConditioned:
 
     def eval(self) -> SourceConditioned:
         return self.train(False)
+
+    def check_inputs(self, idx: torch.Tensor, cache: KVCache | None = None) -> None:
+        """Raise a clear error for ids that are not (B, T) integers, for a sequence longer than
+        block_size (cached tokens included), or for a cache used in training mode."""
+        if idx.dim() != 2 or idx.dtype not in (torch.long, torch.int):
+            raise ValueError(f"idx must be (B, T) integer token ids, got {tuple(idx.shape)} "
+                             f"{idx.dtype}")
+        length = idx.size(1) + (0 if cache is None else cache.length)
+        if length > self.config.block_size:
+            raise ValueError(f"sequence of {length} tokens is longer than block_size "
+                             f"{self.config.block_size}")
+        if cache is not None and self.training:
+            raise RuntimeError("the KV cache is for generation: call model.eval() first")
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config.n_layer)

@@ -24,12 +24,10 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
     if x.dim() < 1 or x.size(-1) != weight.numel():
         raise ValueError(f"x must have {weight.numel()} features in its last axis, like the "
                          f"weight: (B, T, {weight.numel()}), got shape {tuple(x.shape)}")
-    ### BEGIN SOLUTION
     mean = x.mean(dim=-1, keepdim=True)                   # (..., 1)
     var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)    # (..., 1), biased: divide by C
     x_hat = (x - mean) / torch.sqrt(var + eps)            # (..., C), zero mean, unit variance
     return x_hat * weight + bias
-    ### END SOLUTION
 
 
 class LayerNorm(nn.Module):
@@ -48,9 +46,7 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (..., C) -> (..., C), each token normalised over its C features (layer_norm
         checks that C is normalized_shape)."""
-        ### BEGIN SOLUTION
         return layer_norm(x, self.weight, self.bias, self.eps)
-        ### END SOLUTION
 
 
 class RMSNorm(nn.Module):
@@ -71,7 +67,5 @@ class RMSNorm(nn.Module):
             raise ValueError(f"RMSNorm({self.normalized_shape}): x must have "
                              f"{self.normalized_shape} features in its last axis, "
                              f"got shape {tuple(x.shape)}")
-        ### BEGIN SOLUTION
         ms = (x * x).mean(dim=-1, keepdim=True)           # (..., 1) mean square
         return x / torch.sqrt(ms + self.eps) * self.weight
-        ### END SOLUTION

@@ -75,6 +75,14 @@ def expand(table: list[tuple[str, str]], n_layer: int) -> dict[str, str]:
     return names
 
 
+def check_names(model: nn.Module, names: Mapping[str, str]) -> None:
+    """Raise :class:`CheckpointError` naming the first parameter or persistent buffer of
+    `model` that the name table `names` has no entry for."""
+    unmapped = [name for name in model.state_dict() if name not in names]
+    if unmapped:
+        raise CheckpointError(f"the name table has no entry for our tensor {unmapped[0]!r}")
+
+
 def copy_checkpoint(model: nn.Module, tensors: Mapping[str, torch.Tensor],
                     names: Mapping[str, str], source: str = "the checkpoint") -> nn.Module:
     """Copy `tensors` into `model` through `names` ({our name: checkpoint name}).
@@ -83,11 +91,8 @@ def copy_checkpoint(model: nn.Module, tensors: Mapping[str, torch.Tensor],
     :class:`CheckpointError` naming the first tensor that is missing from `tensors` or has the
     wrong shape; nothing is copied unless everything fits. Returns `model`.
     """
-    ours = model.state_dict()
-    unmapped = [name for name in ours if name not in names]
-    if unmapped:
-        raise CheckpointError(f"the name table has no entry for our tensor {unmapped[0]!r}")
-    ### BEGIN SOLUTION
+    check_names(model, names)
+    ours = model.state_dict()                             # our name -> our tensor
     for name, target in ours.items():                     # check everything first
         theirs = names[name]
         if theirs not in tensors:
@@ -100,7 +105,6 @@ def copy_checkpoint(model: nn.Module, tensors: Mapping[str, torch.Tensor],
         for name, target in ours.items():
             target.copy_(tensors[names[name]])
     return model
-    ### END SOLUTION
 
 
 # ---------------------------------------------------------------------------------------------

@@ -73,11 +73,6 @@ def test_mark_solution_wraps_bodies_after_docstrings():
     compile(marked, "<marked>", "exec")
 
 
-def test_mark_solution_keeps_authors_markers():
-    source = "def f():\n    x = 1\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n"
-    assert exercises.mark_solution(source) == source
-
-
 @pytest.mark.parametrize("cell,error", [
     ("```{code-cell} ipython3\n:test: t\nprint(1)\n```", "has no :points:"),
     ("```{code-cell} ipython3\n:part: p\n```", "names no :copy: objects"),
@@ -111,8 +106,32 @@ def test_write_names_the_only_bodies_the_learner_writes():
         exercises.mark_solution(source, ["A.backward"])
 
 
+def test_leading_input_checks_stay_given():
+    """A body's leading input checks are given; the learner writes from the first other line."""
+    source = textwrap.dedent('''\
+        def f(x, y=None):
+            """Doc."""
+            _check_ids("x", x)
+            if y is not None:
+                _check_ids("y", y, like=x)
+            if x.dim() != 2:
+                raise ValueError("x must be (B, T)")
+            n = x.size(1)
+            if n > 3:
+                raise ValueError("too long")
+            return n
+        ''')
+    given, written = exercises.mark_solution(source).split(exercises.BEGIN)
+    assert 'raise ValueError("x must be (B, T)")' in given
+    assert "n = x.size(1)" in written and 'raise ValueError("too long")' in written
+    only_checks = 'def g(x):\n    """Doc."""\n    self.check_inputs(x)\n    return x\n'
+    assert "self.check_inputs(x)\n    ### BEGIN SOLUTION\n    return x" in \
+        exercises.mark_solution(only_checks)
+
+
 def test_solutions_carry_no_exercise_markers():
     """Which bodies a learner writes is the template's choice (`:write:`), not the code's."""
-    for topic in ("tokenization", "embeddings", "attention"):
-        path = exercises.ROOT / "solutions" / f"{topic}.py"
+    for path in sorted((exercises.ROOT / "solutions").glob("*.py")):
         assert exercises.BEGIN not in path.read_text(), path.name
+    with pytest.raises(ValueError, match="markers"):
+        exercises.mark_solution(f"def f():\n    {exercises.BEGIN}\n    return 1\n")

@@ -63,6 +63,13 @@ def test_the_reference_notebook_passes_in_process(topic):
     assert [c for c in core.grade_in_process(EXERCISES[topic]) if c.failure] == []
 
 
+@pytest.mark.parametrize("topic", TOPICS)
+def test_the_released_notebook_earns_nothing_in_process(topic):
+    """The given code (constructors, input checks) earns no point on its own."""
+    cells = core.grade_in_process(EXERCISES[topic], blank=True)
+    assert [c.grade_id for c in cells if not c.failure] == []
+
+
 @pytest.mark.parametrize("topic,slip", SLIPS, ids=[f"{t}-{s.name}" for t, s in SLIPS])
 def test_a_slip_costs_its_part_only_and_gets_no_wrong_hint(topic, slip):
     target = slip.target.removesuffix(".forward")

@@ -638,15 +638,16 @@ class TestCell:
 
 
 def grade_in_process(exercise: str, *, slip: Slip | None = None,
-                     mistake: Mistake | None = None) -> list[TestCell]:
+                     mistake: Mistake | None = None, blank: bool = False) -> list[TestCell]:
     """Run an exercise's instructor notebook (hidden tests included) in this process, with one
-    slip or one catalogued mistake made in its solution cell; return every test cell's result.
-    The fast, in-process proof of what a slip costs (the nbgrader run is tested separately)."""
+    slip or one catalogued mistake made in its solution cell, or with every region the learner
+    writes left as released (`blank`); return every test cell's result. The fast, in-process
+    proof of what a slip costs (the nbgrader run is tested separately)."""
     cells = _notebook_cells(exercise)
     last = max(i for i, c in enumerate(cells) if c.metadata.get("nbgrader", {}).get("grade"))
     namespace: dict[str, Any] = {"__name__": "__main__"}
     results = []
-    changed = slip is None and mistake is None  # test cells before the change: as the reference
+    changed = slip is None and mistake is None and not blank  # before a change: the reference's
     for index, cell in enumerate(cells[:last + 1]):  # the cells after the last test: ungraded
         if cell.cell_type != "code":
             continue
@@ -660,6 +661,9 @@ def grade_in_process(exercise: str, *, slip: Slip | None = None,
                 qualname = slip.target.removeprefix(_module_of(slip.target) + ".")
                 if re.search(rf"^(def|class) {qualname.split('.')[0]}\b", source, re.M):
                     source = replace_definition(source, qualname, slip.code)
+            if blank:  # as nbgrader releases it
+                source = re.sub(r"^( *)### BEGIN SOLUTION\n.*?^ *### END SOLUTION$",
+                                r"\1raise NotImplementedError()", source, flags=re.M | re.S)
             changed = changed or source != before
         if meta.get("grade") and not changed:  # unchanged code before it: the reference's result
             results.append(TestCell(meta["grade_id"], int(meta["points"]), None))
