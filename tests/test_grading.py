@@ -20,6 +20,7 @@ import html
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -312,6 +313,115 @@ def test_a_batch_killed_midway_and_run_again_loses_and_doubles_no_one(tmp_path):
         assert after[student]["seconds"] == entry["seconds"], student
 
 
+# ---------------------------------------------------------------- one process, many students
+
+PLANT = '''
+import builtins, os, pathlib, subprocess, sys
+for folder in ("/tmp", "/tmp/work", "/tmp/home", "/dev/shm", os.getcwd()):
+    try:
+        pathlib.Path(folder, "planted").write_text("left behind")
+    except OSError:
+        pass
+os.environ["PLANTED"] = "1"
+builtins.PLANTED = True
+subprocess.Popen([sys.executable, "-c", "import time  # {marker}\\nwhile True: time.sleep(0.1)"],
+                 start_new_session=True)
+'''
+
+SNOOP = '''
+import builtins, os, pathlib
+left = [p for p in ("/tmp/planted", "/tmp/work/planted", "/tmp/home/planted",
+                    "/dev/shm/planted", "planted") if pathlib.Path(p).exists()]
+left += ["environment"] * bool(os.environ.get("PLANTED")) + ["builtins"] * hasattr(builtins,
+                                                                                "PLANTED")
+if left:
+{spoil}
+'''
+
+
+def test_one_grading_process_carries_nothing_from_a_student_to_the_next(tmp_path, monkeypatch):
+    """With one job, one trusted grading process grades the whole class in turn. A correct
+    notebook that tries to leave things behind (files in every place it can write, the
+    environment, builtins, a process that outlives it) earns its marks, and changes nothing
+    for the next students of the same process: an untouched notebook after it scores 0 (no
+    verdict of the checks carries over), and a correct notebook that spoils every answer if
+    it finds anything left behind gets full marks. No planted process outlives the batch."""
+    require_bwrap()
+    marker = f"planted-{os.getpid()}-{time.monotonic_ns()}"
+    full = cases.source_nb(FIRST)
+    spoil = "\n".join(f"    {name} = None" for cell in cases.solution_cells(full)
+                      for name in cases.defined(cell.source))
+    students = {"a-plants": cases.with_cell(full, PLANT.format(marker=marker), at=2),
+                "b-untouched": cases.release_nb(FIRST),
+                "c-snoops": cases.with_cell(full, SNOOP.format(spoil=spoil),
+                                            at=len(full.cells))}
+    for student, nb in students.items():
+        (tmp_path / "subs" / student).mkdir(parents=True)
+        nbformat.write(nb, tmp_path / "subs" / student / f"{FIRST}.ipynb")
+    started = []
+    start = grading.Server.start
+
+    def counted(self):
+        before = self.proc
+        start(self)
+        if self.proc is not before:
+            started.append(self.proc.pid)
+        return self
+
+    monkeypatch.setattr(grading.Server, "start", counted)
+    results = {r.student: r for r in grading.grade_class(
+        tmp_path / "subs", FIRST, tmp_path / "out", jobs=1, timeout=300,
+        progress=lambda _: None)}
+    assert len(started) == 1  # the canary and every student: one grading process
+    for student in ("a-plants", "c-snoops"):
+        result = results[student]
+        assert result.status == "graded" and result.score == result.max_score > 0, \
+            (student, result.parts, result.log[-2000:])
+    assert results["b-untouched"].status == "graded" and results["b-untouched"].score == 0
+    alive = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            alive += [cmdline] if marker.encode() in cmdline.read_bytes() else []
+        except OSError:
+            continue
+    assert alive == []
+
+
+def test_a_grading_process_that_dies_costs_only_its_own_student(tmp_path, monkeypatch):
+    """The trusted grading process ends while grading one student (killed here): that student
+    is reported as not graded, and the next student is graded by a new process."""
+    require_bwrap()
+    for student, nb in (("ada", cases.source_nb(FIRST)), ("bo", cases.source_nb(FIRST))):
+        (tmp_path / "subs" / student).mkdir(parents=True)
+        nbformat.write(nb, tmp_path / "subs" / student / f"{FIRST}.ipynb")
+    ask = grading.Server.ask
+    asked = []
+
+    def killed_on_ada(self, request, timeout):
+        asked.append(request["kind"])
+        if asked.count("grade") != 2:  # the canary, then ada
+            return ask(self, request, timeout)
+        wait = select.select
+
+        def killed_then_wait(*args):  # ada's request is sent: the process ends now
+            self.proc.kill()
+            self.proc.wait()
+            return wait(*args)
+
+        monkeypatch.setattr(select, "select", killed_then_wait)
+        try:
+            return ask(self, request, timeout)
+        finally:
+            monkeypatch.setattr(select, "select", wait)
+
+    monkeypatch.setattr(grading.Server, "ask", killed_on_ada)
+    results = {r.student: r for r in grading.grade_class(
+        tmp_path / "subs", FIRST, tmp_path / "out", jobs=1, timeout=300,
+        progress=lambda _: None)}
+    assert results["ada"].status.startswith("grading failed: the grading process ended")
+    assert results["bo"].status == "graded" and results["bo"].score == results["bo"].max_score
+
+
 # ---------------------------------------------------------------- without a class
 
 
@@ -320,7 +430,7 @@ def test_a_grader_that_cannot_give_the_instructor_full_marks_writes_nothing(tmp_
     (tmp_path / "subs" / "ada").mkdir(parents=True)
     nbformat.write(cases.source_nb(FIRST), tmp_path / "subs" / "ada" / f"{FIRST}.ipynb")
     with pytest.raises(grading.GradingBroken, match="instructor notebook") as error:
-        grading.grade_class(tmp_path / "subs", FIRST, tmp_path / "out", timeout=1,
+        grading.grade_class(tmp_path / "subs", FIRST, tmp_path / "out", timeout=0.001,
                             progress=lambda _: None)  # too little time for any notebook
     print(error.value)
     assert not (tmp_path / "out").exists()

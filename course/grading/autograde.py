@@ -1,15 +1,28 @@
-"""One submission, trusted side: nbgrader `autograde` then `generate_feedback`, in one process.
+"""Submissions, trusted side: nbgrader `autograde` then `generate_feedback`.
 
     python -m course.grading.autograde WORK ASSIGNMENT STUDENT
+    python -m course.grading.autograde --serve
 
 WORK is a per-submission nbgrader course folder made by the grader. This process runs
 nbgrader (trusted code) outside any sandbox; the learner's code runs only in the sandboxed
-worker that `course.grading.judge.JudgedExecute` starts. Exit status 0 when both steps
-succeeded; otherwise the failing step's log is printed and the status is 1.
+worker that `course.grading.judge.JudgedExecute` starts, a fresh one for every submission.
+With WORK: exit status 0 when both steps succeeded; otherwise the failing step's log is printed
+and the status is 1.
+
+`--serve` grades many submissions in sequence (one such process per job slot of `grade`), so
+nbgrader, the checks and the references are loaded once: each request is one line of JSON on
+standard input, each reply one line of JSON on standard output. Nothing of a submission can
+stay behind for the next: the learner's code ran in its own worker, now ended, and only plain
+data (text, numbers, tensors read with `weights_only`) ever came back from it; each
+submission has its own course folder and gradebook; the checks' handles on learner objects
+are never reused (`judge._RETIRED`).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import resource
 import sys
 from pathlib import Path
 
@@ -41,22 +54,112 @@ c.SanitizeHTML.tags = ["a", "abbr", "acronym", "b", "blockquote", "code", "em", 
 '''
 
 
-def main(argv: list[str]) -> int:
-    work, assignment, student = Path(argv[0]), argv[1], argv[2]
+def _alembic_head() -> str:
+    """The gradebook schema's version, as nbgrader's `alembic heads` subprocess finds it
+    (it runs one for every new gradebook), read here once."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from nbgrader.dbutil import ALEMBIC_DIR
+
+    config = Config()
+    config.set_main_option("script_location", ALEMBIC_DIR)
+    (head,) = ScriptDirectory.from_config(config).get_heads()
+    return head
+
+
+def _once_per_process() -> None:
+    """nbgrader asks alembic for the schema version once per new gradebook (a subprocess of
+    about two seconds): ask once, in process."""
+    import functools
+
+    import nbgrader.api
+
+    original = nbgrader.api.get_alembic_version
+    if isinstance(original, functools._lru_cache_wrapper):
+        return
+
+    @functools.cache
+    def version() -> str:
+        try:
+            return _alembic_head()
+        except Exception:  # noqa: BLE001  (several heads, another alembic: ask as nbgrader does)
+            return original()
+
+    nbgrader.api.get_alembic_version = version
+
+
+def _api(root: Path):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(work)).load_config()
-    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+
+
+def grade(work: Path, assignment: str, student: str) -> tuple[bool, str]:
+    """(succeeded, log): autograde then generate_feedback in the course folder WORK."""
+    api = _api(work)
     for step in (api.autograde, api.generate_feedback):
         result = step(assignment, student, force=True)
         if not result.get("success"):
-            print(f"nbgrader {step.__name__} failed")
-            print(result.get("log", ""))
-            print(result.get("error", ""))
-            return 1
+            return False, (f"nbgrader {step.__name__} failed\n{result.get('log', '')}\n"
+                           f"{result.get('error', '')}")
+    return True, ""
+
+
+def generate(root: Path, assignment: str) -> tuple[bool, str]:
+    """(succeeded, log): generate_assignment in the course folder ROOT."""
+    result = _api(root).generate_assignment(assignment, force=True)
+    if result.get("success"):
+        return True, ""
+    return False, (f"nbgrader generate_assignment failed\n{result.get('log', '')}\n"
+                   f"{result.get('error', '')}")
+
+
+def serve() -> int:
+    """Answer requests until standard input ends (see the module doc)."""
+    from course.grading import judge
+
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints never reach the replies
+    home = Path.cwd()
+    _once_per_process()
+    judge.SPARES = judge.Spares()
+    try:
+        for line in sys.stdin:
+            request = json.loads(line)
+            judge.PEAKS.clear()
+            try:
+                if request["kind"] == "grade":
+                    work = Path(request["work"])
+                    os.environ[judge.SETTINGS] = json.dumps(request["settings"])
+                    os.chdir(work)
+                    ok, log = grade(work, request["assignment"], request["student"])
+                else:
+                    ok, log = generate(Path(request["root"]), request["assignment"])
+            except Exception as error:  # noqa: BLE001  (reported; the next request goes on)
+                ok, log = False, f"{type(error).__name__}: {error}"
+            finally:
+                os.chdir(home)
+                os.environ.pop(judge.SETTINGS, None)
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            replies.write(json.dumps({"ok": ok, "log": log[-20_000:],
+                                      "worker_mb": max(judge.PEAKS, default=None),
+                                      "grader_mb": rss}) + "\n")
+            replies.flush()
+    finally:
+        judge.SPARES.close()
     return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["--serve"]:
+        return serve()
+    ok, log = grade(Path(argv[0]), argv[1], argv[2])
+    if not ok:
+        print(log)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

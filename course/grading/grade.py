@@ -1,21 +1,24 @@
 """`python -m course grade`: a class's submissions -> gradebook, grades.csv and feedback.
 
 Each submission is autograded on its own, in a fresh temporary nbgrader course folder holding
-only the instructor notebook, that one submission and a throw-away gradebook, inside a sandbox.
-The trusted parent reads the scores back and writes them into the class gradebook (nbgrader's
-`Gradebook`). Original submissions are only ever read. A broken or hostile submission is
+only the instructor notebook, that one submission and a throw-away gradebook; its code runs in
+a fresh sandboxed worker of its own. nbgrader itself runs in one trusted grading process per
+job slot (`Server`), which grades that slot's submissions in turn. The trusted parent reads the
+scores back and writes them into the class gradebook (nbgrader's `Gradebook`). Original submissions are only ever read. A broken or hostile submission is
 reported and never stops the batch. `--assignment all` grades every exercise the submissions
 hold, each into its own class folder, with one CSV across them (`grade_all`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
 import os
 import queue
 import re
+import select
 import shutil
 import stat
 import subprocess
@@ -62,7 +65,8 @@ class Result:
     log: str = ""
     digest: str = ""
     seconds: float = 0.0
-    peak_mb: float | None = None
+    peak_mb: float | None = None  # the learner's sandbox, all its processes (memory cgroup)
+    grader_mb: float | None = None  # the trusted grading process of its slot (largest RSS)
 
 
 # ---------------------------------------------------------------- collecting submissions
@@ -184,6 +188,87 @@ def failures(work: Path, assignment: str) -> list[str]:
     return out
 
 
+class GraderGone(RuntimeError):
+    """The trusted grading process ended while grading (that submission is not graded)."""
+
+
+class Server:
+    """A trusted grading process for one job slot (`python -m course.grading.autograde
+    --serve`), started once and given the slot's submissions one after another: nbgrader,
+    the checks and the references load once per slot, not once per submission. Each
+    submission still gets its own course folder and its own fresh sandboxed worker.
+
+    If it dies or runs out of time, the submission it was grading gets that status and the
+    next request starts a new one. It ends with its standard input (or the grader)."""
+
+    def __init__(self, scratch: Path, slot: int = 0):
+        self.home = scratch / f"grader-{slot}"
+        self.proc: subprocess.Popen | None = None
+        self.buffer = b""
+
+    def start(self) -> Server:
+        if self.proc is not None and self.proc.poll() is None:
+            return self
+        (self.home / "home").mkdir(parents=True, exist_ok=True)
+        env = sandbox.environment(str(self.home))
+        env["PYTHONPATH"] = os.pathsep.join([str(exercises.ROOT),
+                                             os.environ.get("PYTHONPATH", "")])
+        with open(self.home / "log.txt", "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "course.grading.autograde", "--serve"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
+                cwd=self.home)
+        self.buffer = b""
+        return self
+
+    def ask(self, request: dict, timeout: float) -> dict:
+        """One request, one reply; TimeoutExpired or GraderGone (the process is then ended)."""
+        self.start()
+        try:
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError:
+            self.stop()
+            raise GraderGone("the grading process ended") from None
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.stop()
+                raise subprocess.TimeoutExpired("grading", timeout)
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(fd, 2**20)
+            if not chunk:
+                code = self.stop()
+                raise GraderGone(f"the grading process ended (exit status {code})")
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return json.loads(line)
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.stdin.close()  # it ends its spare worker and leaves
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # its workers' sandboxes end with it (bwrap --die-with-parent)
+        code = proc.wait()
+        proc.stdout.close()
+        return code
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 @dataclass
 class Setup:
     """What every submission of one assignment is graded with."""
@@ -198,8 +283,9 @@ class Setup:
 
 
 def grade_one(student: str, notebook: Path | None, setup: Setup, *, scratch: Path, out: Path,
-              slot: int = 0) -> Result:
-    """Autograde one submission in its own course folder; never raises."""
+              slot: int = 0, server: Server | None = None) -> Result:
+    """Autograde one submission in its own course folder; never raises. `server`: the
+    slot's grading process (by default one is started for this submission alone)."""
     assignment = setup.assignment
     started = time.monotonic()
     if not STUDENT_ID.match(student) or ".." in student:
@@ -230,24 +316,27 @@ def grade_one(student: str, notebook: Path | None, setup: Setup, *, scratch: Pat
         settings = dict(source=str(setup.source), runtime=str(setup.runtime),
                         limits=asdict(setup.limits), timeout=setup.timeout, slot=slot,
                         sandboxed=setup.sandboxed)
-        env = sandbox.environment(str(work / ".tmp"))
-        (work / ".tmp" / "home").mkdir(parents=True)
-        env[judge.SETTINGS] = json.dumps(settings)
-        env["PYTHONPATH"] = os.pathsep.join([str(exercises.ROOT),
-                                             os.environ.get("PYTHONPATH", "")])
-        proc = subprocess.run([sys.executable, "-m", "course.grading.autograde", str(work),
-                               assignment, WORK_ID], cwd=work, env=env, capture_output=True,
-                              text=True, timeout=setup.timeout + 300)
-        result.log = (proc.stdout + proc.stderr)[-20_000:]
-        if proc.returncode != 0:
-            first = next((line for line in proc.stdout.splitlines() if "failed" in line),
-                         f"exit status {proc.returncode}")
+        request = dict(kind="grade", work=str(work), assignment=assignment, student=WORK_ID,
+                       settings=settings)
+        if server is None:
+            with Server(work, slot) as alone:
+                reply = alone.ask(request, setup.timeout + 300)
+        else:
+            reply = server.ask(request, setup.timeout + 300)
+        result.log = str(reply.get("log", ""))[-20_000:]
+        result.peak_mb, result.grader_mb = reply.get("worker_mb"), reply.get("grader_mb")
+        if not reply.get("ok"):
+            first = next((line for line in result.log.splitlines() if "failed" in line),
+                         "the grading process reported an error")
             result.status = f"grading failed: {first}"
             return result
         result.score, result.max_score, result.parts = _read_scores(work, assignment)
         result.log += "".join(f"\n{CELL_LINE}{line}" for line in failures(work, assignment))
     except subprocess.TimeoutExpired:
         result.status = f"timed out after {setup.timeout:.0f} s"
+        return result
+    except GraderGone as error:
+        result.status = f"grading failed: {error}"
         return result
     except Exception as error:  # MissingEntry, ...
         result.status = f"grading failed: {type(error).__name__}: {str(error)[:300]}"
@@ -341,21 +430,35 @@ class Ledger:
         os.replace(tmp, self.path)
 
 
+def generate(root: Path, assignment: str, server: Server | None = None) -> None:
+    """nbgrader generate_assignment in the course folder ROOT (in `server` when given)."""
+    if server is None:
+        exercises.nbgrader(root, "generate_assignment", assignment, "--force")
+        return
+    reply = server.ask(dict(kind="generate", root=str(root), assignment=assignment), 600)
+    if not reply.get("ok"):
+        raise RuntimeError(f"nbgrader generate_assignment failed:\n{reply.get('log')}")
+
+
 def prepare(assignment: str, scratch: Path, *, timeout: float, limits: sandbox.Limits,
-            sandboxed: bool) -> Setup:
+            sandboxed: bool, server: Server | None = None) -> Setup:
     source = exercises.SOURCE / assignment / f"{assignment}.ipynb"
     if not source.is_file():
         raise FileNotFoundError(f"unknown assignment {assignment!r}: no {source}")
     source_nb = nbformat.read(source, as_version=4)
     template = scratch / "template"
-    exercises.make_course(template, assignment, source_nb)
+    (template / "source" / assignment).mkdir(parents=True)
+    nbformat.write(source_nb, template / "source" / assignment / f"{assignment}.ipynb")
+    (template / "nbgrader_config.py").write_text(exercises.nbgrader_config(template))
+    generate(template, assignment, server)
     shutil.rmtree(template / "release")
     (template / "nbgrader_config.py").unlink()
     runtime = judge.build_runtime(scratch / "runtime", source_nb)
     return Setup(assignment, template, source, runtime, limits, timeout, sandboxed)
 
 
-def class_folder(out: Path, assignment: str) -> tuple[list[str], float]:
+def class_folder(out: Path, assignment: str,
+                 server: Server | None = None) -> tuple[list[str], float]:
     """Make OUT a real nbgrader course folder whose source matches the current exercise."""
     source = exercises.SOURCE / assignment / f"{assignment}.ipynb"
     mine = out / "source" / assignment / f"{assignment}.ipynb"
@@ -363,7 +466,7 @@ def class_folder(out: Path, assignment: str) -> tuple[list[str], float]:
         mine.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, mine)  # the exercise changed: refresh the class source
     (out / "nbgrader_config.py").write_text(exercises.nbgrader_config(out))
-    exercises.nbgrader(out, "generate_assignment", assignment, "--force")
+    generate(out, assignment, server)
     with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
         part_names = [c.name for c in gb.find_notebook(assignment, assignment).grade_cells]
         max_score = float(gb.find_assignment(assignment).max_score)
@@ -373,13 +476,14 @@ def class_folder(out: Path, assignment: str) -> tuple[list[str], float]:
 _PASSED: set[str] = set()  # canaries already passed in this process (same grader, same notebook)
 
 
-def canary(setup: Setup, scratch: Path) -> None:
+def canary(setup: Setup, scratch: Path, server: Server | None = None) -> None:
     """Grade the instructor notebook first, the same way; anything but full marks stops."""
     key = json.dumps([digest(setup.source, setup.source), asdict(setup.limits), setup.timeout,
                       setup.sandboxed])
     if key in _PASSED:
         return
-    result = grade_one("instructor", setup.source, setup, scratch=scratch, out=scratch / "canary")
+    result = grade_one("instructor", setup.source, setup, scratch=scratch, out=scratch / "canary",
+                       server=server)
     if result.status == "graded" and result.max_score > 0 and result.score == result.max_score:
         _PASSED.add(key)
         return
@@ -412,15 +516,18 @@ def grade_class(submissions: Path, assignment: str, out: Path, *, jobs: int = 2,
     limits = limits or sandbox.Limits(memory_gb=memory_gb)
     submissions, out = Path(submissions).resolve(), Path(out).resolve()
 
-    with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp, \
+            contextlib.ExitStack() as stack:
         scratch = Path(tmp)
         scratch.chmod(0o711)  # the worker's user reaches the runtime, nothing else
+        # One trusted grading process per job slot, loading while the rest is prepared.
+        servers = [stack.enter_context(Server(scratch, slot)) for slot in range(max(1, jobs))]
         found = find(submissions, assignment, scratch, strict=strict)
         setup = prepare(assignment, scratch, timeout=timeout, limits=limits,
-                        sandboxed=sandboxed)
-        canary(setup, scratch)
+                        sandboxed=sandboxed, server=servers[0])
+        canary(setup, scratch, servers[0])
         out.mkdir(parents=True, exist_ok=True)
-        part_names, max_score = class_folder(out, assignment)
+        part_names, max_score = class_folder(out, assignment, servers[0])
         ledger = Ledger(out / "results.json")
         slots: queue.Queue[int] = queue.Queue()
         for slot in range(max(1, jobs)):
@@ -437,7 +544,7 @@ def grade_class(submissions: Path, assignment: str, out: Path, *, jobs: int = 2,
             slot = slots.get()
             try:
                 result = grade_one(student, notebook, setup, scratch=scratch, out=out,
-                                   slot=slot)
+                                   slot=slot, server=servers[slot])
             finally:
                 slots.put(slot)
             result.digest = key
@@ -552,10 +659,13 @@ def grade_single(notebook: Path, assignment: str, out: Path, *, student: str | N
     with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
         scratch = Path(tmp)
         scratch.chmod(0o711)
-        setup = prepare(assignment, scratch, timeout=timeout,
-                        limits=limits or sandbox.Limits(), sandboxed=sandboxed)
-        canary(setup, scratch)
-        result = grade_one(student, notebook, setup, scratch=scratch, out=out)
+        with Server(scratch) as server:
+            setup = prepare(assignment, scratch, timeout=timeout,
+                            limits=limits or sandbox.Limits(), sandboxed=sandboxed,
+                            server=server)
+            canary(setup, scratch, server)
+            result = grade_one(student, notebook, setup, scratch=scratch, out=out,
+                               server=server)
     result.digest = digest(notebook, setup.source) if notebook.is_file() else ""
     entry = to_json(result, out)
     entry["assignment"] = assignment

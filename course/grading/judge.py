@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import functools
 import io
 import json
 import os
@@ -84,12 +85,19 @@ def test_mentions(source_nb) -> dict[str, set[str]]:
 
 def reference_target(name: str) -> str | None:
     """'solutions.module.name' for a top-level definition in solutions/, or None."""
+    return _definitions().get(name)
+
+
+@functools.cache
+def _definitions() -> dict[str, str]:
+    """Each top-level definition of solutions/ -> 'solutions.module.name' (the first module
+    in name order that defines it), read once per process."""
+    found: dict[str, str] = {}
     for module in sorted((ROOT / "solutions").glob("*.py")):
-        tree = ast.parse(module.read_text())
-        if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-               and n.name == name for n in tree.body):
-            return f"solutions.{module.stem}.{name}"
-    return None
+        for node in ast.parse(module.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                found.setdefault(node.name, f"solutions.{module.stem}.{node.name}")
+    return found
 
 
 def _stub(name: str, is_class: bool) -> str:
@@ -193,11 +201,11 @@ class WorkerGone(RuntimeError):
 
 class Worker:
     def __init__(self, runtime: Path, limits: sandbox.Limits, *, deadline: float, slot: int = 0,
-                 sandboxed: bool = True):
+                 sandboxed: bool = True, preload: tuple[str, ...] = ()):
         self.deadline = deadline
         self.cgroup = sandbox.Cgroup(limits) if sandboxed else None
         argv = [sys.executable, "/tmp/runtime/course_worker.py" if sandboxed
-                else str(runtime / "course_worker.py")]
+                else str(runtime / "course_worker.py"), *preload]
         env = sandbox.environment("/tmp" if sandboxed else str(runtime.parent / "tmp"))
         env["PYTHONPATH"] = "/tmp/runtime" if sandboxed else str(runtime)
         if sandboxed:
@@ -276,6 +284,11 @@ class Worker:
         _by_value()
         self.request(b"reference", name.encode() + b"\0" + cloudpickle.dumps(copy_of(target)))
 
+    def peak_mb(self) -> float | None:
+        """The most memory the worker's processes held together (its cgroup), if known."""
+        peak = self.cgroup.peak_bytes() if self.cgroup is not None else None
+        return None if peak is None else peak / 2**20
+
     def close(self) -> None:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -303,6 +316,9 @@ class Remote:
 
 _CURRENT: list[Worker] = []
 _REMOTES: dict[str, Remote] = {}  # one handle per name and notebook, so checks can cache
+# Every earlier notebook's handles stay alive: a check's cache keyed by a handle's id() can
+# never meet a later notebook (a process grading many notebooks reuses no id).
+_RETIRED: list[Remote] = []
 
 
 def remote(name: str) -> Remote:
@@ -333,6 +349,26 @@ class RemoteNamespace:
         return default
 
 
+def untag(value, depth: int = 0):
+    """A torch-free result from the worker (JSON, tagged by the worker's `_tagged`) as the
+    plain values it stands for: nothing but None, bool, int, float, str, bytes, list, tuple
+    and dict is ever built."""
+    if depth > 40:
+        raise ValueError("a result nested too deeply")
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, inner),) = value.items()
+        if tag == "b" and isinstance(inner, str):
+            return bytes.fromhex(inner)
+        if tag in ("l", "t") and isinstance(inner, list):
+            items = [untag(v, depth + 1) for v in inner]
+            return items if tag == "l" else tuple(items)
+        if tag == "d" and isinstance(inner, list):
+            return {untag(k, depth + 1): untag(v, depth + 1) for k, v in inner}
+    raise ValueError("the notebook's reply is not a plain result")
+
+
 def _replay(header: dict, payload: bytes):
     """A zero-argument function that gives back what the probe gave in the worker."""
     from course.checks.core import CheckFailed
@@ -340,6 +376,8 @@ def _replay(header: dict, payload: bytes):
     status = header.get("status")
 
     def replay():
+        if status == "ok" and header.get("format") == "json":
+            return untag(json.loads(payload))
         if status == "ok":
             import torch
 
@@ -514,14 +552,80 @@ class Order:
                 self.judge(waiting_cell, run, worker)
 
 
+def preloads(source_nb) -> tuple[str, ...]:
+    """Modules the exercise's own cells import, other than the course's (the worker imports
+    them before its submission's first cell: a worker started ahead has them ready)."""
+    found: dict[str, None] = {}
+    for cell in source_nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or meta.get("solution") or meta.get("grade"):
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.module
+                     and not node.level else [])
+            for name in names:
+                if name.split(".")[0] not in ("course", "solutions"):
+                    found[name] = None
+    return tuple(found)
+
+
+class Spares:
+    """Workers started ahead, one per kind (runtime, limits, slot, sandboxed, preloads): a
+    process grading submissions one after another starts the next submission's worker as soon
+    as the last one is closed, so its start overlaps the trusted side's own work. A spare is a
+    fresh worker like any other (it has run nothing); it gets its deadline when handed out."""
+
+    def __init__(self):
+        self.workers: dict[tuple, Worker] = {}
+
+    def take(self, key: tuple, *, timeout: float) -> Worker | None:
+        worker = self.workers.pop(key, None)
+        if worker is not None and worker.proc.poll() is None:
+            worker.deadline = time.monotonic() + timeout
+            return worker
+        if worker is not None:
+            worker.close()
+        return None
+
+    def start(self, key: tuple) -> None:
+        runtime, limits, slot, sandboxed, preload = key
+        if key not in self.workers:
+            self.workers[key] = Worker(Path(runtime), limits, deadline=float("inf"), slot=slot,
+                                       sandboxed=sandboxed, preload=preload)
+
+    def close(self) -> None:
+        while self.workers:
+            self.workers.popitem()[1].close()
+
+
+SPARES: Spares | None = None  # set by a process that grades many submissions in sequence
+PEAKS: list[float] = []  # the last notebooks' worker memory peaks, MiB (read by the grader)
+
+
 def execute(nb, source_nb, runtime: Path, limits: sandbox.Limits, *, timeout: float,
             slot: int = 0, sandboxed: bool = True):
-    """Run the learner's cells in the worker and judge the test cells here, in order."""
+    """Run the learner's cells in the worker and judge the test cells here, in order.
+
+    A test cell is judged with the instructor notebook's source for its grade id (nbgrader
+    has already restored it); a cell marked as a test that is not one of the exercise's
+    tests is never run here."""
     trusted = trusted_imports(source_nb)
     order = Order(test_mentions(source_nb))
-    worker = Worker(runtime, limits, deadline=time.monotonic() + timeout, slot=slot,
-                    sandboxed=sandboxed)
+    tests = {c.metadata["nbgrader"].get("grade_id"): c.source for c in source_nb.cells
+             if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
+             and not c.metadata["nbgrader"].get("solution")}
+    key = (str(runtime), limits, slot, sandboxed, preloads(source_nb))
+    worker = SPARES.take(key, timeout=timeout) if SPARES is not None else None
+    if worker is None:
+        worker = Worker(runtime, limits, deadline=time.monotonic() + timeout, slot=slot,
+                        sandboxed=sandboxed, preload=key[-1])
     _CURRENT.append(worker)
+    _RETIRED.extend(_REMOTES.values())
     _REMOTES.clear()
     try:
         for cell in nb.cells:
@@ -529,7 +633,12 @@ def execute(nb, source_nb, runtime: Path, limits: sandbox.Limits, *, timeout: fl
                 continue
             meta = cell.metadata.get("nbgrader", {})
             if meta.get("grade") and not meta.get("solution"):
-                order.judge(cell, lambda c: judge_test(c.source, trusted), worker)
+                source = tests.get(meta.get("grade_id"))
+                if source is None:
+                    cell.outputs = [_error("NotATest", "this cell is marked as a test but is "
+                                           "not one of the exercise's tests; it was not run")]
+                    continue
+                order.judge(cell, lambda c, source=source: judge_test(source, trusted), worker)
                 continue
             try:
                 reply = worker.run(cell.source)
@@ -546,7 +655,14 @@ def execute(nb, source_nb, runtime: Path, limits: sandbox.Limits, *, timeout: fl
             cell.outputs = outputs
     finally:
         _CURRENT.pop()
+        peak = worker.peak_mb()
         worker.close()
+        _RETIRED.extend(_REMOTES.values())
+        _REMOTES.clear()
+        if peak is not None:
+            PEAKS.append(peak)
+        if SPARES is not None:
+            SPARES.start(key)
     return nb
 
 

@@ -14,7 +14,9 @@ the gradebook. It answers these requests on its standard input/output:
   object's stub in `solutions` (what given helpers call) is this reference.
 
 The judge decides every score from these replies; nothing here can change how they are judged.
-This file is run as a script and imports nothing from the course.
+This file is run as a script and imports nothing from the course. Its arguments name modules to
+import before the first request (the exercise's own, e.g. torch), so a worker started ahead of
+its submission has them ready; a result is sent back with torch only when torch is loaded.
 """
 
 from __future__ import annotations
@@ -50,17 +52,22 @@ class _Unsupported(Exception):
 
 
 def _plain(value, depth: int = 0):
-    """The result as tensors and plain containers (what the judge can read back safely)."""
-    import torch
+    """The result as tensors and plain containers (what the judge can read back safely).
+    Without torch loaded, no result can hold a tensor: torch is not imported for it."""
+    torch = sys.modules.get("torch")
 
     if depth > 20:
         raise _Unsupported("a result nested too deeply")
-    if value is None or isinstance(value, (bool, int, float, str, bytes, torch.dtype)):
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
         return value
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().clone() if value.device.type != "meta" else value.detach()
-    if isinstance(value, torch.Size):
-        return tuple(value)
+    if torch is not None:
+        if isinstance(value, torch.dtype):
+            return value
+        if isinstance(value, torch.Tensor):
+            return (value.detach().cpu().clone() if value.device.type != "meta"
+                    else value.detach())
+        if isinstance(value, torch.Size):
+            return tuple(value)
     if isinstance(value, (list, tuple)):
         items = [_plain(v, depth + 1) for v in value]
         return items if isinstance(value, list) else tuple(items)
@@ -69,14 +76,49 @@ def _plain(value, depth: int = 0):
     raise _Unsupported(f"a result of type {type(value).__name__}")
 
 
+def _tagged(value):
+    """A torch-free result as JSON: containers and bytes tagged (read by the judge's
+    `untag`, which builds nothing but these plain types)."""
+    if isinstance(value, bytes):
+        return {"b": value.hex()}
+    if isinstance(value, list):
+        return {"l": [_tagged(v) for v in value]}
+    if isinstance(value, tuple):
+        return {"t": [_tagged(v) for v in value]}
+    if isinstance(value, dict):
+        return {"d": [[_tagged(k), _tagged(v)] for k, v in value.items()]}
+    return value
+
+
+def _encode(value) -> tuple[dict, bytes]:
+    """(header, payload) of a probe's plain result."""
+    if "torch" in sys.modules:
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(value, buffer)
+        return {"status": "ok", "format": "torch"}, buffer.getvalue()
+    return {"status": "ok", "format": "json"}, json.dumps(_tagged(value)).encode()
+
+
 def main() -> int:
     requests, replies = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     # The learner's prints must never reach the reply channel.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
+    import importlib
+    import pickle
+
+    import cloudpickle  # noqa: F401  (functions pickled by value need it loaded)
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
+
+    for module in sys.argv[1:]:  # the exercise's own modules, before any request
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001  (the learner's import will say what is wrong)
+            pass
 
     shell = InteractiveShell.instance()  # cells compile as in a notebook (no future flags)
     namespace = shell.user_ns
@@ -98,11 +140,6 @@ def main() -> int:
                 header["error"] = [type(error).__name__, str(error)[:2000]]
             _write(replies, header)
         elif kind == b"probe":
-            import pickle
-
-            import cloudpickle  # noqa: F401  (functions pickled by value need it loaded)
-            import torch
-
             name_bytes, _, payload = body.partition(b"\0")
             name = name_bytes.decode()
             try:
@@ -123,16 +160,16 @@ def main() -> int:
                                  "message": str(error)[:4000],
                                  "where": traceback.format_exc(limit=-3)[-2000:]})
                 continue
-            buffer = io.BytesIO()
-            torch.save(value, buffer)
-            _write(replies, {"status": "ok"}, buffer.getvalue())
+            try:
+                header, payload = _encode(value)
+            except Exception as error:  # noqa: BLE001  (e.g. a float key JSON cannot hold)
+                _write(replies, {"status": "raised", "kind": "TypeError",
+                                 "message": f"the grader cannot read back {error}"})
+                continue
+            _write(replies, header, payload)
         elif kind == b"has":
             _write(replies, {"has": body.decode() in namespace})
         elif kind == b"bind":  # the judge lends a reference earlier part for one check
-            import pickle
-
-            import cloudpickle  # noqa: F401
-
             name_bytes, _, payload = body.partition(b"\0")
             name = name_bytes.decode()
             saved.setdefault(name, namespace.get(name, MISSING))
@@ -142,10 +179,6 @@ def main() -> int:
             except Exception as error:  # noqa: BLE001
                 _write(replies, {"ok": False, "error": f"{type(error).__name__}: {error}"})
         elif kind == b"reference":  # a part is judged: given helpers now call its reference
-            import pickle
-
-            import cloudpickle  # noqa: F401
-
             name_bytes, _, payload = body.partition(b"\0")
             try:
                 builtins.__course_reference__[name_bytes.decode()] = pickle.loads(payload)
