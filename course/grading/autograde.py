@@ -117,6 +117,15 @@ def generate(root: Path, assignment: str) -> tuple[bool, str]:
                    f"{result.get('error', '')}")
 
 
+def peak_rss_mb() -> float:
+    """This process's largest resident memory since it started (VmHWM: unlike ru_maxrss, not
+    inherited from the process it was forked from)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def serve() -> int:
     """Answer requests until standard input ends (see the module doc)."""
     from course.grading import judge
@@ -143,7 +152,7 @@ def serve() -> int:
             finally:
                 os.chdir(home)
                 os.environ.pop(judge.SETTINGS, None)
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            rss = peak_rss_mb()
             replies.write(json.dumps({"ok": ok, "log": log[-20_000:],
                                       "worker_mb": max(judge.PEAKS, default=None),
                                       "grader_mb": rss}) + "\n")
