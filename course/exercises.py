@@ -89,15 +89,16 @@ def _functions(tree: ast.AST, prefix: str = ""):
 
 
 def _is_guard(node: ast.stmt) -> bool:
-    """An input check: a call such as `self.check_inputs(x)` / `_check_ids(...)` whose name
-    starts with check, or an `if` (no else) whose body only raises or makes such calls."""
+    """An input check: a call such as `self.check_inputs(x)` / `require_str(...)` whose name
+    starts with check or require, or an `if` (no else) whose body only raises or makes such
+    calls."""
     if isinstance(node, ast.If):
         return not node.orelse and all(isinstance(n, ast.Raise) or _is_guard(n)
                                        for n in node.body)
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
         func = node.value.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-        return name.lstrip("_").startswith("check")
+        return name.lstrip("_").startswith(("check", "require"))
     return False
 
 

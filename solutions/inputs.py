@@ -72,3 +72,30 @@ def require_mask(mask, target: tuple[int, ...], name: str = "mask") -> None:
     if not fits:
         raise ValueError(f"{name} of shape {tuple(mask.shape)} does not broadcast to the "
                          f"scores' shape {target}")
+
+
+def require_batch_ids(ids, name: str = "input_ids", like=None) -> None:
+    """Raise unless `ids` is an integer tensor (B, T), shaped like `like` when it is given."""
+    import torch  # only the tensor checks need it (tokenization does not)
+
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.is_floating_point():
+        got = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
+        raise ValueError(f"{name} must be an integer tensor (B, T), got {got}")
+    if like is not None and ids.shape != like.shape:
+        raise ValueError(f"{name} must have the shape of input_ids {tuple(like.shape)}, "
+                         f"got {tuple(ids.shape)}")
+
+
+def require_mask_4d(mask, name: str = "mask") -> None:
+    """mask: None, or bool (True = may attend) with 4 axes, broadcastable to (B, H, T_q, T_k)."""
+    import torch  # only the tensor checks need it (tokenization does not)
+
+    if mask is None:
+        return
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise TypeError(f"{name} must be bool (True = may attend), got {got}")
+    if mask.dim() != 4:
+        raise ValueError(f"{name} must be 4-D, broadcastable to (B, H, T_q, T_k), got shape "
+                         f"{tuple(mask.shape)}; make one from a (B, T) attention_mask with "
+                         "solutions.attention.padding_mask")

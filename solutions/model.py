@@ -2,7 +2,9 @@
 
 The components come from earlier chapters -- :class:`~solutions.attention.MultiHeadAttention`,
 :class:`~solutions.feedforward.FeedForward`, :class:`~solutions.normalization.LayerNorm` -- and
-this file composes them:
+this file composes them (by default LayerNorm and GELU run as their fused twins,
+:class:`~solutions.normalization.FusedLayerNorm` and
+:class:`~solutions.feedforward.FusedFeedForward`: see ``ModelConfig.fused``):
 
 - :class:`ModelConfig` -- every size and switch of a model, in one dataclass.
 - :class:`Residual` -- ``x + dropout(F(x))``: a skip connection around any sub-layer.
@@ -32,8 +34,9 @@ from solutions.attention import (
     padding_mask,
     split_heads,
 )
-from solutions.feedforward import FeedForward
-from solutions.normalization import LayerNorm
+from solutions.feedforward import FeedForward, FusedFeedForward
+from solutions.inputs import require_batch_ids, require_mask_4d
+from solutions.normalization import FusedLayerNorm, LayerNorm
 
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 
@@ -60,6 +63,10 @@ class ModelConfig:
     bias: bool = True
     type_vocab_size: int = 2       # encoder only (token type / segment embeddings)
     pad_token_id: int = 0
+    # True: LayerNorm and GELU run as PyTorch's fused kernels (FusedLayerNorm, FusedFeedForward),
+    # tested equal to our from-definition modules; False: the from-definition modules that
+    # chapters 4 and 6 build. Same parameters and state_dict either way.
+    fused: bool = True
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -84,6 +91,19 @@ class ModelConfig:
         if not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"pad_token_id ({self.pad_token_id}) must be a token id in "
                              f"[0, vocab_size={self.vocab_size})")
+        if not isinstance(self.fused, bool):
+            raise TypeError(f"fused must be True or False, got {self.fused!r}")
+
+    def layer_norm(self) -> LayerNorm:
+        """A LayerNorm over n_embd features with this eps: FusedLayerNorm (PyTorch's kernel)
+        when ``fused``, else chapter 6's from-definition LayerNorm."""
+        return (FusedLayerNorm if self.fused else LayerNorm)(self.n_embd, eps=self.eps)
+
+    def feedforward(self) -> FeedForward:
+        """A layer's feed-forward network, n_embd -> d_ff -> n_embd: FusedFeedForward
+        (PyTorch's activation kernel) when ``fused``, else chapter 4's FeedForward."""
+        ffn = FusedFeedForward if self.fused else FeedForward
+        return ffn(self.n_embd, self.d_ff, self.dropout, self.activation, self.bias)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,17 +142,6 @@ class Residual(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_mask(name: str, mask: torch.Tensor | None) -> None:
-    if mask is None:
-        return
-    if mask.dtype != torch.bool:
-        raise TypeError(f"{name} must be bool (True = may attend), got {mask.dtype}")
-    if mask.dim() != 4:
-        raise ValueError(f"{name} must be 4-D, broadcastable to (B, H, T_q, T_k), got shape "
-                         f"{tuple(mask.shape)}; make one from a (B, T) attention_mask with "
-                         "solutions.attention.padding_mask")
-
-
 class Block(nn.Module):
     """One transformer layer: (B, T, C) -> (B, T, C).
 
@@ -159,12 +168,12 @@ class Block(nn.Module):
         C = config.n_embd
         self.norm_first, self.causal, self.cross = config.norm_first, causal, cross
         self.attn = MultiHeadAttention(C, config.n_head, config.dropout, config.bias)
-        self.ln_1 = LayerNorm(C, eps=config.eps)
+        self.ln_1 = config.layer_norm()                   # LayerNorm(C, eps=config.eps)
         if cross:
             self.cross_attn = MultiHeadAttention(C, config.n_head, config.dropout, config.bias)
-            self.ln_cross = LayerNorm(C, eps=config.eps)
-        self.mlp = FeedForward(C, config.d_ff, config.dropout, config.activation, config.bias)
-        self.ln_2 = LayerNorm(C, eps=config.eps)
+            self.ln_cross = config.layer_norm()
+        self.mlp = config.feedforward()                   # FeedForward(C, config.d_ff, ...)
+        self.ln_2 = config.layer_norm()
         self.dropout = nn.Dropout(config.dropout)         # on the attention branches
 
     def forward(
@@ -177,8 +186,8 @@ class Block(nn.Module):
         """x (B, T, C); mask for self-attention and context_mask for cross-attention: bool,
         True = may attend, broadcastable to (B, H, T_q, T_k); context (B, T_ctx, C) when the
         block was built with cross=True. Returns (B, T, C)."""
-        _check_mask("mask", mask)
-        _check_mask("context_mask", context_mask)
+        require_mask_4d(mask, "mask")
+        require_mask_4d(context_mask, "context_mask")
         if self.cross and context is None:
             raise ValueError("this block was built with cross=True: pass the encoder output "
                              "as context=(B, T_ctx, C)")
@@ -300,15 +309,6 @@ def gradient_norms(layers, x: torch.Tensor, grad: torch.Tensor, skip: bool = Fal
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_ids(name: str, ids: torch.Tensor, like: torch.Tensor | None = None) -> None:
-    if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.is_floating_point():
-        got = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
-        raise ValueError(f"{name} must be an integer tensor (B, T), got {got}")
-    if like is not None and ids.shape != like.shape:
-        raise ValueError(f"{name} must have the shape of input_ids {tuple(like.shape)}, "
-                         f"got {tuple(ids.shape)}")
-
-
 class EncoderEmbeddings(nn.Module):
     """BERT's input layer: token ids (B, T) -> (B, T, C).
 
@@ -325,16 +325,16 @@ class EncoderEmbeddings(nn.Module):
         self.word = nn.Embedding(config.vocab_size, C, padding_idx=config.pad_token_id)
         self.position = nn.Embedding(config.block_size, C)
         self.token_type = nn.Embedding(config.type_vocab_size, C)
-        self.ln = LayerNorm(C, eps=config.eps)
+        self.ln = config.layer_norm()                     # LayerNorm(C, eps=config.eps)
         self.dropout = nn.Dropout(config.dropout)
         self.register_buffer("positions", torch.arange(config.block_size), persistent=False)
 
     def forward(self, input_ids: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         """input_ids (B, T), token_type_ids (B, T) or None (all 0) -> (B, T, C)."""
-        _check_ids("input_ids", input_ids)
+        require_batch_ids(input_ids, "input_ids")
         if token_type_ids is not None:
-            _check_ids("token_type_ids", token_type_ids, like=input_ids)
+            require_batch_ids(token_type_ids, "token_type_ids", like=input_ids)
         if input_ids.size(1) > self.position.num_embeddings:
             raise ValueError(f"sequence of {input_ids.size(1)} tokens is longer than the "
                              f"{self.position.num_embeddings} positions the model knows")
@@ -379,14 +379,14 @@ class Encoder(nn.Module):
         self.config = config
         self.embeddings = EncoderEmbeddings(config)
         self.layers = nn.ModuleList([EncoderLayer(config) for _ in range(config.n_layer)])
-        self.ln_f = LayerNorm(config.n_embd, eps=config.eps) if config.norm_first else None
+        self.ln_f = config.layer_norm() if config.norm_first else None
         self.pooler = Pooler(config.n_embd)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         """input_ids (B, T); attention_mask (B, T), 1 = real token, 0 = padding (None: all
         real); token_type_ids (B, T) or None. Returns the last hidden state (B, T, C)."""
-        _check_ids("input_ids", input_ids)
+        require_batch_ids(input_ids, "input_ids")
         if attention_mask is not None and attention_mask.shape != input_ids.shape:
             raise ValueError(f"attention_mask must have the shape of input_ids "
                              f"{tuple(input_ids.shape)}, got {tuple(attention_mask.shape)}")
@@ -637,7 +637,7 @@ class GPT(nn.Module):
         self.wpe = nn.Embedding(config.block_size, config.n_embd)   # position table (L, C)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config, causal=True) for _ in range(config.n_layer))
-        self.ln_f = LayerNorm(config.n_embd, eps=config.eps)
+        self.ln_f = config.layer_norm()                    # LayerNorm(C, eps=config.eps)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight              # tied: one (V, C) matrix
         self.register_buffer("positions", torch.arange(config.block_size), persistent=False)
@@ -702,10 +702,10 @@ class EncoderDecoder(nn.Module):
         self.tgt_pos = nn.Embedding(config.block_size, C)
         self.drop = nn.Dropout(config.dropout)
         self.encoder = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_enc = LayerNorm(C, eps=config.eps) if config.norm_first else nn.Identity()
+        self.ln_enc = config.layer_norm() if config.norm_first else nn.Identity()
         self.decoder = nn.ModuleList(Block(config, causal=True, cross=True)
                                      for _ in range(config.n_layer))
-        self.ln_f = LayerNorm(C, eps=config.eps) if config.norm_first else nn.Identity()
+        self.ln_f = config.layer_norm() if config.norm_first else nn.Identity()
         self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
         self.lm_head.weight = self.embed.weight
         self.register_buffer("positions", torch.arange(config.block_size), persistent=False)
@@ -783,19 +783,6 @@ class SourceConditioned:
 
     def eval(self) -> SourceConditioned:
         return self.train(False)
-
-    def check_inputs(self, idx: torch.Tensor, cache: KVCache | None = None) -> None:
-        """Raise a clear error for ids that are not (B, T) integers, for a sequence longer than
-        block_size (cached tokens included), or for a cache used in training mode."""
-        if idx.dim() != 2 or idx.dtype not in (torch.long, torch.int):
-            raise ValueError(f"idx must be (B, T) integer token ids, got {tuple(idx.shape)} "
-                             f"{idx.dtype}")
-        length = idx.size(1) + (0 if cache is None else cache.length)
-        if length > self.config.block_size:
-            raise ValueError(f"sequence of {length} tokens is longer than block_size "
-                             f"{self.config.block_size}")
-        if cache is not None and self.training:
-            raise RuntimeError("the KV cache is for generation: call model.eval() first")
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config.n_layer)

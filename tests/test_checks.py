@@ -73,13 +73,15 @@ def test_every_check_a_template_calls_is_registered(topic):
 
 
 @pytest.mark.parametrize("topic", TOPICS)
-def test_every_find_lands_in_exactly_one_solution_cell(topic):
+def test_every_find_lands_in_exactly_one_region_the_learner_writes(topic):
     nb = exercises.instructor_notebook(exercises.TEMPLATES / f"{EXERCISES[topic]}.md")
-    cells = [core.code_only(c.source) for c in nb.cells
-             if c.metadata.get("nbgrader", {}).get("solution")]
+    regions = [core.code_only(region) for c in nb.cells
+               if c.metadata.get("nbgrader", {}).get("solution")
+               for region in re.findall(rf"{exercises.BEGIN}\n(.*?){exercises.END}", c.source,
+                                        re.S)]
     for mistake in MODULES[topic].MISTAKES:
-        hits = [c for c in cells if mistake.find in c]
-        assert len(hits) == 1, f"{mistake.name}: in {len(hits)} solution cells"
+        hits = [r for r in regions if mistake.find in r]
+        assert len(hits) == 1, f"{mistake.name}: in {len(hits)} regions the learner writes"
         assert hits[0].count(mistake.find) == 1, mistake.name
 
 

@@ -111,9 +111,9 @@ def test_leading_input_checks_stay_given():
     source = textwrap.dedent('''\
         def f(x, y=None):
             """Doc."""
-            _check_ids("x", x)
+            require_batch_ids(x, "x")
             if y is not None:
-                _check_ids("y", y, like=x)
+                require_batch_ids(y, "y", like=x)
             if x.dim() != 2:
                 raise ValueError("x must be (B, T)")
             n = x.size(1)

@@ -46,13 +46,10 @@ SINUSOIDAL_LENGTH_CHECK = (
     '            raise ValueError(f"{T} tokens but the table has max_len={self.max_len} rows")\n'
 )
 SINUSOIDAL_LENGTH = 'T = x.size(1)\n' + SINUSOIDAL_LENGTH_CHECK
-ODD_WIDTH_CHECK = (
-    "\n    if d_model % 2:\n"
-    '        raise ValueError(f"d_model must be even (sin/cos pairs), got {d_model}")'
-)
 
-# Every find lands in code the learner writes: one_hot_embed and sinusoidal_table whole, and
-# the forward of each module (the constructors are given).
+# Every find lands in code the learner writes: the bodies of one_hot_embed and
+# sinusoidal_table and the forward of each module, after their given input checks (the
+# constructors are given too).
 MISTAKES = [
     # Part 1: one_hot_embed
     Mistake(
@@ -130,12 +127,6 @@ MISTAKES = [
         "base_1000", T + "sinusoidal_table",
         "10000.0 **", "1000.0 **",
         "the base is 1000; the original transformer uses 10000: pos / 10000^(2i/d_model).",
-    ),
-    Mistake(
-        "odd_width_accepted", T + "sinusoidal_table",
-        ODD_WIDTH_CHECK, "",
-        "an odd d_model is not refused: the features come in (sin, cos) pairs, so the table "
-        "cannot be filled. Raise a ValueError when d_model is odd.",
     ),
     Mistake(
         "positions_not_sliced", T + "SinusoidalPositionalEncoding",
@@ -634,16 +625,6 @@ def sinusoidal_table(max_len, d_model, *, dtype=torch.float32, device=None):
         rows.append(row)
     return torch.tensor(rows, dtype=torch.float64, device=device).reshape(max_len, d_model).to(dtype)
 """, "sin_cos_swapped"),
-    Slip("table_odd_width_half_filled", T + "sinusoidal_table", """
-def sinusoidal_table(max_len, d_model, *, dtype=torch.float32, device=None):
-    pos = torch.arange(max_len, dtype=torch.float64, device=device)[:, None]
-    two_i = torch.arange(0, d_model, 2, dtype=torch.float64, device=device)
-    angle = pos / 10000.0 ** (two_i / d_model)
-    table = torch.zeros(max_len, d_model, dtype=torch.float64, device=device)
-    table[:, 0::2] = torch.sin(angle)
-    table[:, 1::2] = torch.cos(angle[:, : d_model // 2])
-    return table.to(dtype)
-""", None),
     Slip("sinusoid_new_table", T + "SinusoidalPositionalEncoding.forward", """
 def forward(self, x):
     T = x.shape[1]

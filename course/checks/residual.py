@@ -542,8 +542,8 @@ def forward(self, x, *args, **kwargs):
 """, "no_shape_check"),
     Slip("block_pre_ln_normalised_stream", M + "Block.forward", """
 def forward(self, x, mask=None, context=None, context_mask=None):
-    _check_mask("mask", mask)
-    _check_mask("context_mask", context_mask)
+    require_mask_4d(mask, "mask")
+    require_mask_4d(context_mask, "context_mask")
     if self.causal:
         T = x.size(1)
         c = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()[None, None]

@@ -90,8 +90,6 @@ MISTAKES = [
     # Part 4: estimate_loss
     Mistake("no_eval_mode", T + "estimate_loss", "    model.eval()\n", "",
             "the loss is estimated in training mode (dropout on): call model.eval() first"),
-    Mistake("no_no_grad", T + "estimate_loss", "@torch.no_grad()\n", "",
-            "the estimate builds gradient graphs it never uses: evaluate under torch.no_grad()"),
     Mistake("mode_not_restored", T + "estimate_loss", "    model.train(was_training)\n", "",
             "the model is left in evaluation mode: give it back in the mode it came in "
             "(model.train(was_training))"),

@@ -71,9 +71,6 @@ MISTAKES = [
             "mean_pool(hidden, attention_mask)", "hidden[:, 0]",
             "the features are the [CLS] state; this exercise's features are the mean of each "
             "text's real tokens (mean pooling)"),
-    Mistake("features_keep_graph", T + "extract_features", "@torch.no_grad()\n", "",
-            "the features carry a gradient graph (requires_grad=True): compute them under "
-            "torch.no_grad(), the body is frozen and only a head learns from them"),
     # postprocess
     Mistake("softmax_over_batch", T + "postprocess", "F.softmax(logits.detach().float(), dim=-1)",
             "F.softmax(logits.detach().float(), dim=0)",
