@@ -204,6 +204,21 @@ for suffix in (".ipynb", ".db", ".csv", ".py", ".html", ".json"):
 '''
 
 
+FORGED = '''
+import builtins
+builtins.__course_forged__ = True  # only ever true where this cell ran
+'''
+
+
+def forged_test(nb):
+    """A cell of the learner's own, marked as a graded test cell worth points."""
+    nb = with_cell(nb, FORGED)
+    nb.cells[1].metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True,
+                                        "grade_id": "forged", "points": 5,
+                                        "schema_version": 3}
+    return nb
+
+
 def attack_notebooks(name: str, places: list[str]) -> dict[str, tuple[str, object]]:
     """case -> (what it tries, notebook)."""
     blank, full = release_nb(name), source_nb(name)
@@ -236,6 +251,8 @@ def attack_notebooks(name: str, places: list[str]) -> dict[str, tuple[str, objec
         "exec-instructor": ("exec the instructor notebook and solutions/*.py it finds",
                             answers_replaced(blank, full, lambda names: INSTRUCTOR.format(
                                 places=places))),
+        "forged-test-cell": ("a cell of its own marked as a test worth points (run by the "
+                             "grader, it would pass)", forged_test(blank)),
         "vandal-but-correct": ("a correct notebook that deletes every file it can reach",
                                with_cell(full, VANDAL.format(places=places))),
     }

@@ -7,6 +7,7 @@ catalogue runs in about a minute. The end-to-end grading test runs one of them t
 
 from __future__ import annotations
 
+import builtins
 import os
 import shutil
 import tempfile
@@ -48,6 +49,7 @@ def test_hostile_catalogue(case, runtime):
     expected = possible if case == "vandal-but-correct" else 0.0
     print(f"| {case} | {what} | {expected:g}/{possible:g} | {earned:g}/{possible:g} |")
     assert earned == expected, (case, earned, possible)
+    assert not hasattr(builtins, "__course_forged__")  # no learner cell ran on this side
 
 
 def test_the_reference_is_not_in_the_workers_runtime(runtime):
