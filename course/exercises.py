@@ -38,13 +38,16 @@ The instructor notebook goes to `exercises/source/NN_topic/NN_topic.ipynb`; nbgr
 from __future__ import annotations
 
 import ast
+import atexit
 import importlib
 import inspect
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
+from functools import cache
 from pathlib import Path
 
 import jupytext
@@ -261,8 +264,31 @@ def make_course(root: Path, name: str, source_nb: nbformat.NotebookNode) -> Path
     (root / "source" / name).mkdir(parents=True)
     nbformat.write(source_nb, root / "source" / name / f"{name}.ipynb")
     (root / "nbgrader_config.py").write_text(nbgrader_config(root))
-    nbgrader(root, "generate_assignment", name, "--force")
+    generate_assignment(root, name)
     return root / "release" / name / f"{name}.ipynb"
+
+
+def generate_assignment(root: Path, name: str) -> None:
+    """nbgrader's `generate_assignment` for the course folder `root`, run in this process (one
+    import of nbgrader for every exercise built); raise with its log on failure."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    path = os.environ.get("PATH")
+    os.environ["PATH"] = search_path()  # the gradebook's migrations run `alembic`
+    try:
+        result = api.generate_assignment(name, force=True)
+    finally:
+        if path is None:
+            os.environ.pop("PATH")
+        else:
+            os.environ["PATH"] = path
+    if not result.get("success"):
+        raise RuntimeError(f"nbgrader generate_assignment {name} failed:\n"
+                           f"{result.get('log', '')}\n{result.get('error', '')}")
 
 
 def write_if_changed(path: Path, nb: nbformat.NotebookNode) -> bool:
@@ -274,11 +300,24 @@ def write_if_changed(path: Path, nb: nbformat.NotebookNode) -> bool:
     return True
 
 
+@cache
+def _build_folder() -> Path:
+    """One scratch nbgrader course folder per process to release exercises from (its gradebook,
+    whose creation takes seconds, is made once)."""
+    root = Path(tempfile.mkdtemp(prefix="course-build-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    (root / "nbgrader_config.py").write_text(nbgrader_config(root))
+    return root
+
+
 def build(name: str, out: Path = ROOT / "exercises") -> list[Path]:
     """Build one exercise's instructor and student notebooks under `out`; return changed files."""
     source_nb = instructor_notebook(TEMPLATES / f"{name}.md")
-    with tempfile.TemporaryDirectory(prefix="course-build-") as tmp:
-        release_nb = nbformat.read(make_course(Path(tmp), name, source_nb), as_version=4)
+    root = _build_folder()
+    (root / "source" / name).mkdir(parents=True, exist_ok=True)
+    nbformat.write(source_nb, root / "source" / name / f"{name}.ipynb")
+    generate_assignment(root, name)
+    release_nb = nbformat.read(root / "release" / name / f"{name}.ipynb", as_version=4)
     changed = []
     for kind, nb in (("source", source_nb), ("release", release_nb)):
         path = out / kind / name / f"{name}.ipynb"
