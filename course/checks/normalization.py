@@ -342,35 +342,17 @@ def forward(self, x):
     sd = torch.sqrt(x.var(dim=-1, keepdim=True) + self.eps)
     return self.weight * (x - mu) / sd + self.bias
 """, "unbiased_variance"),
-    Slip("rms_is_l2_normalize", T + "RMSNorm", """
-class RMSNorm(nn.Module):
-    def __init__(self, normalized_shape, eps=1e-6):
-        super().__init__()
-        self.normalized_shape, self.eps = normalized_shape, eps
-        self.weight = nn.Parameter(torch.ones(normalized_shape))
-
-    def forward(self, x):
-        return x / (x.norm(dim=-1, keepdim=True) + self.eps) * self.weight
+    Slip("rms_is_l2_normalize", T + "RMSNorm.forward", """
+def forward(self, x):
+    return x / (x.norm(dim=-1, keepdim=True) + self.eps) * self.weight
 """, "rms_sum"),
-    Slip("rms_without_eps", T + "RMSNorm", """
-class RMSNorm(nn.Module):
-    def __init__(self, normalized_shape, eps=1e-6):
-        super().__init__()
-        self.normalized_shape, self.eps = normalized_shape, eps
-        self.weight = nn.Parameter(torch.ones(normalized_shape))
-
-    def forward(self, x):
-        return self.weight * x / x.pow(2).mean(-1, keepdim=True).sqrt()
+    Slip("rms_without_eps", T + "RMSNorm.forward", """
+def forward(self, x):
+    return self.weight * x / x.pow(2).mean(-1, keepdim=True).sqrt()
 """, "rms_no_eps"),
-    Slip("rms_subtracts_mean", T + "RMSNorm", """
-class RMSNorm(nn.Module):
-    def __init__(self, normalized_shape, eps=1e-6):
-        super().__init__()
-        self.normalized_shape, self.eps = normalized_shape, eps
-        self.weight = nn.Parameter(torch.ones(normalized_shape))
-
-    def forward(self, x):
-        x = x - x.mean(-1, keepdim=True)
-        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+    Slip("rms_subtracts_mean", T + "RMSNorm.forward", """
+def forward(self, x):
+    x = x - x.mean(-1, keepdim=True)
+    return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
 """, None),
 ]

@@ -300,59 +300,18 @@ def check_build_batch(build_batch, hidden: bool = False) -> None:
 # ---------------------------------------------------------------- the second catalogue
 
 SLIPS = [
-    Slip("char_encode_by_list_index", T + "CharTokenizer", """
-class CharTokenizer:
-    def __init__(self, text, unk_token="[UNK]"):
-        require_str(text, "text")
-        self.unk_token = unk_token
-        self.itos = [unk_token] + sorted(set(text))
-        self.stoi = {ch: i for i, ch in enumerate(self.itos) if i > 0}
-
-    @property
-    def vocab_size(self):
-        return len(self.itos)
-
-    def encode(self, text):
-        return [self.itos.index(ch) for ch in text]
-
-    def decode(self, ids):
-        return "".join(self.itos[i] for i in ids)
+    Slip("char_encode_by_list_index", T + "CharTokenizer.encode", """
+def encode(self, text):
+    return [self.itos.index(ch) for ch in text]
 """, None),
-    Slip("char_size_of_the_lookup", T + "CharTokenizer", """
-class CharTokenizer:
-    def __init__(self, text, unk_token="[UNK]"):
-        require_str(text, "text")
-        self.unk_token = unk_token
-        self.itos = [unk_token] + sorted(set(text))
-        self.stoi = {ch: i for i, ch in enumerate(self.itos) if i > 0}
-
-    @property
-    def vocab_size(self):
-        return len(set(self.stoi.values()))
-
-    def encode(self, text):
-        return [self.stoi[ch] if ch in self.stoi else 0 for ch in text]
-
-    def decode(self, ids):
-        return "".join(self.itos[i] for i in ids)
+    Slip("char_size_of_the_lookup", T + "CharTokenizer.vocab_size", """
+@property
+def vocab_size(self):
+    return len(set(self.stoi.values()))
 """, "vocab_size_without_unk"),
-    Slip("char_unk_decodes_empty", T + "CharTokenizer", """
-class CharTokenizer:
-    def __init__(self, text, unk_token="[UNK]"):
-        require_str(text, "text")
-        self.unk_token = unk_token
-        self.itos = [unk_token] + sorted(set(text))
-        self.stoi = {ch: i for i, ch in enumerate(self.itos) if i > 0}
-
-    @property
-    def vocab_size(self):
-        return len(self.itos)
-
-    def encode(self, text):
-        return [self.stoi.get(ch, 0) for ch in text]
-
-    def decode(self, ids):
-        return "".join(self.itos[i] if i else "" for i in ids)
+    Slip("char_unk_decodes_empty", T + "CharTokenizer.decode", """
+def decode(self, ids):
+    return "".join(self.itos[i] if i else "" for i in ids)
 """, "decode_drops_unk"),
     Slip("pairs_by_index_short", T + "get_pair_counts", """
 def get_pair_counts(ids, counts=None):
