@@ -135,11 +135,11 @@ def check_merge(merge, hidden: bool = False) -> None:
     reference = copy_of(T + "merge")
     for ids, pair, new_id in cases:
         def probe(f, ids=ids, pair=pair, new_id=new_id):
-            before = list(ids)
-            out = list(f(before, pair, new_id))
-            return out, before == ids
-        compare(merge, probe, probe(reference),
-                what=f"merge({ids}, {pair}, {new_id}) (result, input left unchanged)")
+            given = list(ids)
+            out = list(f(given, pair, new_id))
+            return out, given                             # the input list after the call
+        compare(merge, probe, probe(reference), what=f"merge({ids}, {pair}, {new_id})",
+                parts=("the result", "the input list after the call (must be unchanged)"))
 
 
 # ---------------------------------------------------------------- Part 3: training
