@@ -19,6 +19,7 @@ from course.checks.core import (
     Slip,
     call,
     check,
+    close,
     compare,
     copy_of,
     diagnose,
@@ -135,13 +136,13 @@ def _pad(lengths: list[int], T: int) -> torch.Tensor:
 # ---------------------------------------------------------------- effects: mistakes by what they do
 
 
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and bool(torch.allclose(a, b, rtol=1e-3, atol=1e-4))
+def _near(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return close(a, b, rtol=1e-3, atol=1e-4)
 
 
 def _scaled_by(expected: torch.Tensor, factor: float):
     """got == expected * factor (the scale of the scores is off by that factor)."""
-    return lambda got: _close(got, expected * factor)
+    return lambda got: _near(got, expected * factor)
 
 
 def _softmax_effects(scores: torch.Tensor, mask: torch.Tensor | None):
@@ -151,8 +152,8 @@ def _softmax_effects(scores: torch.Tensor, mask: torch.Tensor | None):
     some = allowed.any(-1)  # rows with at least one key to attend to
 
     def over_queries(got):  # columns sum to one, rows do not
-        return _close(got.sum(-2), torch.ones_like(got.sum(-2))) \
-            and not _close(got.sum(-1), torch.ones_like(got.sum(-1)))
+        return _near(got.sum(-2), torch.ones_like(got.sum(-2))) \
+            and not _near(got.sum(-1), torch.ones_like(got.sum(-1)))
 
     def after_softmax(got):  # zero on masked keys, but kept rows sum to less than one
         return bool((got[~allowed] == 0).all()) and bool((got.sum(-1)[some] < 1 - 1e-3).any())
@@ -165,7 +166,7 @@ def _softmax_effects(scores: torch.Tensor, mask: torch.Tensor | None):
 
     def uniform_rows(got):
         empty = ~some
-        return bool(empty.any()) and _close(got[empty], torch.full_like(got[empty],
+        return bool(empty.any()) and _near(got[empty], torch.full_like(got[empty],
                                                                         1 / got.size(-1)))
 
     return [("softmax_wrong_axis", over_queries), ("mask_after_softmax", after_softmax),

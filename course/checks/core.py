@@ -422,6 +422,15 @@ def same(actual: Any, expected: Any, *, rtol: float = 1e-5, atol: float = 1e-6) 
     return type(actual) is type(expected) and actual == expected
 
 
+def close(got: Any, want: Any, *, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
+    """Same shape and values within tolerance, whatever the dtypes (for effect predicates)."""
+    import torch
+
+    return (isinstance(got, torch.Tensor) and got.shape == want.shape
+            and bool(torch.allclose(got.detach().double(), want.detach().double(), rtol=rtol,
+                                    atol=atol)))
+
+
 def short(value: Any, limit: int = 160) -> str:
     """A repr cut to `limit` characters; tensors show shape and dtype first."""
     if isinstance(value, (Raised, Raises)):
