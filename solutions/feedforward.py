@@ -5,6 +5,9 @@
 - :func:`gelu_tanh` -- the tanh approximation of GELU that GPT-2 uses.
 - :class:`FeedForward` -- ``Linear(C, 4C) -> activation -> Linear(4C, C) -> dropout``, applied to
   every token on its own with the same weights (a 1-D convolution of kernel size 1).
+- :class:`FusedFeedForward` -- the same network with PyTorch's fused activation kernels
+  (``F.gelu``): one kernel instead of the formula's chain. The models use it unless
+  ``ModelConfig(fused=False)``.
 - :func:`feedforward_parameters` -- how many parameters such a network holds.
 
 Shapes: ``(B, T, C)`` in and out; ``(B, T, d_ff)`` in the hidden layer.
@@ -13,6 +16,7 @@ Shapes: ``(B, T, C)`` in and out; ``(B, T, d_ff)`` in the hidden layer.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +75,23 @@ class FeedForward(nn.Module):
             h = torch.relu(h)
         y = self.proj(h)                                  # (B, T, C)
         return F.dropout(y, p=self.dropout, training=self.training)
+
+
+FUSED_ACTIVATIONS = {"gelu": F.gelu, "gelu_tanh": partial(F.gelu, approximate="tanh"),
+                     "relu": F.relu}
+
+
+class FusedFeedForward(FeedForward):
+    """:class:`FeedForward` with the activation computed by PyTorch's fused kernel (``F.gelu``,
+    ``F.gelu(approximate="tanh")``, ``F.relu``): the same function of the same parameters,
+    tested equal to :func:`gelu` and :func:`gelu_tanh`, in one kernel each way."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., T, C) -> (..., T, C), each token transformed on its own."""
+        if x.dim() < 1 or x.size(-1) != self.d_model:
+            return super().forward(x)                     # raises the definition's error
+        h = FUSED_ACTIVATIONS[self.activation](self.fc(x))  # (B, T, d_ff)
+        return F.dropout(self.proj(h), p=self.dropout, training=self.training)  # (B, T, C)
 
 
 def feedforward_parameters(d_model: int, d_ff: int, bias: bool = True) -> int:

@@ -4,6 +4,9 @@
   inside the square root), then scale by ``weight`` and shift by ``bias``.
 - :class:`LayerNorm` -- the module with learned ``weight`` (ones) and ``bias`` (zeros), laid out
   like ``torch.nn.LayerNorm`` and BERT's ``LayerNorm.{weight,bias}``.
+- :class:`FusedLayerNorm` -- the same module (same ``weight`` and ``bias``) computed by
+  PyTorch's fused ``F.layer_norm`` kernel: one kernel forward and one backward instead of a
+  chain of elementwise ones. The models use it unless ``ModelConfig(fused=False)``.
 - :class:`RMSNorm` -- the lighter variant of LLaMA-style models: no mean, no shift, divide by the
   root mean square.
 
@@ -14,6 +17,7 @@ other tokens of the sequence or on the other sequences of the batch.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -47,6 +51,18 @@ class LayerNorm(nn.Module):
         """x (..., C) -> (..., C), each token normalised over its C features (layer_norm
         checks that C is normalized_shape)."""
         return layer_norm(x, self.weight, self.bias, self.eps)
+
+
+class FusedLayerNorm(LayerNorm):
+    """:class:`LayerNorm` computed by PyTorch's fused kernel ``F.layer_norm``: the same
+    function of the same parameters (identical state_dict), tested equal to the definition,
+    in one kernel forward and one backward (nanoGPT's LayerNorm does the same)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., C) -> (..., C), each token normalised over its C features."""
+        if x.dim() < 1 or x.size(-1) != self.normalized_shape:
+            return super().forward(x)                     # raises the definition's error
+        return F.layer_norm(x, (self.normalized_shape,), self.weight, self.bias, self.eps)
 
 
 class RMSNorm(nn.Module):

@@ -8,7 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from solutions.feedforward import FeedForward, feedforward_parameters, gelu, gelu_tanh
+from solutions.feedforward import (
+    FeedForward,
+    FusedFeedForward,
+    feedforward_parameters,
+    gelu,
+    gelu_tanh,
+)
 
 DTYPES = [torch.float32, torch.float64]
 ACTS = {"gelu": nn.GELU(), "gelu_tanh": nn.GELU(approximate="tanh"), "relu": nn.ReLU()}
@@ -169,7 +175,33 @@ def test_parameter_count():
     (lambda: FeedForward(0), "positive"),
     (lambda: feedforward_parameters(0, 4), "positive"),
     (lambda: FeedForward(8)(torch.zeros(2, 3, 6)), r"8 features.*\(2, 3, 6\)"),
+    (lambda: FusedFeedForward(8)(torch.zeros(2, 3, 6)), r"8 features.*\(2, 3, 6\)"),
+    (lambda: FusedFeedForward(8, activation="swish"), "activation"),
 ])
 def test_bad_input_gets_a_clear_error(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize("activation", list(ACTS))
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_feedforward_equals_the_definition(activation, bias):
+    """PyTorch's activation kernels give our formulas' outputs and gradients (float64), with
+    the same parameters; dropout draws the same mask from the same seed."""
+    torch.manual_seed(0)
+    ours = FeedForward(8, 24, dropout=0.25, activation=activation, bias=bias).double()
+    fused = FusedFeedForward(8, 24, dropout=0.25, activation=activation, bias=bias).double()
+    assert list(fused.state_dict()) == list(ours.state_dict())
+    fused.load_state_dict(ours.state_dict())
+    x = randn(2, 5, 8, dtype=torch.float64, scale=3.0)
+    for train in (False, True):
+        outs = []
+        for module in (ours, fused):
+            module.train(train).zero_grad()
+            xg = x.clone().requires_grad_()
+            torch.manual_seed(1)
+            y = module(xg)
+            (y * torch.linspace(-1, 2, y.numel(), dtype=y.dtype).view_as(y)).sum().backward()
+            outs.append([y, xg.grad, *(p.grad for p in module.parameters())])
+        for a, b in zip(*outs, strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-13)

@@ -93,11 +93,17 @@ EXAMPLES: dict[str, tuple] = {
     "FeedForward/tanh-nobias": (
         lambda: ffn.FeedForward(16, 24, activation="gelu_tanh", bias=False), _tokens),
     "FeedForward/relu": (lambda: ffn.FeedForward(16, activation="relu"), _tokens),
+    "FusedFeedForward": (lambda: ffn.FusedFeedForward(16, dropout=0.1), _tokens),
+    "FusedFeedForward/tanh-nobias": (
+        lambda: ffn.FusedFeedForward(16, 24, activation="gelu_tanh", bias=False), _tokens),
     "LayerNorm": (lambda: norm.LayerNorm(16), _tokens),
+    "FusedLayerNorm": (lambda: norm.FusedLayerNorm(16), _tokens),
     "RMSNorm": (lambda: norm.RMSNorm(16), _tokens),
     "Residual": (lambda: mdl.Residual(torch.nn.Linear(16, 16), dropout=0.1),
                  lambda device: (torch.randn(2, 5, 16, device=device),)),
     "Block": (lambda: mdl.Block(mdl.ModelConfig(**_SMALL)), _block_inputs(False)),
+    "Block/from-definition": (lambda: mdl.Block(mdl.ModelConfig(**_SMALL, fused=False)),
+                              _block_inputs(False)),
     "Block/post-LN-causal-cross": (
         lambda: mdl.Block(mdl.ModelConfig(**_SMALL, norm_first=False), causal=True, cross=True),
         _block_inputs(True)),

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from solutions.normalization import LayerNorm, RMSNorm, layer_norm
+from solutions.normalization import FusedLayerNorm, LayerNorm, RMSNorm, layer_norm
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -100,6 +100,7 @@ def test_rmsnorm_keeps_the_mean_layernorm_removes_it():
 
 @pytest.mark.parametrize("make, message", [
     (lambda: LayerNorm(8)(torch.zeros(2, 3, 6)), r"8 features.*\(2, 3, 6\)"),
+    (lambda: FusedLayerNorm(8)(torch.zeros(2, 3, 6)), r"8 features.*\(2, 3, 6\)"),
     (lambda: RMSNorm(8)(torch.zeros(2, 8, 3)), r"RMSNorm.*8 features.*\(2, 8, 3\)"),
     (lambda: layer_norm(torch.zeros(4, 5), torch.ones(4), torch.zeros(4)), "4 features"),
     (lambda: LayerNorm((8,)), "normalized_shape"),
@@ -108,3 +109,16 @@ def test_rmsnorm_keeps_the_mean_layernorm_removes_it():
 def test_bad_input_gets_a_clear_error(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize("shape, eps", [((2, 5, 16), 1e-5), ((3, 7), 1e-12), ((1, 1, 4), 0.1)])
+def test_fused_layernorm_equals_the_definition(shape, eps):
+    """Same parameters, same output and gradients (x, weight, bias) in float64."""
+    C = shape[-1]
+    ours, fused = LayerNorm(C, eps=eps).double(), FusedLayerNorm(C, eps=eps).double()
+    random_affine(ours)
+    fused.load_state_dict(ours.state_dict())
+    assert list(fused.state_dict()) == list(ours.state_dict()) == ["weight", "bias"]
+    x = randn(*shape, dtype=torch.float64, scale=3.0, shift=2.0)
+    for a, b in zip(forward_backward(fused, x), forward_backward(ours, x), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
