@@ -228,38 +228,42 @@ class Server:
             self.proc.stdin.write((json.dumps(request) + "\n").encode())
             self.proc.stdin.flush()
         except OSError:
-            self.stop()
+            self.stop(kill=True)
             raise GraderGone("the grading process ended") from None
         deadline = time.monotonic() + timeout
         fd = self.proc.stdout.fileno()
         while b"\n" not in self.buffer:
             left = deadline - time.monotonic()
             if left <= 0:
-                self.stop()
+                self.stop(kill=True)
                 raise subprocess.TimeoutExpired("grading", timeout)
             ready, _, _ = select.select([fd], [], [], left)
             if not ready:
                 continue
             chunk = os.read(fd, 2**20)
             if not chunk:
-                code = self.stop()
+                code = self.stop(kill=True)
                 raise GraderGone(f"the grading process ended (exit status {code})")
             self.buffer += chunk
         line, _, self.buffer = self.buffer.partition(b"\n")
         return json.loads(line)
 
-    def stop(self) -> int | None:
+    def stop(self, kill: bool = False) -> int | None:
+        """End the process: at once with `kill`, else when it has closed its spare worker."""
         if self.proc is None:
             return None
         proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            proc.stdin.close()  # it ends its spare worker and leaves
-            try:
+        if proc.poll() is None and not kill:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()  # it ends its spare worker and leaves
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()  # its workers' sandboxes end with it (bwrap --die-with-parent)
+        if proc.poll() is None:
+            proc.kill()  # its workers' sandboxes end with it (bwrap --die-with-parent)
         code = proc.wait()
-        proc.stdout.close()
+        for stream in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
         return code
 
     def __enter__(self) -> Server:
