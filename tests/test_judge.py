@@ -8,6 +8,7 @@ catalogue runs in about a minute. The end-to-end grading test runs one of them t
 from __future__ import annotations
 
 import builtins
+import json
 import os
 import shutil
 import tempfile
@@ -73,3 +74,24 @@ def test_each_part_loses_points_for_its_own_mistake_and_names_it(runtime):
     assert earned < possible
     for mistake in mistakes:
         assert mistake.hint in messages, mistake.name
+
+
+def test_a_result_without_torch_comes_back_as_plain_values_only():
+    """The worker's torch-free replies (tagged JSON) give back exactly the plain value, and
+    anything else is refused rather than built."""
+    from course.grading import worker
+
+    value = {"a": [1, 2.5, float("-inf"), -0.0], (1, "b"): (b"\x00\xff", None, True),
+             "nested": [[("x",)]], "": {}}
+    back = judge.untag(json.loads(json.dumps(worker._tagged(value))))
+    assert back == value and isinstance(back[(1, "b")], tuple)
+    assert str(back["a"][3]) == "-0.0" and isinstance(back["nested"][0][0], tuple)
+    for hostile in ({"x": 1}, {"l": 1}, {"b": 5}, {"d": [[["k"], 1]]}, {"t": [], "l": []},
+                    {"py/object": "os.system"}):
+        with pytest.raises((ValueError, TypeError)):
+            judge.untag(hostile)
+    deep = {"l": []}
+    for _ in range(100):
+        deep = {"l": [deep]}
+    with pytest.raises(ValueError, match="deeply"):
+        judge.untag(deep)

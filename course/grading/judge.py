@@ -10,7 +10,8 @@ Test cells never run in the worker. The judge runs each one here, with the real 
 the test passes for the learner's object becomes a `Remote` handle, and whenever a check calls a
 probe on it (`course.checks.core.call`), the probe is pickled, applied to the learner's object in
 the worker, and only its *result* comes back (tensors and plain containers, read with
-`torch.load(weights_only=True)`). Comparing with the oracle, diagnosing mistakes and deciding the
+`torch.load(weights_only=True)`, or tagged JSON read by `untag` when the worker has no torch
+loaded); nothing from the worker is ever unpickled here. Comparing with the oracle, diagnosing mistakes and deciding the
 score all happen here. Whatever the learner's code patches, rebinds or transforms, it does so in
 the worker, where nothing is judged. The checks' code is sent by value; `solutions` objects go
 by reference to the worker's copy, where a graded object's stub is the learner's own version
