@@ -657,8 +657,9 @@ def grade_in_process(exercise: str, *, slip: Slip | None = None,
     namespace: dict[str, Any] = {"__name__": "__main__"}
     results = []
     changed = slip is None and mistake is None and not blank  # before a change: the reference's
+    demos = _demonstrations(exercise)
     for index, cell in enumerate(cells[:last + 1]):  # the cells after the last test: ungraded
-        if cell.cell_type != "code":
+        if cell.cell_type != "code" or index in demos:
             continue
         meta = cell.metadata.get("nbgrader", {})
         source = cell.source
@@ -688,6 +689,43 @@ def grade_in_process(exercise: str, *, slip: Slip | None = None,
         if meta.get("grade"):
             results.append(TestCell(meta["grade_id"], int(meta["points"]), failure))
     return results
+
+
+@cache
+def _demonstrations(exercise: str) -> frozenset[int]:
+    """The plain code cells no later graded cell needs: they bind no name a later kept cell
+    reads and change no object it reads (a demonstration such as a training run to look at).
+    Grading in process skips them; nbgrader runs every cell."""
+    import ast
+
+    cells = _notebook_cells(exercise)
+    needed: set[str] = set()
+    skip = set()
+    for index in reversed(range(len(cells))):
+        cell = cells[index]
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # a magic: keep it
+            continue
+        bound, changed = set(), set()
+        for node in tree.body:
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                    bound.add(sub.id)
+                elif isinstance(sub, (ast.Attribute, ast.Subscript)) \
+                        and isinstance(sub.ctx, ast.Store) and isinstance(sub.value, ast.Name):
+                    changed.add(sub.value.id)
+                elif isinstance(sub, (ast.FunctionDef, ast.ClassDef)):
+                    bound.add(sub.name)
+                elif isinstance(sub, ast.alias):
+                    bound.add((sub.asname or sub.name).split(".")[0])
+        if not cell.metadata.get("nbgrader") and not (bound | changed) & needed:
+            skip.add(index)
+            continue
+        needed |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    return frozenset(skip)
 
 
 @cache

@@ -375,13 +375,13 @@ def _check_silenced_branches(Block, norm_first: bool, hidden: bool) -> None:
 
 
 def _cases(norm_first: bool, hidden: bool) -> list[dict]:
+    """Blocks without a mask (padding has its own test, so a mask slip costs that test)."""
     f32, f64 = torch.float32, torch.float64
     base = dict(norm_first=norm_first, C=16, H=4, d_ff=40, B=2, T=5, dtype=f32)
-    cases = [dict(base, label="no mask"),
-             dict(base, lengths=[5, 3], label="sequence 1 has 2 padding tokens")]
+    cases = [dict(base, label="no mask")]
     if hidden:
-        cases += [dict(base, C=24, H=3, d_ff=48, B=3, T=6, lengths=[6, 1, 4], dtype=f64,
-                       label="float64, a sequence with a single real token"),
+        cases += [dict(base, C=24, H=3, d_ff=48, B=3, T=6, dtype=f64,
+                       label="float64, 3 heads of 8 features"),
                   dict(base, C=8, H=2, d_ff=16, B=1, T=4, activation="relu", eps=1e-6,
                        label="a batch of one, ReLU, eps 1e-6"),
                   dict(base, C=12, H=6, B=2, T=1, dtype=f64, label="a single token")]
@@ -402,6 +402,22 @@ def check_block_post_ln(Block, hidden: bool = False) -> None:
     weights (output and gradient)."""
     _check_block(Block, _cases(False, hidden), seed=300)
     _check_silenced_branches(Block, False, hidden)
+
+
+@check(M + "Block", part=2)
+def check_block_padding(Block, hidden: bool = False) -> None:
+    """With a padding mask, pre-LN and post-LN Blocks equal torch's layer given the same
+    key padding mask."""
+    f32, f64 = torch.float32, torch.float64
+    base = dict(C=16, H=4, d_ff=40, B=2, T=5, dtype=f32, lengths=[5, 3])
+    cases = [dict(base, norm_first=True, label="pre-LN, sequence 1 has 2 padding tokens"),
+             dict(base, norm_first=False, label="post-LN, sequence 1 has 2 padding tokens")]
+    if hidden:
+        cases += [dict(base, norm_first=False, C=24, H=3, d_ff=48, B=3, T=6, lengths=[6, 1, 4],
+                       dtype=f64, label="post-LN, float64, a sequence with a single real token"),
+                  dict(base, norm_first=True, B=1, T=4, lengths=[2],
+                       label="pre-LN, a batch of one, half of it padding")]
+    _check_block(Block, cases, seed=700)
 
 
 @check(M + "Block", part=2)

@@ -9,6 +9,7 @@ real GPT on the grammar corpus and compares its validation loss with the exact f
 
 from __future__ import annotations
 
+import marshal
 import math
 import tempfile
 from pathlib import Path
@@ -473,7 +474,7 @@ def _code_key(fit) -> tuple:
     code = getattr(fit, "__code__", None)
     if code is None:
         return ("object", id(fit))
-    return (code.co_code, repr(code.co_consts), code.co_names, code.co_varnames)
+    return ("code", marshal.dumps(code))  # nested code objects included, not their addresses
 
 
 def _floor_setup():
