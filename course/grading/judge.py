@@ -460,9 +460,9 @@ class _Names(dict):
         return remote(key)
 
 
-def trusted_imports(source_nb) -> dict:
-    """The import statements of the instructor notebook's plain cells, run here."""
-    namespace: dict = {"__name__": "__course_judge__"}
+def plain_imports(source_nb) -> list[ast.stmt]:
+    """The top-level import statements of the instructor notebook's plain cells."""
+    imports = []
     for cell in source_nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type != "code" or meta.get("solution") or meta.get("grade"):
@@ -471,9 +471,16 @@ def trusted_imports(source_nb) -> dict:
             tree = ast.parse(cell.source)
         except SyntaxError:
             continue
-        imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-        if imports:
-            exec(compile(ast.Module(imports, []), "<imports>", "exec"), namespace)
+        imports += [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return imports
+
+
+def trusted_imports(source_nb) -> dict:
+    """The import statements of the instructor notebook's plain cells, run here."""
+    namespace: dict = {"__name__": "__course_judge__"}
+    imports = plain_imports(source_nb)
+    if imports:
+        exec(compile(ast.Module(imports, []), "<imports>", "exec"), namespace)
     return namespace
 
 
@@ -557,21 +564,12 @@ def preloads(source_nb) -> tuple[str, ...]:
     """Modules the exercise's own cells import, other than the course's (the worker imports
     them before its submission's first cell: a worker started ahead has them ready)."""
     found: dict[str, None] = {}
-    for cell in source_nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or meta.get("solution") or meta.get("grade"):
-            continue
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                     [node.module] if isinstance(node, ast.ImportFrom) and node.module
-                     and not node.level else [])
-            for name in names:
-                if name.split(".")[0] not in ("course", "solutions"):
-                    found[name] = None
+    for node in plain_imports(source_nb):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                 [node.module] if node.module and not node.level else [])
+        for name in names:
+            if name.split(".")[0] not in ("course", "solutions"):
+                found[name] = None
     return tuple(found)
 
 
