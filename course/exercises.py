@@ -43,7 +43,6 @@ import importlib
 import inspect
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -249,36 +248,38 @@ def search_path() -> str:
     return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
-def nbgrader(root: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run an nbgrader command in a course folder; raise with its log on failure."""
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root,
-                          capture_output=True, text=True,
-                          env={**os.environ, "PATH": search_path()})
-    if proc.returncode != 0:
-        raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def make_course(root: Path, name: str, source_nb: nbformat.NotebookNode) -> Path:
-    """A fresh nbgrader course folder holding one source notebook, released into its gradebook."""
-    (root / "source" / name).mkdir(parents=True)
+def add_source(root: Path, name: str, source_nb: nbformat.NotebookNode) -> None:
+    """Put the instructor notebook into the course folder `root` as source/NAME/NAME.ipynb."""
+    (root / "source" / name).mkdir(parents=True, exist_ok=True)
     nbformat.write(source_nb, root / "source" / name / f"{name}.ipynb")
+
+
+def make_course(root: Path, name: str, source_nb: nbformat.NotebookNode, *,
+                release=None) -> Path:
+    """A fresh nbgrader course folder holding one source notebook, released into its gradebook
+    (by `release(root, name)`, by default `generate_assignment` in this process)."""
+    add_source(root, name, source_nb)
     (root / "nbgrader_config.py").write_text(nbgrader_config(root))
-    generate_assignment(root, name)
+    (release or generate_assignment)(root, name)
     return root / "release" / name / f"{name}.ipynb"
 
 
-def generate_assignment(root: Path, name: str) -> None:
-    """nbgrader's `generate_assignment` for the course folder `root`, run in this process (one
-    import of nbgrader for every exercise built); raise with its log on failure."""
+def nbgrader_api(root: Path):
+    """nbgrader's Python API for the course folder `root`, configured by its nbgrader_config.py."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+
+
+def generate_assignment(root: Path, name: str) -> None:
+    """nbgrader's `generate_assignment` for the course folder `root`, run in this process (one
+    import of nbgrader for every exercise built); raise with its log on failure."""
+    api = nbgrader_api(root)
     path = os.environ.get("PATH")
-    os.environ["PATH"] = search_path()  # the gradebook's migrations run `alembic`
+    os.environ["PATH"] = search_path()  # a new gradebook's migrations run `alembic`
     try:
         result = api.generate_assignment(name, force=True)
     finally:
@@ -314,8 +315,7 @@ def build(name: str, out: Path = ROOT / "exercises") -> list[Path]:
     """Build one exercise's instructor and student notebooks under `out`; return changed files."""
     source_nb = instructor_notebook(TEMPLATES / f"{name}.md")
     root = _build_folder()
-    (root / "source" / name).mkdir(parents=True, exist_ok=True)
-    nbformat.write(source_nb, root / "source" / name / f"{name}.ipynb")
+    add_source(root, name, source_nb)
     generate_assignment(root, name)
     release_nb = nbformat.read(root / "release" / name / f"{name}.ipynb", as_version=4)
     changed = []

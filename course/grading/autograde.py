@@ -26,6 +26,8 @@ import resource
 import sys
 from pathlib import Path
 
+from course import exercises
+
 # What grading adds to the course's nbgrader configuration.
 CONFIG = '''
 c.Autograde.autograde_preprocessors = [
@@ -88,18 +90,9 @@ def _once_per_process() -> None:
     nbgrader.api.get_alembic_version = version
 
 
-def _api(root: Path):
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config.loader import PyFileConfigLoader
-
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
-
-
 def grade(work: Path, assignment: str, student: str) -> tuple[bool, str]:
     """(succeeded, log): autograde then generate_feedback in the course folder WORK."""
-    api = _api(work)
+    api = exercises.nbgrader_api(work)
     for step in (api.autograde, api.generate_feedback):
         result = step(assignment, student, force=True)
         if not result.get("success"):
@@ -110,11 +103,11 @@ def grade(work: Path, assignment: str, student: str) -> tuple[bool, str]:
 
 def generate(root: Path, assignment: str) -> tuple[bool, str]:
     """(succeeded, log): generate_assignment in the course folder ROOT."""
-    result = _api(root).generate_assignment(assignment, force=True)
-    if result.get("success"):
-        return True, ""
-    return False, (f"nbgrader generate_assignment failed\n{result.get('log', '')}\n"
-                   f"{result.get('error', '')}")
+    try:
+        exercises.generate_assignment(root, assignment)
+    except RuntimeError as error:
+        return False, str(error)
+    return True, ""
 
 
 def peak_rss_mb() -> float:

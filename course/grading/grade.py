@@ -437,7 +437,7 @@ class Ledger:
 def generate(root: Path, assignment: str, server: Server | None = None) -> None:
     """nbgrader generate_assignment in the course folder ROOT (in `server` when given)."""
     if server is None:
-        exercises.nbgrader(root, "generate_assignment", assignment, "--force")
+        exercises.generate_assignment(root, assignment)
         return
     reply = server.ask(dict(kind="generate", root=str(root), assignment=assignment), 600)
     if not reply.get("ok"):
@@ -451,10 +451,8 @@ def prepare(assignment: str, scratch: Path, *, timeout: float, limits: sandbox.L
         raise FileNotFoundError(f"unknown assignment {assignment!r}: no {source}")
     source_nb = nbformat.read(source, as_version=4)
     template = scratch / "template"
-    (template / "source" / assignment).mkdir(parents=True)
-    nbformat.write(source_nb, template / "source" / assignment / f"{assignment}.ipynb")
-    (template / "nbgrader_config.py").write_text(exercises.nbgrader_config(template))
-    generate(template, assignment, server)
+    exercises.make_course(template, assignment, source_nb,
+                          release=lambda root, name: generate(root, name, server))
     shutil.rmtree(template / "release")
     (template / "nbgrader_config.py").unlink()
     runtime = judge.build_runtime(scratch / "runtime", source_nb)
