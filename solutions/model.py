@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions.attention import (
+    FusedMultiHeadAttention,
     MultiHeadAttention,
     causal_mask,
     merge_heads,
@@ -93,6 +94,13 @@ class ModelConfig:
                              f"[0, vocab_size={self.vocab_size})")
         if not isinstance(self.fused, bool):
             raise TypeError(f"fused must be True or False, got {self.fused!r}")
+
+    def attention(self) -> MultiHeadAttention:
+        """A layer's multi-head attention over n_embd features: FusedMultiHeadAttention (one
+        product for query, key and value, PyTorch's causal kernel) when ``fused``, else
+        chapter 3's MultiHeadAttention."""
+        mha = FusedMultiHeadAttention if self.fused else MultiHeadAttention
+        return mha(self.n_embd, self.n_head, self.dropout, self.bias)
 
     def layer_norm(self) -> LayerNorm:
         """A LayerNorm over n_embd features with this eps: FusedLayerNorm (PyTorch's kernel)
@@ -165,12 +173,11 @@ class Block(nn.Module):
         super().__init__()
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
-        C = config.n_embd
         self.norm_first, self.causal, self.cross = config.norm_first, causal, cross
-        self.attn = MultiHeadAttention(C, config.n_head, config.dropout, config.bias)
+        self.attn = config.attention()                    # MultiHeadAttention(C, H, ...)
         self.ln_1 = config.layer_norm()                   # LayerNorm(C, eps=config.eps)
         if cross:
-            self.cross_attn = MultiHeadAttention(C, config.n_head, config.dropout, config.bias)
+            self.cross_attn = config.attention()
             self.ln_cross = config.layer_norm()
         self.mlp = config.feedforward()                   # FeedForward(C, config.d_ff, ...)
         self.ln_2 = config.layer_norm()

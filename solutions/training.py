@@ -180,9 +180,10 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig, device="cpu") -> torch.optim.AdamW:
-    """AdamW over :func:`param_groups`: the fused kernel on CUDA, elsewhere the multi-tensor
-    (foreach) one, which updates all parameters in a few kernels instead of one by one."""
-    fused = torch.device(device).type == "cuda"
+    """AdamW over :func:`param_groups`: on CUDA and on the CPU the fused kernel, which updates
+    every parameter in one call instead of a handful of small operations per parameter (the
+    same update); elsewhere the multi-tensor (foreach) one."""
+    fused = torch.device(device).type in ("cuda", "cpu")
     return torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr,
                              betas=(config.beta1, config.beta2), fused=fused,
                              foreach=not fused)

@@ -41,6 +41,10 @@ def _cross(need_weights):
     return inputs
 
 
+def _self_causal(device):
+    return torch.randn(2, 5, 16, device=device), None, att.causal_mask(5, device)
+
+
 _SMALL = dict(n_embd=16, n_head=4, d_ff=24, dropout=0.1)
 
 
@@ -89,6 +93,10 @@ EXAMPLES: dict[str, tuple] = {
     "MultiHeadAttention": (lambda: att.MultiHeadAttention(16, 4, dropout=0.1), _cross(True)),
     "MultiHeadAttention/sdpa": (lambda: att.MultiHeadAttention(16, 4, dropout=0.1),
                                 _cross(False)),
+    "FusedMultiHeadAttention": (lambda: att.FusedMultiHeadAttention(16, 4, dropout=0.1),
+                                _self_causal),
+    "FusedMultiHeadAttention/cross": (lambda: att.FusedMultiHeadAttention(16, 4, dropout=0.1),
+                                      _cross(False)),
     "FeedForward": (lambda: ffn.FeedForward(16, dropout=0.1), _tokens),
     "FeedForward/tanh-nobias": (
         lambda: ffn.FeedForward(16, 24, activation="gelu_tanh", bias=False), _tokens),

@@ -1,12 +1,15 @@
-"""ModelConfig.fused: the models with PyTorch's fused LayerNorm and GELU kernels (the default)
-compute what the from-definition modules of Chapters 4 and 6 compute (fused=False), from the
-same state_dict: outputs and the gradients of every parameter, in float64."""
+"""ModelConfig.fused: the models with PyTorch's fused LayerNorm and GELU kernels and the fused
+self-attention (the default) compute what the from-definition modules of Chapters 3, 4 and 6
+compute (fused=False), from the same state_dict: outputs and the gradients of every parameter,
+in float64."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+import solutions.attention as att
+from solutions.attention import FusedMultiHeadAttention, MultiHeadAttention, causal_mask
 from solutions.feedforward import FeedForward, FusedFeedForward
 from solutions.model import GPT, Block, Encoder, EncoderDecoder, ModelConfig
 from solutions.normalization import FusedLayerNorm, LayerNorm
@@ -53,6 +56,9 @@ def test_the_switch_picks_the_modules():
         assert type(getattr(fused, name)) is FusedLayerNorm
         assert type(getattr(plain, name)) is LayerNorm
     assert type(fused.mlp) is FusedFeedForward and type(plain.mlp) is FeedForward
+    for name in ("attn", "cross_attn"):
+        assert type(getattr(fused, name)) is FusedMultiHeadAttention
+        assert type(getattr(plain, name)) is MultiHeadAttention
     assert ModelConfig().fused is True
     with pytest.raises(TypeError, match="fused"):
         ModelConfig(fused="yes")
@@ -116,3 +122,113 @@ def test_checkpoints_move_between_the_two():
     plain = GPT(ModelConfig(vocab_size=30, block_size=12, n_layer=1, **SMALL, fused=False))
     plain.load_state_dict(fused.state_dict())
     fused.load_state_dict(plain.state_dict())
+
+
+# ---------------------------------------------------------------------------------------------
+# FusedMultiHeadAttention: one product for q, k, v; is_causal for exactly the causal mask
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sdpa_calls(monkeypatch):
+    """The keyword arguments of every F.scaled_dot_product_attention call."""
+    calls, real = [], att.F.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(att.F, "scaled_dot_product_attention", spy)
+    return calls
+
+
+def _attention_pair(bias=True):
+    torch.manual_seed(0)
+    fused = FusedMultiHeadAttention(16, 4, bias=bias).double()
+    plain = MultiHeadAttention(16, 4, bias=bias).double()
+    plain.load_state_dict(fused.state_dict())
+    assert list(fused.state_dict()) == list(plain.state_dict())
+    return fused, plain
+
+
+def _padding(T):
+    return att.padding_mask(torch.tensor([[1] * T, [1] * (T - 2) + [0, 0]]))  # (2, 1, 1, T)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("case", ["causal", "none", "padding", "causal&padding", "not causal",
+                                  "cross", "cross+mask", "need_weights"])
+def test_attention_twin(case, bias, sdpa_calls):
+    fused, plain = _attention_pair(bias)
+    g = torch.Generator().manual_seed(2)
+    T = 6
+    x = torch.randn(2, T, 16, generator=g, dtype=torch.float64)
+    context = torch.randn(2, 4, 16, generator=g, dtype=torch.float64)
+    kwargs = {"causal": dict(mask=causal_mask(T)), "none": {},
+              "padding": dict(mask=_padding(T)),
+              "causal&padding": dict(mask=causal_mask(T) & _padding(T)),
+              "not causal": dict(mask=causal_mask(T).transpose(-2, -1)),
+              "cross": dict(context=context), "cross+mask": dict(context=context,
+                                                                 mask=_padding(4)),
+              "need_weights": dict(mask=causal_mask(T), need_weights=True)}[case]
+    results = []
+    for module in (fused, plain):
+        module.zero_grad()
+        y, weights = module(x, **kwargs)
+        results.append((y, weights))
+        (y * _weights(y.shape)).sum().backward()
+    (y_f, w_f), (y_p, w_p) = results
+    torch.testing.assert_close(y_f, y_p, rtol=1e-12, atol=1e-12)
+    assert (w_f is None) == (w_p is None) == (case != "need_weights")
+    if w_f is not None:
+        torch.testing.assert_close(w_f, w_p, rtol=1e-12, atol=1e-12)
+    for pf, pp in zip(fused.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(pf.grad, pp.grad, rtol=1e-10, atol=1e-12)
+    if case == "need_weights":                        # both take the explicit path
+        assert sdpa_calls == []
+    else:                                             # the twin's call, then the plain one's
+        assert [c.get("is_causal", False) for c in sdpa_calls] == [case == "causal", False]
+        assert (sdpa_calls[0].get("attn_mask") is None) == (case in ("causal", "none", "cross"))
+
+
+def test_attention_twin_checks_its_input_like_the_definition():
+    fused, plain = _attention_pair()
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    for bad in (dict(x=torch.randn(2, 5, 8, dtype=torch.float64)),
+                dict(x=x, mask=torch.ones(5, 5, dtype=torch.bool)),
+                dict(x=x, mask=causal_mask(5).float()),
+                dict(x=x, mask=causal_mask(4))):
+        with pytest.raises(Exception) as plain_error:
+            plain(**bad)
+        with pytest.raises(type(plain_error.value), match="mask|features|x must"):
+            fused(**bad)
+
+
+def test_is_causal_mask():
+    assert att.is_causal_mask(causal_mask(7), 7)
+    assert att.is_causal_mask(torch.ones(7, 7, dtype=torch.bool).tril()[None, None], 7)
+    assert not att.is_causal_mask(None, 7)
+    assert not att.is_causal_mask(causal_mask(7), 6)                  # another length
+    assert not att.is_causal_mask(causal_mask(7)[..., :6, :6], 7)
+    assert not att.is_causal_mask(causal_mask(7).expand(2, 1, 7, 7), 7)  # not (1, 1, T, T)
+    assert not att.is_causal_mask(causal_mask(7) & _padding(7)[1:], 7)  # keys 5, 6 hidden
+    assert att.is_causal_mask(causal_mask(7) & _padding(7)[:1], 7)  # no padding: causal
+    off = causal_mask(7).clone()
+    off[0, 0, 3, 0] = False
+    assert not att.is_causal_mask(off, 7)
+    assert not att.is_causal_mask(causal_mask(7, "meta"), 7)      # values unknown: use the mask
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_causal_block_without_padding_takes_the_causal_kernel(norm_first, sdpa_calls):
+    fused, plain = _pair(lambda c: Block(c, causal=True), **SMALL, norm_first=norm_first)
+    x = torch.randn(2, 5, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    _assert_same(fused, plain, lambda block: (block(x) * _weights((2, 5, 16))).sum())
+    assert [c.get("is_causal", False) for c in sdpa_calls] == [True, False]
+
+
+def test_gpt_takes_the_causal_kernel_in_every_layer(sdpa_calls):
+    fused, plain = _pair(GPT, vocab_size=30, block_size=12, n_layer=3, **SMALL)
+    idx = torch.randint(30, (2, 9), generator=torch.Generator().manual_seed(3))
+    _assert_same(fused, plain, lambda model: model(idx, idx.roll(-1, 1))[1])
+    assert [c.get("is_causal", False) for c in sdpa_calls] == [True] * 3 + [False] * 3
