@@ -2,7 +2,8 @@
 
 The components come from earlier chapters -- :class:`~solutions.attention.MultiHeadAttention`,
 :class:`~solutions.feedforward.FeedForward`, :class:`~solutions.normalization.LayerNorm` -- and
-this file composes them (by default LayerNorm and GELU run as their fused twins,
+this file composes them (by default attention, LayerNorm and GELU run as their fused twins,
+:class:`~solutions.attention.FusedMultiHeadAttention`,
 :class:`~solutions.normalization.FusedLayerNorm` and
 :class:`~solutions.feedforward.FusedFeedForward`: see ``ModelConfig.fused``):
 
@@ -64,9 +65,10 @@ class ModelConfig:
     bias: bool = True
     type_vocab_size: int = 2       # encoder only (token type / segment embeddings)
     pad_token_id: int = 0
-    # True: LayerNorm and GELU run as PyTorch's fused kernels (FusedLayerNorm, FusedFeedForward),
-    # tested equal to our from-definition modules; False: the from-definition modules that
-    # chapters 4 and 6 build. Same parameters and state_dict either way.
+    # True: self-attention, LayerNorm and GELU run in fewer, fused kernels
+    # (FusedMultiHeadAttention, FusedLayerNorm, FusedFeedForward), tested equal to our
+    # from-definition modules; False: the from-definition modules that chapters 3, 4 and 6
+    # build. Same parameters and state_dict either way.
     fused: bool = True
 
     def __post_init__(self):

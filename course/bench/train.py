@@ -3,8 +3,9 @@
 1. throughput: training tokens/s (forward + backward + AdamW) of our GPT against the same sizes
    built from torch.nn.TransformerEncoder with a causal mask, interleaved in one process;
    ratio = ours / theirs (target >= 1.0). Ours is the default GPT (``ModelConfig.fused``:
-   LayerNorm and GELU as PyTorch's fused kernels); the row also shows the from-definition
-   modules of Chapters 4 and 6 (``fused=False``) and their ratio, to see what the kernels buy;
+   self-attention, LayerNorm and GELU in PyTorch's fused kernels); the row also shows the
+   from-definition modules of Chapters 3, 4 and 6 (``fused=False``) and their ratio, to see
+   what the kernels buy;
 2. grammar floor: our GPT trained for a fixed CPU time budget (3 minutes of process time) on
    the grammar corpus; its validation loss minus the exact floor on the same windows
    (target <= 0.03 nats per word);
