@@ -190,8 +190,8 @@ def needed(modules: set[str], start: set[tuple[str, str]]) -> set[tuple[str, str
     """The (module, name) definitions that `start` reaches by name, in the solutions modules."""
     index = {m: _names(m) for m in modules if m.startswith("solutions")}
     todo = set(start)
-    for module, (_, _, used) in index.items():
-        todo |= {(module, n) for n in used}
+    for module, (_, imported, used) in index.items():  # what runs on import
+        todo |= {(module, n) for n in used} | set(imported.values())
     seen = set()
     while todo:
         module, name = todo.pop()
@@ -202,6 +202,7 @@ def needed(modules: set[str], start: set[tuple[str, str]]) -> set[tuple[str, str
         if name in imported:
             todo.add(imported[name])
         elif name in defs:
+            todo |= _wanted(ast.unparse(defs[name]))  # imports inside a function
             for ref in {n.id for n in ast.walk(defs[name]) if isinstance(n, ast.Name)}:
                 if ref in defs:
                     todo.add((module, ref))
@@ -219,9 +220,17 @@ def _wanted(source: str) -> set[tuple[str, str]]:
     return found
 
 
-def given_module(module: str, stubs: dict[str, str]) -> str:
-    """A solutions module with each object in `stubs` replaced by its released form."""
+def given_module(module: str, stubs: dict[str, str], keep: set[str]) -> str:
+    """A solutions module with only the definitions in `keep` (what the exercise reaches) and
+    in `stubs`, the latter in their released form."""
     source = _module_file(module).read_text()
+    lines = source.splitlines()
+    for node in reversed(ast.parse(source).body):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) \
+                and node.name not in keep and node.name not in stubs:
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            del lines[first - 1:node.end_lineno]
+    source = "\n".join(lines) + "\n"
     written = []
     for name, code in stubs.items():  # given code that runs a part before it is written
         written += [q for q, node in exercises._functions(ast.parse(code))
@@ -296,7 +305,8 @@ def exercise_folder(name: str, out: Path) -> list[str]:
             target.with_suffix(".py")
         target.parent.mkdir(parents=True, exist_ok=True)
         if top == "solutions":
-            text = given_module(module, {n: c for (m, n), c in stubbed.items() if m == module})
+            text = given_module(module, {n: c for (m, n), c in stubbed.items() if m == module},
+                                {n for m, n in kept if m == module})
         target.write_text(renamed(text))
     torch.save(record(name), folder / "course" / "checks" / core.TAPE.name)
     return [other for other in exercises.names() if other != name
