@@ -502,10 +502,27 @@ def _learner_parts(spec: Spec, context: _Context, namespace: dict | None,
                    hidden: bool) -> None:
     """In a bundle an earlier part that fails its own checks is named, and then no mistake is
     hinted (the given code runs the learner's parts: `learners_code`)."""
-    for used in spec.uses if namespace is not None else ():
+    if namespace is None:
+        return
+    called = _names_read(context.obj)  # parts it calls by name, declared in `uses` or not
+    for used in dict.fromkeys([*spec.uses, *(t for t in REGISTRY
+                                             if t.rpartition(".")[2] in called)]):
         name = used.rpartition(".")[2]
         if name in namespace:
             _fails_first(context, used, namespace[name], hidden)
+
+
+def _names_read(obj: Any) -> set[str]:
+    """The global names the code of a function, or of a class's methods, reads."""
+    functions = [obj] if inspect.isfunction(obj) else [
+        v.fget if isinstance(v, property) else getattr(v, "__func__", v)
+        for v in vars(obj).values()] if isinstance(obj, type) else []
+    names, codes = set(), [f.__code__ for f in functions if inspect.isfunction(f)]
+    while codes:
+        code = codes.pop()
+        names |= set(code.co_names)
+        codes += [c for c in code.co_consts if inspect.iscode(c)]
+    return names
 
 
 def fails_first(target: str, mine: Any, hidden: bool) -> None:
@@ -516,7 +533,9 @@ def fails_first(target: str, mine: Any, hidden: bool) -> None:
 
 
 def _fails_first(context: _Context, target: str, mine: Any, hidden: bool) -> None:
-    if mine is context.obj or not REGISTRY.get(target) or _verdict(target, mine, hidden) is None:
+    if mine is context.obj or not REGISTRY.get(target) \
+            or any(c.spec.target == target for c in _ACTIVE) \
+            or _verdict(target, mine, hidden) is None:  # (a part being checked: not again)
         return
     name = target.rpartition(".")[2]
     part = REGISTRY[target][0].part
