@@ -130,11 +130,9 @@ class _NoHidden(ast.NodeTransformer):
 def without_hidden(source: str) -> str:
     """A checks module with no hidden case and no catalogued edit of the reference."""
     tree = _NoHidden().visit(ast.parse(source))
-    for node in ast.walk(tree):  # a branch emptied out of a block needs a statement
-        for field in ("body", "orelse", "finalbody"):
-            block = getattr(node, field, None)
-            if isinstance(block, list) and field == "body" and not block:
-                block.append(ast.Pass())
+    for node in ast.walk(tree):  # a block whose only statement was a hidden branch
+        if isinstance(getattr(node, "body", None), list) and not node.body:
+            node.body.append(ast.Pass())
     return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
 
 

@@ -71,15 +71,7 @@ def variant(name: str, *, mistake=None, slip=None, blank=False, bundled=True) ->
         meta = cell.metadata.get("nbgrader", {})
         source = bundle.HIDDEN.sub("", cell.source)
         if meta.get("solution"):
-            if mistake is not None and mistake.find in core.code_only(source):
-                source = core.edit(core.code_only(source), mistake.find, mistake.replace)
-            if slip is not None:
-                qualname = slip.target.removeprefix(core._module_of(slip.target) + ".")
-                if re.search(rf"^(def|class) {qualname.split('.')[0]}\b", source, re.M):
-                    source = core.replace_definition(source, qualname, slip.code)
-            if blank:
-                source = re.sub(r"^( *)### BEGIN SOLUTION\n.*?^ *### END SOLUTION$",
-                                r"\1raise NotImplementedError()", source, flags=re.M | re.S)
+            source = core.made(source, mistake=mistake, slip=slip, blank=blank)
         cells.append({"source": bundle.renamed(source) if bundled else source,
                       "grade": bool(meta.get("grade")), "id": meta.get("grade_id")})
     return cells

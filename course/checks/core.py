@@ -557,15 +557,13 @@ def learners_code(namespace: dict, qualnames: Sequence[str]) -> None:
         def delegate(*args, _stub=getter, _top=top, _attr=attr, _given=namespace[top],
                      **kwargs):
             mine = getattr(sys.modules.get("__main__"), _top, None)
-            if mine is not None and mine is not _given:
-                if _ACTIVE and replaying():
-                    _fails_first(_ACTIVE[-1], f"{namespace['__name__']}.{_top}", mine, False)
-                mine = vars(mine).get(_attr) if _attr and isinstance(mine, type) else \
-                    (None if _attr else mine)
-                mine = mine.fget if isinstance(mine, property) else mine
-            else:
-                mine = None
-            return (mine or _stub)(*args, **kwargs)
+            if mine is None or mine is _given or (_attr and not isinstance(mine, type)):
+                return _stub(*args, **kwargs)
+            if _ACTIVE and replaying():
+                _fails_first(_ACTIVE[-1], f"{namespace['__name__']}.{_top}", mine, False)
+            if _attr:
+                mine = vars(mine).get(_attr, _stub)
+            return (mine.fget if isinstance(mine, property) else mine)(*args, **kwargs)
 
         delegate = functools.wraps(getter)(delegate)
         if not attr:
@@ -912,17 +910,8 @@ def grade_in_process(exercise: str, *, slip: Slip | None = None,
         meta = cell.metadata.get("nbgrader", {})
         source = cell.source
         if meta.get("solution"):
-            before = source
-            if mistake is not None and mistake.find in code_only(source):
-                source = edit(code_only(source), mistake.find, mistake.replace)
-            if slip is not None:
-                qualname = slip.target.removeprefix(_module_of(slip.target) + ".")
-                if re.search(rf"^(def|class) {qualname.split('.')[0]}\b", source, re.M):
-                    source = replace_definition(source, qualname, slip.code)
-            if blank:  # as nbgrader releases it
-                source = re.sub(r"^( *)### BEGIN SOLUTION\n.*?^ *### END SOLUTION$",
-                                r"\1raise NotImplementedError()", source, flags=re.M | re.S)
-            changed = changed or source != before
+            source = made(source, mistake=mistake, slip=slip, blank=blank)
+            changed = changed or source != cell.source
         if meta.get("grade") and not changed:  # unchanged code before it: the reference's result
             results.append(TestCell(meta["grade_id"], int(meta["points"]), None))
             continue
@@ -937,6 +926,22 @@ def grade_in_process(exercise: str, *, slip: Slip | None = None,
         if meta.get("grade"):
             results.append(TestCell(meta["grade_id"], int(meta["points"]), failure))
     return results
+
+
+def made(source: str, *, mistake: Mistake | None = None, slip: Slip | None = None,
+         blank: bool = False) -> str:
+    """A solution cell's source with one catalogued mistake or one slip made (where it lands
+    in this cell), or every region the learner writes left as nbgrader releases it (`blank`)."""
+    if mistake is not None and mistake.find in code_only(source):
+        source = edit(code_only(source), mistake.find, mistake.replace)
+    if slip is not None:
+        qualname = slip.target.removeprefix(_module_of(slip.target) + ".")
+        if re.search(rf"^(def|class) {qualname.split('.')[0]}\b", source, re.M):
+            source = replace_definition(source, qualname, slip.code)
+    if blank:
+        source = re.sub(r"^( *)### BEGIN SOLUTION\n.*?^ *### END SOLUTION$",
+                        r"\1raise NotImplementedError()", source, flags=re.M | re.S)
+    return source
 
 
 @cache
