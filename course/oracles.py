@@ -142,7 +142,7 @@ def byte_to_unicode() -> dict[int, str]:
 
 
 def to_hf_tokenizer(bpe):
-    """A :class:`solutions.tokenization.BPETokenizer` as a Rust `tokenizers.Tokenizer`: same
+    """A :class:`solutions.tokenization_bpe.BPETokenizer` as a Rust `tokenizers.Tokenizer`: same
     vocabulary ids, merges in the same rank order, GPT-2's byte-level pre-tokenizer (same split
     regex), same special tokens."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers

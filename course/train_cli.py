@@ -68,7 +68,8 @@ def read_text(path) -> str:
 
 
 def make_tokenizer(kind: str, text: str):
-    from solutions.tokenization import BPETokenizer, CharTokenizer
+    from solutions.tokenization_bpe import BPETokenizer
+    from solutions.tokenization_char import CharTokenizer
 
     if kind == "char":
         return CharTokenizer(text)
@@ -78,7 +79,7 @@ def make_tokenizer(kind: str, text: str):
 
 
 def tokenizer_state(tok) -> dict:
-    from solutions.tokenization import CharTokenizer
+    from solutions.tokenization_char import CharTokenizer
 
     if isinstance(tok, CharTokenizer):
         return {"kind": "char", "itos": list(tok.itos)}
@@ -87,7 +88,8 @@ def tokenizer_state(tok) -> dict:
 
 
 def tokenizer_from_state(state: dict):
-    from solutions.tokenization import BPETokenizer, CharTokenizer
+    from solutions.tokenization_bpe import BPETokenizer
+    from solutions.tokenization_char import CharTokenizer
 
     if state["kind"] == "char":
         tok = CharTokenizer("".join(state["itos"][1:]), unk_token=state["itos"][0])

@@ -108,7 +108,7 @@ def pipeline(task: str, model=None, tokenizer=None):
                             "folder it was saved to (no sentiment model ships with the course)")
         if tokenizer is None:
             from solutions.pretrained import minilm_path
-            from solutions.tokenization import WordPieceTokenizer
+            from solutions.tokenization_wordpiece import WordPieceTokenizer
 
             tokenizer = WordPieceTokenizer(minilm_path() / "vocab.txt")
         return SentimentPipeline(model, tokenizer)

@@ -226,7 +226,7 @@ def test_probes_run_once_per_case():
 
 
 def test_subclass_of_reference_counts_as_imported():
-    from solutions.tokenization import CharTokenizer
+    from solutions.tokenization_char import CharTokenizer
 
     class Mine(CharTokenizer):
         pass

@@ -1,4 +1,4 @@
-"""Tests of solutions/tokenization.py against independent oracles.
+"""Tests of solutions/tokenization*.py against independent oracles.
 
 - WordPiece: the Hugging Face BERT tokenizer of the packaged all-MiniLM-L6-v2 model (Rust
   `tokenizers` and `transformers.AutoTokenizer`), on every line of the standard library's help
@@ -24,21 +24,20 @@ from hypothesis import strategies as st
 from course.data import english_prose, minilm_path
 from solutions.tokenization import (
     GPT2_SPLIT_PATTERN,
-    BPETokenizer,
-    CharTokenizer,
-    apply_merges,
-    basic_tokenize,
-    best_pair,
-    build_batch,
     build_vocab,
     decode_bytes,
     get_pair_counts,
-    load_vocab,
     merge,
+)
+from solutions.tokenization_bpe import (
+    BPETokenizer,
+    apply_merges,
+    best_pair,
     train_bpe,
     train_bpe_naive,
-    wordpiece,
 )
+from solutions.tokenization_char import CharTokenizer
+from solutions.tokenization_wordpiece import basic_tokenize, build_batch, load_vocab, wordpiece
 
 # Texts drawn from every Unicode character that UTF-8 can hold (all but the lone surrogates
 # U+D800..U+DFFF, which a Python str may contain but no UTF-8 text can). This is also hypothesis'
@@ -76,7 +75,7 @@ def hf_auto(model_dir):
 
 @pytest.fixture(scope="module")
 def bert(model_dir):
-    from solutions.tokenization import WordPieceTokenizer
+    from solutions.tokenization_wordpiece import WordPieceTokenizer
 
     return WordPieceTokenizer(model_dir / "vocab.txt")
 
@@ -709,7 +708,7 @@ def test_load_vocab_errors(tmp_path):
 
 
 def test_wordpiece_tokenizer_errors(bert, tmp_path):
-    from solutions.tokenization import WordPieceTokenizer
+    from solutions.tokenization_wordpiece import WordPieceTokenizer
 
     vocab = {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3, "hello": 4}
     with pytest.raises(ValueError, match=r"\[MASK\]"):

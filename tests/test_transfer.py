@@ -209,7 +209,7 @@ def test_reviews_bad_arguments():
 
 
 def word_tokenizer():
-    from solutions.tokenization import WordPieceTokenizer
+    from solutions.tokenization_wordpiece import WordPieceTokenizer
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "plot", "was", "not", "good"]
     return WordPieceTokenizer({w: i for i, w in enumerate(words)})
@@ -242,7 +242,7 @@ def test_text_generation_pipeline_decodes_greedy_ids():
     from solutions.generation import generate
     from solutions.model import GPT
     from solutions.pipeline import pipeline
-    from solutions.tokenization import CharTokenizer
+    from solutions.tokenization_char import CharTokenizer
 
     tok = CharTokenizer("abcdefgh ")
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ import time
 
 from course.data import english_prose
 from course.oracles import to_hf_tokenizer
-from solutions.tokenization import (
+from solutions.tokenization_bpe import (
     BPETokenizer,
     train_bpe,
     train_bpe_naive,

@@ -13,75 +13,78 @@ from functools import cache
 
 from course.checks.core import Mistake, Raises, Slip, check, compare, copy_of
 
-T = "solutions.tokenization."
+BASE = "solutions.tokenization."  # the shared primitives
+CHAR = "solutions.tokenization_char."
+BPE = "solutions.tokenization_bpe."
+WORDPIECE = "solutions.tokenization_wordpiece."
 
 MISTAKES = [
     # Part 1: CharTokenizer's vocab_size, encode and decode (the constructor is given)
-    Mistake("vocab_size_without_unk", T + "CharTokenizer",
+    Mistake("vocab_size_without_unk", CHAR + "CharTokenizer",
             "return len(self.itos)", "return len(self.stoi)",
             "vocab_size counts the unknown token too: it is the number of ids, 0 included"),
-    Mistake("unknown_char_raises", T + "CharTokenizer",
+    Mistake("unknown_char_raises", CHAR + "CharTokenizer",
             "self.stoi.get(ch, 0)", "self.stoi[ch]",
             "a character that was not in the training text must become id 0 (the unknown "
             "token), not raise"),
-    Mistake("decode_drops_unk", T + "CharTokenizer",
+    Mistake("decode_drops_unk", CHAR + "CharTokenizer",
             'return "".join(self.itos[i] for i in ids)',
             'return "".join(self.itos[i] for i in ids if i > 0)',
             "id 0 was dropped when decoding; it decodes to unk_token, so that an unknown "
             "character stays visible"),
-    Mistake("pair_counted_once", T + "get_pair_counts",
+    Mistake("pair_counted_once", BASE + "get_pair_counts",
             "counts[pair] = counts.get(pair, 0) + 1", "counts[pair] = 1",
             "every occurrence of a pair counts, not just whether it appears"),
-    Mistake("last_pair_missed", T + "get_pair_counts",
+    Mistake("last_pair_missed", BASE + "get_pair_counts",
             "zip(ids, ids[1:])", "zip(ids[:-1], ids[1:-1])",
             "the last pair of the sequence is not counted (an off-by-one in the loop)"),
-    Mistake("merge_overlapping", T + "merge",
+    Mistake("merge_overlapping", BASE + "merge",
             "i += 2", "i += 1",
             "after merging a pair, skip both of its ids: occurrences must not overlap"),
-    Mistake("merge_first_only", T + "merge",
+    Mistake("merge_first_only", BASE + "merge",
             "ids[i] == pair[0] and ids[i + 1] == pair[1]",
             "ids[i] == pair[0] and ids[i + 1] == pair[1] and new_id not in out",
             "only the first occurrence was merged; replace every occurrence"),
-    Mistake("tie_to_largest_pair", T + "best_pair",
+    Mistake("tie_to_largest_pair", BPE + "best_pair",
             "min(counts, key=lambda pair: (-counts[pair], pair))",
             "max(counts, key=lambda pair: (counts[pair], pair))",
             "a tie between equally frequent pairs goes to the smallest pair"),
-    Mistake("least_frequent_pair", T + "best_pair",
+    Mistake("least_frequent_pair", BPE + "best_pair",
             "(-counts[pair], pair)", "(counts[pair], pair)",
             "the least frequent pair was chosen; merge the most frequent one"),
-    Mistake("new_ids_from_255", T + "train_bpe_naive",
+    Mistake("new_ids_from_255", BPE + "train_bpe_naive",
             "range(256, vocab_size)", "range(255, vocab_size)",
             "new ids start at 256, right after the 256 byte values"),
-    Mistake("no_pretokenization", T + "train_bpe_naive",
+    Mistake("no_pretokenization", BPE + "train_bpe_naive",
             "regex.findall(pattern, text)", "[text]",
             "split the text into chunks with the regex first: pairs never cross a chunk boundary"),
-    Mistake("merges_left_to_right", T + "apply_merges",
+    Mistake("merges_left_to_right", BPE + "apply_merges",
             'pair = min(pairs, key=lambda p: merges.get(p, float("inf")))',
             "pair = next((p for p in pairs if p in merges), min(pairs))",
             "merges apply in rank order (the earliest learned first), not left to right"),
-    Mistake("merged_bytes_swapped", T + "build_vocab",
+    Mistake("merged_bytes_swapped", BASE + "build_vocab",
             "vocab[a] + vocab[b]", "vocab[b] + vocab[a]",
             "a merged token is the bytes of its first id followed by those of its second"),
-    Mistake("strict_utf8", T + "decode_bytes",
+    Mistake("strict_utf8", BASE + "decode_bytes",
             'errors="replace"', 'errors="strict"',
             'decode with errors="replace": ids that cut a character in half must not crash'),
-    Mistake("shortest_match_first", T + "wordpiece",
+    Mistake("shortest_match_first", WORDPIECE + "wordpiece",
             "range(len(word), start, -1)", "range(start + 1, len(word) + 1)",
             "try the longest piece first (greedy longest-match-first), not the shortest"),
-    Mistake("continuation_without_hashes", T + "wordpiece",
+    Mistake("continuation_without_hashes", WORDPIECE + "wordpiece",
             '"##" + word[start:end]', "word[start:end]",
             "pieces after the first are looked up with the '##' prefix"),
-    Mistake("partial_unk", T + "wordpiece",
+    Mistake("partial_unk", WORDPIECE + "wordpiece",
             "else:\n            return [unk_token]",
             "else:\n            piece, end = unk_token, start + 1",
             "when some position cannot be matched, the whole word becomes [UNK], not one piece"),
-    Mistake("max_chars_off_by_one", T + "wordpiece",
+    Mistake("max_chars_off_by_one", WORDPIECE + "wordpiece",
             "if len(word) > max_chars:", "if len(word) >= max_chars:",
             "a word of exactly max_chars characters is still split; only longer words are [UNK]"),
-    Mistake("mask_excludes_specials", T + "build_batch",
+    Mistake("mask_excludes_specials", WORDPIECE + "build_batch",
             "[1] * len(row)", "[0] + [1] * (len(row) - 2) + [0]",
             "the attention mask is 1 for [CLS] and [SEP] too: they are real tokens"),
-    Mistake("truncation_ignores_specials", T + "build_batch",
+    Mistake("truncation_ignores_specials", WORDPIECE + "build_batch",
             "ids[: max_length - 2]", "ids[:max_length]",
             "truncate the content to max_length - 2 so that [CLS] and [SEP] still fit"),
 ]
@@ -90,14 +93,14 @@ MISTAKES = [
 # ---------------------------------------------------------------- Part 1: character tokenizer
 
 
-@check(T + "CharTokenizer", part=1)
+@check(CHAR + "CharTokenizer", part=1)
 def check_char_tokenizer(CharTokenizer, hidden: bool = False) -> None:
     """vocab_size (unknown token included), encode and decode, unknown characters -> id 0 ->
     unk_token (the constructor that builds the vocabulary is given)."""
     cases = [("hello world", "hold, low!"), ("abcabc", "cab")]
     if hidden:
         cases += [("naïve café 東京", "東 café"), ("zyx", "xyz!"), ("aaa", "")]
-    reference = copy_of(T + "CharTokenizer")
+    reference = copy_of(CHAR + "CharTokenizer")
     for text, query in cases:
         def probe(cls, text=text, query=query):
             tok = cls(text)
@@ -110,7 +113,7 @@ def check_char_tokenizer(CharTokenizer, hidden: bool = False) -> None:
 # ---------------------------------------------------------------- Part 2: BPE primitives
 
 
-@check(T + "get_pair_counts", part=2)
+@check(BASE + "get_pair_counts", part=2)
 def check_get_pair_counts(get_pair_counts, hidden: bool = False) -> None:
     """Adjacent pairs counted with a sliding window (so 'aaa' holds (a, a) twice)."""
     cases = [[1, 2, 3, 1, 2, 3], [5, 5, 5], [7]]
@@ -125,14 +128,14 @@ def check_get_pair_counts(get_pair_counts, hidden: bool = False) -> None:
                 what="get_pair_counts([1, 2, 1, 2], counts={(1, 2): 5}): (returns counts, counts)")
 
 
-@check(T + "merge", part=2)
+@check(BASE + "merge", part=2)
 def check_merge(merge, hidden: bool = False) -> None:
     """Every non-overlapping occurrence, left to right, becomes the new id; the input is unchanged."""
     cases = [([1, 2, 3, 1, 2], (1, 2), 99), ([5, 5, 5], (5, 5), 256)]
     if hidden:
         cases += [([], (1, 2), 3), ([1], (1, 2), 3), ([1, 2], (1, 2), 3), ([2, 1, 2, 1], (1, 2), 7),
                   ([4, 4, 4, 4, 4], (4, 4), 300), ([1, 2, 1, 2, 1, 2], (2, 1), 8)]
-    reference = copy_of(T + "merge")
+    reference = copy_of(BASE + "merge")
     for ids, pair, new_id in cases:
         def probe(f, ids=ids, pair=pair, new_id=new_id):
             given = list(ids)
@@ -145,7 +148,7 @@ def check_merge(merge, hidden: bool = False) -> None:
 # ---------------------------------------------------------------- Part 3: training
 
 
-@check(T + "best_pair", part=3)
+@check(BPE + "best_pair", part=3)
 def check_best_pair(best_pair, hidden: bool = False) -> None:
     """Highest count wins; a tie goes to the smallest pair."""
     cases = [{(1, 2): 3, (2, 3): 5, (3, 1): 1}, {(4, 5): 2, (1, 9): 2, (3, 3): 1}]
@@ -158,10 +161,11 @@ def check_best_pair(best_pair, hidden: bool = False) -> None:
                 what=f"best_pair({counts})")
 
 
-@check(T + "train_bpe_naive", part=3, uses=(T + "get_pair_counts", T + "merge", T + "best_pair"))
+@check(BPE + "train_bpe_naive", part=3,
+       uses=(BASE + "get_pair_counts", BASE + "merge", BPE + "best_pair"))
 def check_train_bpe(train_bpe_naive, hidden: bool = False) -> None:
     """Merges and their order equal the fast reference trainer's (same tie rule)."""
-    from solutions.tokenization import train_bpe  # the fast trainer: an independent oracle
+    from solutions.tokenization_bpe import train_bpe  # the fast trainer: an independent oracle
 
     cases = [("low lower lowest newer wider", 262), ("aaaa aaab", 259)]
     if hidden:
@@ -185,7 +189,7 @@ def _prose(start: int, length: int) -> str:
 
 @cache
 def _merges(text: str, vocab_size: int) -> tuple:
-    from solutions.tokenization import train_bpe
+    from solutions.tokenization_bpe import train_bpe
 
     return tuple(train_bpe(text, vocab_size).items())
 
@@ -197,14 +201,14 @@ def _corpus(hidden: bool) -> dict:
     return dict(_merges(corpus, vocab_size))
 
 
-@check(T + "apply_merges", part=4, uses=(T + "get_pair_counts", T + "merge"))
+@check(BPE + "apply_merges", part=4, uses=(BASE + "get_pair_counts", BASE + "merge"))
 def check_apply_merges(apply_merges, hidden: bool = False) -> None:
     """Merges apply in rank order (lowest new id first), not in order of position or count."""
     words = ["the", " cat", " that", " thermal", "x", ""]
     if hidden:
         words = [" the", " transformer", " attention", "aaaa", " ñandú", "1234567"]
     merges = _corpus(hidden)
-    reference = copy_of(T + "apply_merges")
+    reference = copy_of(BPE + "apply_merges")
     for word in words:
         def probe(f, word=word):
             return list(f(list(word.encode("utf-8")), dict(merges)))
@@ -212,7 +216,7 @@ def check_apply_merges(apply_merges, hidden: bool = False) -> None:
                 what=f"apply_merges(bytes of {word!r}, merges)")
 
 
-@check(T + "build_vocab", part=4)
+@check(BASE + "build_vocab", part=4)
 def check_build_vocab(build_vocab, hidden: bool = False) -> None:
     """Ids 0..255 are single bytes; each merged id is the bytes of its pair, first then second."""
     merges = _corpus(hidden)
@@ -223,10 +227,10 @@ def check_build_vocab(build_vocab, hidden: bool = False) -> None:
             what=f"build_vocab(merges of {'a 4000-character text' if hidden else 'a short text'})")
 
 
-@check(T + "decode_bytes", part=4)
+@check(BASE + "decode_bytes", part=4)
 def check_decode_bytes(decode_bytes, hidden: bool = False) -> None:
     """Decoding joins the bytes of the ids, then UTF-8 with errors="replace"."""
-    vocab = copy_of(T + "build_vocab")(_corpus(hidden))
+    vocab = copy_of(BASE + "build_vocab")(_corpus(hidden))
     samples = [[116, 104, 101], [256, 32, 257], [0xC3, 0xA9]]
     if hidden:
         samples += [[], [0xE6, 0x97], list(range(256, 262)), [0xF0, 0x9F, 0x98, 0x80]]
@@ -242,7 +246,7 @@ def check_decode_bytes(decode_bytes, hidden: bool = False) -> None:
 @cache
 def _minilm_vocab() -> dict:
     from course.data import minilm_path
-    from solutions.tokenization import load_vocab
+    from solutions.tokenization_wordpiece import load_vocab
 
     return load_vocab(minilm_path() / "vocab.txt")
 
@@ -254,7 +258,7 @@ def _hf_model():
     return WordPiece(_minilm_vocab(), unk_token="[UNK]", max_input_chars_per_word=100)
 
 
-@check(T + "wordpiece", part=5)
+@check(WORDPIECE + "wordpiece", part=5)
 def check_wordpiece(wordpiece, hidden: bool = False) -> None:
     """Greedy longest-match-first with '##' continuations; one [UNK] for an unmatched word.
     Oracle: Hugging Face `tokenizers` WordPiece on the same vocabulary."""
@@ -272,7 +276,7 @@ def check_wordpiece(wordpiece, hidden: bool = False) -> None:
 # ---------------------------------------------------------------- Part 6: batches
 
 
-@check(T + "build_batch", part=6)
+@check(WORDPIECE + "build_batch", part=6)
 def check_build_batch(build_batch, hidden: bool = False) -> None:
     """[CLS] ... [SEP], truncation to max_length, right padding, attention mask 1 = real."""
     ids = dict(cls_id=101, sep_id=102, pad_id=0)
@@ -284,7 +288,7 @@ def check_build_batch(build_batch, hidden: bool = False) -> None:
                   ([[4, 4, 4, 4], [5]], dict(padding="max_length", truncation=True, max_length=4)),
                   ([[], [9]], dict(padding="longest")),
                   ([[1, 2, 3, 4, 5, 6]], dict(truncation=True, max_length=2))]
-    reference = copy_of(T + "build_batch")
+    reference = copy_of(WORDPIECE + "build_batch")
     for seqs, options in cases:
         def probe(f, seqs=seqs, options=options):
             out = f([list(s) for s in seqs], **ids, **options)
@@ -300,20 +304,20 @@ def check_build_batch(build_batch, hidden: bool = False) -> None:
 # ---------------------------------------------------------------- the second catalogue
 
 SLIPS = [
-    Slip("char_encode_by_list_index", T + "CharTokenizer.encode", """
+    Slip("char_encode_by_list_index", CHAR + "CharTokenizer.encode", """
 def encode(self, text):
     return [self.itos.index(ch) for ch in text]
 """, None),
-    Slip("char_size_of_the_lookup", T + "CharTokenizer.vocab_size", """
+    Slip("char_size_of_the_lookup", CHAR + "CharTokenizer.vocab_size", """
 @property
 def vocab_size(self):
     return len(set(self.stoi.values()))
 """, "vocab_size_without_unk"),
-    Slip("char_unk_decodes_empty", T + "CharTokenizer.decode", """
+    Slip("char_unk_decodes_empty", CHAR + "CharTokenizer.decode", """
 def decode(self, ids):
     return "".join(self.itos[i] if i else "" for i in ids)
 """, "decode_drops_unk"),
-    Slip("pairs_by_index_short", T + "get_pair_counts", """
+    Slip("pairs_by_index_short", BASE + "get_pair_counts", """
 def get_pair_counts(ids, counts=None):
     if counts is None:
         counts = {}
@@ -322,14 +326,14 @@ def get_pair_counts(ids, counts=None):
         counts[pair] = counts.get(pair, 0) + 1
     return counts
 """, "last_pair_missed"),
-    Slip("pairs_from_a_set", T + "get_pair_counts", """
+    Slip("pairs_from_a_set", BASE + "get_pair_counts", """
 def get_pair_counts(ids, counts=None):
     counts = {} if counts is None else counts
     for pair in set(zip(ids, ids[1:])):
         counts[pair] = counts.get(pair, 0) + 1
     return counts
 """, "pair_counted_once"),
-    Slip("merge_drops_last_id", T + "merge", """
+    Slip("merge_drops_last_id", BASE + "merge", """
 def merge(ids, pair, new_id):
     out, i = [], 0
     while i < len(ids) - 1:
@@ -341,7 +345,7 @@ def merge(ids, pair, new_id):
             i += 1
     return out
 """, None),
-    Slip("merge_in_place", T + "merge", """
+    Slip("merge_in_place", BASE + "merge", """
 def merge(ids, pair, new_id):
     i = 0
     while i < len(ids) - 1:
@@ -350,11 +354,11 @@ def merge(ids, pair, new_id):
         i += 1
     return ids
 """, None),
-    Slip("best_pair_first_seen", T + "best_pair", """
+    Slip("best_pair_first_seen", BPE + "best_pair", """
 def best_pair(counts):
     return max(counts, key=counts.get)
 """, "tie_to_largest_pair"),
-    Slip("train_on_whole_text", T + "train_bpe_naive", """
+    Slip("train_on_whole_text", BPE + "train_bpe_naive", """
 def train_bpe_naive(text, vocab_size, pattern=GPT2_SPLIT_PATTERN):
     ids = list(text.encode("utf-8"))
     merges = {}
@@ -367,7 +371,7 @@ def train_bpe_naive(text, vocab_size, pattern=GPT2_SPLIT_PATTERN):
         merges[pair] = new_id
     return merges
 """, "no_pretokenization"),
-    Slip("apply_first_known_pair", T + "apply_merges", """
+    Slip("apply_first_known_pair", BPE + "apply_merges", """
 def apply_merges(ids, merges):
     ids = list(ids)
     changed = True
@@ -380,21 +384,21 @@ def apply_merges(ids, merges):
                 break
     return ids
 """, "merges_left_to_right"),
-    Slip("vocab_pair_reversed", T + "build_vocab", """
+    Slip("vocab_pair_reversed", BASE + "build_vocab", """
 def build_vocab(merges):
     vocab = {i: bytes([i]) for i in range(256)}
     for (first, second), new_id in merges.items():
         vocab[new_id] = vocab[second] + vocab[first]
     return vocab
 """, "merged_bytes_swapped"),
-    Slip("decode_strict", T + "decode_bytes", """
+    Slip("decode_strict", BASE + "decode_bytes", """
 def decode_bytes(ids, vocab):
     data = b""
     for i in ids:
         data += vocab[i]
     return data.decode("utf-8")
 """, "strict_utf8"),
-    Slip("wordpiece_shortest_first", T + "wordpiece", """
+    Slip("wordpiece_shortest_first", WORDPIECE + "wordpiece", """
 def wordpiece(word, vocab, unk_token="[UNK]", max_chars=100):
     if len(word) > max_chars:
         return [unk_token]
@@ -412,7 +416,7 @@ def wordpiece(word, vocab, unk_token="[UNK]", max_chars=100):
         start = end
     return pieces
 """, "shortest_match_first"),
-    Slip("batch_mask_content_only", T + "build_batch", """
+    Slip("batch_mask_content_only", WORDPIECE + "build_batch", """
 def build_batch(sequences, *, cls_id, sep_id, pad_id, padding=False, truncation=False,
                 max_length=None):
     if max_length is not None and max_length < 2:

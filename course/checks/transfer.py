@@ -289,7 +289,7 @@ def minilm_review_features():
     from course import sentiment
     from solutions.model import Encoder
     from solutions.pretrained import minilm_path
-    from solutions.tokenization import WordPieceTokenizer
+    from solutions.tokenization_wordpiece import WordPieceTokenizer
 
     tokenizer = WordPieceTokenizer(minilm_path() / "vocab.txt")
     encoder = Encoder.from_pretrained().eval()
