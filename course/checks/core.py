@@ -10,19 +10,18 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from course.checks.engine.catalogue import Mistake, Slip, Through, mutant  # noqa: F401
+from course.checks.engine.catalogue import Mistake, Slip, mutant  # noqa: F401
 from course.checks.engine.diagnosis import compare, diagnose, fail  # noqa: F401
 from course.checks.engine.mode import MISSING, Context, current
-from course.checks.engine.notebook import demonstrations as _demonstrations  # noqa: F401
-from course.checks.engine.notebook import notebook_cells as _notebook_cells  # noqa: F401
+from course.checks.engine.notebook import demonstrations, notebook_cells
 from course.checks.engine.registry import (  # noqa: F401
     REGISTRY,
     Spec,
     checks_for,
+    namespace_of,
     register,
     run_checks,
 )
-from course.checks.engine.registry import namespace_of as _namespace
 from course.checks.engine.results import (  # noqa: F401
     CheckFailed,
     NotWritten,
@@ -34,7 +33,6 @@ from course.checks.engine.results import (  # noqa: F401
     require_own,
     same,
     short,
-    where,
 )
 from course.checks.engine.source import (  # noqa: F401
     code_only,
@@ -45,12 +43,14 @@ from course.checks.engine.source import (  # noqa: F401
 )
 from course.checks.engine.tape import (  # noqa: F401
     TAPE,
-    NotInBundle,
     fails_first,
     learners_code,
     recording,
     replaying,
 )
+
+_namespace = namespace_of  # as `_checking` looks the learner's namespace up: the judge replaces it
+_notebook_cells, _demonstrations = notebook_cells, demonstrations  # as course/bundle.py reads them
 
 
 def check(target: str, *, part: int, uses: Sequence[str] = ()):
