@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from checking import hints_in
 
 from course import bundle, exercises
 from course.checks import core
@@ -192,14 +193,14 @@ def test_visible_tests_run_from_the_bundle(built, name):
         full = in_full_runtime(variant(name, bundled=False, **kw))
         failing += sum(e is not None for e in full.values()) if kw else 0
         for cell, error, printed in got[key]:
-            wrong = [h for h in core.hints_in(error or "") if h != own[key]]
+            wrong = [h for h in hints_in(error or "") if h != own[key]]
             assert not wrong, (key, cell, error)
             if full[cell] is not None:  # a failure in the full runtime fails here too
                 assert error is not None or "not checked yet" in printed, (key, cell)
             elif error is not None:  # a failure the reference's earlier part would have hidden
-                assert "fails first" in error and not core.hints_in(error), (key, cell, error)
+                assert "fails first" in error and not hints_in(error), (key, cell, error)
             if kw and full[cell] and error \
-                    and core.hints_in(full[cell]) == core.hints_in(error):
+                    and hints_in(full[cell]) == hints_in(error):
                 same_hint += 1
     assert same_hint >= 0.8 * failing, (same_hint, failing)  # most hints survive the tape
 

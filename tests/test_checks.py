@@ -6,15 +6,23 @@ from __future__ import annotations
 
 import importlib
 import io
+import json
 import linecache
 import re
+import subprocess
+import sys
 import tokenize
 
+import jupytext
 import pytest
+from checking import hints_in
 
 from course import exercises
-from course.checks import TOPICS, core
+from course.checks import core, topics
 from course.checks.core import CheckFailed, Raised, copy_of, mutant, require_own
+from course.checks.engine import catalogue, registry
+
+TOPICS = topics()
 
 MODULES = {topic: importlib.import_module(f"course.checks.{topic}") for topic in TOPICS}
 TARGETS = sorted(core.REGISTRY)
@@ -45,7 +53,7 @@ def test_mutant_fails_and_is_named(topic, mistake):
     assert mistake.target in core.REGISTRY, f"no check for {mistake.target}"
     with pytest.raises(CheckFailed) as failure:
         run_all(mistake.target, mutant(mistake))
-    assert core.hints_in(str(failure.value)) == [mistake.hint]
+    assert hints_in(str(failure.value)) == [mistake.hint]
 
 
 @pytest.mark.parametrize("topic", TOPICS)
@@ -70,6 +78,43 @@ def test_every_check_a_template_calls_is_registered(topic):
     called = _template_calls(EXERCISES[topic])
     assert called and called <= registered, called - registered
     assert registered <= called, f"registered but never graded: {registered - called}"
+
+
+def test_the_checks_modules_are_the_exercises_topics():
+    """Each template has its checks module, and every module that registers checks is one."""
+    registry.load_all()
+    registering = {spec.module for specs in core.REGISTRY.values() for spec in specs}
+    assert registering == {f"course.checks.{topic}" for topic in TOPICS}
+
+
+def _parts(exercise: str) -> dict[str, int]:
+    """Solution object -> the part that copies it (1 for the template's first `:part:` cell)."""
+    nb = jupytext.read(exercises.TEMPLATES / f"{exercise}.md", fmt="md:myst")
+    copied = [str(c.metadata["copy"]).split() for c in nb.cells if "part" in c.metadata]
+    return {target: n for n, targets in enumerate(copied, 1) for target in targets}
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_each_check_names_the_part_of_the_template_that_copies_its_target(topic):
+    parts = _parts(EXERCISES[topic])
+    specs = [spec for specs in core.REGISTRY.values() for spec in specs
+             if spec.module == MODULES[topic].__name__]
+    assert specs
+    for spec in specs:
+        assert parts.get(spec.target) == spec.part, (spec.check.__name__, spec.target)
+        for used in spec.uses:  # an earlier part, or one of the same part
+            assert parts.get(used, spec.part + 1) <= spec.part, (spec.check.__name__, used)
+
+
+def test_checks_for_finds_a_target_through_the_registry():
+    """In a fresh interpreter, a target whose module names no checks module (a check of
+    `solutions.model.Block` lives in `course.checks.residual`) still finds its checks."""
+    target = min(core.REGISTRY, key=lambda t: t.split(".")[1] in TOPICS)
+    code = ("import json, sys\nfrom course.checks.core import checks_for\n"
+            "print(json.dumps([c.__qualname__ for c in checks_for(sys.argv[1])]))")
+    out = subprocess.run([sys.executable, "-c", code, target], capture_output=True, text=True,
+                         check=True).stdout
+    assert json.loads(out) == [spec.check.__qualname__ for spec in core.REGISTRY[target]]
 
 
 @pytest.mark.parametrize("topic", TOPICS)
@@ -185,7 +230,7 @@ def test_an_earlier_part_is_the_reference_while_a_later_part_is_checked(capsys):
         check_attention(ns["scaled_dot_product_attention"])
     message = str(failure.value)
     assert "Part 2 (`masked_softmax`) fails first" in message
-    assert core.hints_in(message) == [
+    assert hints_in(message) == [
         MODULES["attention"].MISTAKES[[m.name for m in MODULES["attention"].MISTAKES]
                                       .index("weights_times_keys")].hint]
 
@@ -203,7 +248,7 @@ def test_a_helper_written_inline_is_named_as_the_helper_mistake():
     with pytest.raises(CheckFailed) as failure:
         check_mha_self(cls)
     hint = next(m.hint for m in MISTAKES if m.name == "split_without_transpose")
-    assert core.hints_in(str(failure.value)) == [hint]
+    assert hints_in(str(failure.value)) == [hint]
 
 
 def test_probes_run_once_per_case():
@@ -219,10 +264,10 @@ def test_probes_run_once_per_case():
             made.append(args)
             super().__init__(*args, **kwargs)
 
-    before = len(core._MUTANT_RESULTS)
+    before = len(catalogue.MUTANT_RESULTS)
     check_mha_self(Counted, hidden=True)
     assert len(made) == 6 * 2  # six cases, each with need_weights True and False
-    assert len(core._MUTANT_RESULTS) == before
+    assert len(catalogue.MUTANT_RESULTS) == before
 
 
 def test_subclass_of_reference_counts_as_imported():
@@ -264,7 +309,7 @@ def test_a_mistake_written_another_way_gets_the_same_hint(first, second, name):
                      "sinusoidal_table")
     with pytest.raises(CheckFailed) as failure:
         check_sinusoidal_table(table)
-    assert core.hints_in(str(failure.value)) == [next(m.hint for m in MISTAKES if m.name == name)]
+    assert hints_in(str(failure.value)) == [next(m.hint for m in MISTAKES if m.name == name)]
     right = SINUSOIDS.replace("FIRST", "2 * i + 1").replace("SECOND", "2 * i")
     check_sinusoidal_table(_learner(right, "sinusoidal_table"))  # the loops themselves are fine
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+import transformers
 
 from course import families
 from solutions.model import GPT, EncoderDecoder, KVCache, ModelConfig, cached_block
 from solutions.pretrained import CheckpointError, gpt2_tensors, load_gpt2
-
-transformers = pytest.importorskip("transformers")
 
 HF_SIZES = [
     dict(n_layer=2, n_head=4, n_embd=32, vocab_size=97, n_positions=64),

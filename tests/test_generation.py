@@ -8,6 +8,7 @@ import itertools
 
 import pytest
 import torch
+import transformers
 
 from solutions.generation import (
     beam_search,
@@ -17,8 +18,6 @@ from solutions.generation import (
     next_token,
 )
 from solutions.model import GPT, EncoderDecoder, ModelConfig
-
-transformers = pytest.importorskip("transformers")
 
 
 def tiny(**kw) -> GPT:

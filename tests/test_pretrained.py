@@ -10,13 +10,13 @@ import os
 
 import pytest
 import torch
+import transformers
 from safetensors.torch import load_file, save_file
 
 from course import families
 from solutions import pretrained
 from solutions.model import Encoder, ModelConfig
 
-transformers = pytest.importorskip("transformers")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,

@@ -12,9 +12,12 @@ import importlib
 import re
 
 import pytest
+from checking import TestCell, grade_in_process, hints_in
 
 from course import exercises
-from course.checks import TOPICS, core
+from course.checks import core, topics
+
+TOPICS = topics()
 
 MODULES = {topic: importlib.import_module(f"course.checks.{topic}") for topic in TOPICS}
 EXERCISES = {name.split("_", 1)[1]: name for name in exercises.names()}
@@ -41,13 +44,13 @@ def hint_of(topic: str, name: str | None) -> set[str]:
     return {k.hint for k in MODULES[topic].MISTAKES if k.name == name}
 
 
-def assert_costs_once(topic: str, target: str, cells: list[core.TestCell], allowed: set[str]):
+def assert_costs_once(topic: str, target: str, cells: list[TestCell], allowed: set[str]):
     failed = {c.grade_id: c.failure for c in cells if c.failure}
     assert failed, "not caught: every test passes"
     own = {gid for gid, targets in graded_targets(EXERCISES[topic]).items() if target in targets}
     assert set(failed) <= own, f"costs points in other parts too: {sorted(set(failed) - own)}"
     for gid, message in failed.items():
-        wrong = set(core.hints_in(message)) - allowed
+        wrong = set(hints_in(message)) - allowed
         assert not wrong, f"{gid} gives a wrong hint: {wrong}\n{message}"
 
 
@@ -63,23 +66,23 @@ def test_second_catalogue_is_large_and_distinct(topic):
 
 @pytest.mark.parametrize("topic", TOPICS)
 def test_the_reference_notebook_passes_in_process(topic):
-    assert [c for c in core.grade_in_process(EXERCISES[topic]) if c.failure] == []
+    assert [c for c in grade_in_process(EXERCISES[topic]) if c.failure] == []
 
 
 @pytest.mark.parametrize("topic", TOPICS)
 def test_the_released_notebook_earns_nothing_in_process(topic):
     """The given code (constructors, input checks) earns no point on its own."""
-    cells = core.grade_in_process(EXERCISES[topic], blank=True)
+    cells = grade_in_process(EXERCISES[topic], blank=True)
     assert [c.grade_id for c in cells if not c.failure] == []
 
 
 @pytest.mark.parametrize("topic,slip", SLIPS, ids=[f"{t}-{s.name}" for t, s in SLIPS])
 def test_a_slip_costs_its_part_only_and_gets_no_wrong_hint(topic, slip):
-    cells = core.grade_in_process(EXERCISES[topic], slip=slip)
+    cells = grade_in_process(EXERCISES[topic], slip=slip)
     assert_costs_once(topic, graded(slip.target), cells, hint_of(topic, slip.mistake))
 
 
 @pytest.mark.parametrize("topic,mistake", MISTAKES, ids=[f"{t}-{k.name}" for t, k in MISTAKES])
 def test_a_catalogued_mistake_costs_its_part_only(topic, mistake):
-    cells = core.grade_in_process(EXERCISES[topic], mistake=mistake)
+    cells = grade_in_process(EXERCISES[topic], mistake=mistake)
     assert_costs_once(topic, mistake.target, cells, {mistake.hint})

@@ -1,5 +1,11 @@
-"""Graded checks, one module per topic, each with its catalogue of known mistakes (`MISTAKES`)
-and the check for each solution object (`CHECKS`: dotted target -> check function)."""
+"""Graded checks: one module per exercise, named after its topic (`course.checks.attention` for
+`03_attention`), with its catalogues of known mistakes (`MISTAKES`, `SLIPS`) and a `@check` for
+each solution object the exercise grades; `core` is the engine they use."""
 
-TOPICS = ["tokenization", "embeddings", "attention", "feedforward", "residual", "normalization",
-          "encoder", "decoder", "training", "transfer"]
+
+def topics() -> list[str]:
+    """Every exercise's topic, in course order, derived from the templates: each has a checks
+    module here."""
+    from course import exercises
+
+    return [name.split("_", 1)[1] for name in exercises.names()]

@@ -1,6 +1,6 @@
 """Checks for Exercise 3 (attention) and the catalogue of attention mistakes.
 
-The worked example of a topic module (see `course.checks.core` for the rules). Oracles are
+The worked example of a topic module (AUTHORING.md, "Writing checks", has the rules). Oracles are
 independent of the reference: `torch.nn.functional.scaled_dot_product_attention` (outputs, and
 the weights read out by attending over identity values) and `torch.nn.MultiheadAttention` with
 its weights copied into our layout (`course.oracles`). `hidden=True` adds other shapes, float64,

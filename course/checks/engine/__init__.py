@@ -1,0 +1,1 @@
+"""The machinery behind `course.checks.core`, one concern a module."""

@@ -1,0 +1,195 @@
+"""What a probe gives back, compared: values with a tolerance, exceptions by class and message,
+and the learner-facing words for a result (`short`, `where`)."""
+
+from __future__ import annotations
+
+import linecache
+import math
+import re
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+COURSE = Path(__file__).resolve().parents[2]  # course/: engine frames are not learner code
+
+
+class CheckFailed(AssertionError):
+    """A graded check failed; the message is written for the learner."""
+
+
+class NotWritten(NotImplementedError):
+    """Raised in a bundle by given code that needs a part the learner has not written yet."""
+
+
+@dataclass(frozen=True)
+class Raised:
+    """What a probe raised, kept as a value so it can be compared with a mutant's."""
+
+    kind: str
+    message: str
+    line: str = ""  # where the learner's code raised: "line 7: x = q @ k"
+
+    def __str__(self) -> str:
+        where_ = f"\n  at {self.line}" if self.line else ""
+        return f"{self.kind}: {self.message}{where_}"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Raised) and self.kind == other.kind
+                and normalised(self.message) == normalised(other.message))
+
+    def __hash__(self) -> int:
+        return hash((self.kind, normalised(self.message)))
+
+
+@dataclass(frozen=True)
+class Raises:
+    """The expected result of a case that must raise: an exception of this class."""
+
+    kind: str
+
+    def __str__(self) -> str:
+        return f"a {self.kind}"
+
+
+def normalised(message: str) -> str:
+    """An exception message without addresses, object ids and spacing differences."""
+    text = re.sub(r"0x[0-9a-fA-F]+", "0x?", message)
+    text = re.sub(r"<[^<>]* at [^<>]*>", "<object>", text)
+    return " ".join(text.split()).lower()
+
+
+def same(actual: Any, expected: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
+    """Structural equality; tensors and floats compare with a tolerance, shape and dtype exact.
+    Exceptions compare by class and normalised message; `Raises` by class only."""
+    if isinstance(expected, Raises):
+        return isinstance(actual, Raised) and actual.kind == expected.kind
+    if isinstance(expected, Raised) or isinstance(actual, Raised):
+        return actual == expected
+    if type(expected).__module__ == "torch" and type(expected).__name__ == "Tensor":
+        import torch
+
+        return (isinstance(actual, torch.Tensor) and actual.shape == expected.shape
+                and actual.dtype == expected.dtype and actual.device == expected.device
+                and (actual.device.type == "meta"
+                     or bool(torch.allclose(actual.detach(), expected.detach(), rtol=rtol,
+                                            atol=atol, equal_nan=True))))
+    if isinstance(expected, float) and isinstance(actual, (int, float)):
+        return math.isclose(actual, expected, rel_tol=rtol, abs_tol=atol)
+    if isinstance(expected, dict):  # key order is ignored; compare list(d.items()) when it matters
+        return (isinstance(actual, dict) and set(actual) == set(expected)
+                and all(same(actual[k], expected[k], rtol=rtol, atol=atol) for k in expected))
+    if isinstance(expected, (list, tuple)):
+        return (isinstance(actual, (list, tuple)) and len(actual) == len(expected)
+                and all(same(a, e, rtol=rtol, atol=atol) for a, e in zip(actual, expected)))
+    return type(actual) is type(expected) and actual == expected
+
+
+def close(got: Any, want: Any, *, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
+    """Same shape and values within tolerance, whatever the dtypes (for effect predicates)."""
+    import torch
+
+    return (isinstance(got, torch.Tensor) and got.shape == want.shape
+            and bool(torch.allclose(got.detach().double(), want.detach().double(), rtol=rtol,
+                                    atol=atol)))
+
+
+def short(value: Any, limit: int = 160) -> str:
+    """A repr cut to `limit` characters; tensors show shape and dtype first."""
+    if isinstance(value, (Raised, Raises)):
+        return f"an exception ({value})" if isinstance(value, Raised) else str(value)
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        head = f"tensor of shape {tuple(value.shape)}, {value.dtype}"
+        if value.device.type == "meta":
+            return head + " on meta"
+        first = value.detach().flatten()[:6].tolist()
+        values = ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in first)
+        more = ", ..." if value.numel() > 6 else ""
+        return f"{head}: [{values}{more}]"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def where(actual: Any, expected: Any) -> str:
+    """For two tensors of one shape that differ: where they differ most, in words."""
+    import torch
+
+    if not (isinstance(actual, torch.Tensor) and isinstance(expected, torch.Tensor)
+            and actual.shape == expected.shape and actual.dtype == expected.dtype
+            and actual.device == expected.device and actual.numel()
+            and actual.device.type != "meta" and actual.dtype != torch.bool):
+        return ""
+    gap = (actual.detach() - expected.detach()).abs().nan_to_num(math.inf)
+    at = tuple(int(i) for i in torch.unravel_index(gap.argmax(), gap.shape))
+    return (f"\n  the largest difference is at index {at}: expected "
+            f"{expected[at].item():.6g}, got {actual[at].item():.6g}")
+
+
+def require_own(obj: Any, what: str) -> None:
+    """Zero for a part whose answer is the reference imported from `solutions`."""
+    classes = obj.__mro__ if isinstance(obj, type) else (obj,)
+    if any(str(getattr(c, "__module__", "")).startswith("solutions") for c in classes):
+        raise CheckFailed(f"{what} is imported from the reference `solutions` package. "
+                          "Write your own implementation to earn these points.")
+
+
+def learner_line(error: BaseException) -> str:
+    """'line N: code' of the deepest frame of the learner's own code in the traceback."""
+    found = ""
+    for frame in traceback.extract_tb(error.__traceback__):
+        path = frame.filename
+        if path.startswith(("<solutions", "<frozen")) or path.startswith(sys.prefix) \
+                or path.startswith(sys.base_prefix) or path.startswith(str(COURSE)) \
+                or "site-packages" in path:
+            continue
+        code = (frame.line or linecache.getline(path, frame.lineno)).strip()
+        found = f"line {frame.lineno}: {code}" if code else f"line {frame.lineno}"
+    return found
+
+
+def raised(error: BaseException) -> Raised:
+    """The learner's exception as a value, with the line of their code that raised it."""
+    return Raised(type(error).__name__, str(error), learner_line(error))
+
+
+def call(obj: Any, probe: Callable[[Any], Any], what: str) -> Any:
+    """Run a probe on an object; an exception becomes a `Raised` value. (The judge routes this
+    call to its worker when `obj` stands for the learner's object there.)"""
+    try:
+        return probe(obj)
+    except NotWritten:
+        raise
+    except NotImplementedError:
+        raise CheckFailed(f"{what} is not implemented yet (it raises NotImplementedError).") \
+            from None
+    except CheckFailed:
+        raise
+    except Exception as error:  # the learner's code may raise anything
+        return raised(error)
+
+
+def cpu_tensor_spy():
+    """A context manager recording the torch functions that return a CPU tensor while active.
+
+    Indexing a `meta` table with a CPU `arange` silently works, so on the meta device it is
+    this spy, not the output's device, that catches a tensor made without `device=`.
+    """
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    class CpuTensorSpy(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.made_on_cpu: list[str] = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if isinstance(out, torch.Tensor) and out.device.type == "cpu":
+                self.made_on_cpu.append(getattr(func, "__name__", str(func)))
+            return out
+
+    return CpuTensorSpy()
