@@ -1,34 +1,6 @@
-"""A toy task small enough to train an attention layer on a laptop CPU in seconds.
-
-**The task: copy a token from a fixed distance.** A sequence is ``seq_len`` tokens drawn
-uniformly from ``vocab_size`` symbols. At every position the model must output the token
-``offset`` places away: ``offset=-1`` (the default) asks for the *previous* token, which a
-single attention head solves by attending from each position to the one before it (a
-"previous-token head", as found in trained language models). ``offset=+1`` asks for the *next*
-token: under a causal mask that token is invisible, so nothing beats chance (``1 / vocab_size``);
-without the mask a model simply reads it off the future. Positions with no answer (the first for
-``offset=-1``, the last for ``offset=+1``) have target ``IGNORE`` (-100), which
-``F.cross_entropy`` skips.
-
-**The model** (:class:`OneLayerAttention`): token embedding + learned position embedding ->
-one multi-head attention layer -> a linear read-out to ``vocab_size`` logits. Any module with
-the signature of ``solutions.attention.MultiHeadAttention`` fits::
-
-    attention(d_model, n_heads)                       # construction, ints
-    y, weights = attention(x, mask=mask, need_weights=True)
-    # x (B, T, C) -> y (B, T, C), weights (B, H, T, T); mask bool, True = may attend
-
-so a learner can train *their own* attention layer with::
-
-    from course.tasks import train
-    result = train(attention_cls=MyMultiHeadAttention)
-    print(result.accuracy, result.seconds)            # reference: accuracy 1.0 in a few s
-
-**Training** (:func:`train`): Adam, cross-entropy, a fixed number of steps on fresh seeded
-batches; then accuracy on a held-out seeded set. Everything is seeded and offline; the default
-configuration trains in a few seconds of CPU. Ablations for the reference module:
-``scaled=False`` (scores not divided by sqrt(d_head)), ``shared_qk=True`` (one projection for
-queries and keys), ``causal=False`` (no mask).
+"""A toy task small enough to train an attention layer on a laptop CPU in seconds: copy the
+token `offset` places away (`OneLayerAttention`, `train`). AUTHORING.md, "The toy attention
+task", describes the task, the model and the ablations.
 """
 
 from __future__ import annotations
