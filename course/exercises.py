@@ -18,7 +18,7 @@ import jupytext
 import nbformat
 
 from course import generated
-from course.source import BEGIN, END, mark_solution, source_of  # noqa: F401  (BEGIN, END: the markers)
+from course.source import BEGIN, END, mark_solution, source_of  # noqa: F401  (the markers)
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "exercises" / "templates"
