@@ -25,6 +25,7 @@ def build_exercises(args) -> int:
 
 def grade(args) -> int:
     from course.grading import grade as grading
+    from course.grading.results import summary
     from course.grading.sandbox import Cgroup, Limits, SandboxMissing
 
     if args.merge:
@@ -54,7 +55,7 @@ def grade(args) -> int:
                                       timeout=args.timeout, limits=limits,
                                       sandboxed=not args.unsandboxed)
             for name, results in every.items():
-                print(f"\n{name}\n{grading.summary(results)}")
+                print(f"\n{name}\n{summary(results)}")
             print(f"\nScores of every assignment (nbgrader's export layout): "
                   f"{out / 'grades.csv'}\nEach assignment's class folder: {out}/<assignment>/")
             return 0
@@ -68,7 +69,7 @@ def grade(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 3
     print()
-    print(grading.summary(results))
+    print(summary(results))
     failed = sum(not r.status.startswith("graded") for r in results)
     if failed:
         print(f"\n{failed} submission(s) could not be graded: see their status (no score).")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import nbformat
 
-from course import exercises
+from course import exercises, source
 from course.checks import core
 
 ROOT = exercises.ROOT
@@ -136,17 +136,6 @@ def without_hidden(source: str) -> str:
     return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
 
 
-def _definitions(source: str) -> dict[str, str]:
-    """Top-level def/class name -> its source (decorators included)."""
-    lines = source.splitlines()
-    found = {}
-    for node in ast.parse(source).body:
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
-            found[node.name] = "\n".join(lines[first - 1:node.end_lineno])
-    return found
-
-
 @functools.cache
 def answers(name: str) -> dict[tuple[str, str], str]:
     """What an exercise's learner writes: (solutions module, top-level name) -> the released
@@ -155,11 +144,11 @@ def answers(name: str) -> dict[tuple[str, str], str]:
     released = {}
     for cell in nb.cells:
         if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
-            released.update(_definitions(cell.source))
+            released.update(source.definitions(cell.source))
     found = {}
     for dotted in copied(name):
         module, _, top = dotted.rpartition(".")
-        if "raise NotImplementedError()" in released.get(top, ""):
+        if source.RELEASED in released.get(top, ""):
             found[(module, top)] = released[top]
     return found
 
@@ -221,26 +210,19 @@ def _wanted(source: str) -> set[tuple[str, str]]:
 def given_module(module: str, stubs: dict[str, str], keep: set[str]) -> str:
     """A solutions module with only the definitions in `keep` (what the exercise reaches) and
     in `stubs`, the latter in their released form."""
-    source = _module_file(module).read_text()
-    lines = source.splitlines()
-    for node in reversed(ast.parse(source).body):
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) \
-                and node.name not in keep and node.name not in stubs:
-            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
-            del lines[first - 1:node.end_lineno]
-    source = "\n".join(lines) + "\n"
+    text = source.rewrite(_module_file(module).read_text(), lambda node: None
+                          if node.name in keep or node.name in stubs else "")
     written = []
     for name, code in stubs.items():  # given code that runs a part before it is written
-        written += [q for q, node in exercises._functions(ast.parse(code))
-                    if "raise NotImplementedError()" in ast.get_source_segment(code, node)]
-        code = code.replace("raise NotImplementedError()", f"raise NotWritten({name!r})")
-        source = core.replace_definition(source, name, code)
+        written += source.unwritten(code)
+        code = code.replace(source.RELEASED, f"raise NotWritten({name!r})")
+        text = source.replace_definition(text, name, code)
     if written:
-        source = re.sub(r"^(?=import |from (?!__future__))",
-                        "from course.checks.core import NotWritten, learners_code\n", source,
-                        count=1, flags=re.M)
-        source += f"\n\nlearners_code(globals(), {tuple(written)!r})\n"
-    return source
+        text = re.sub(r"^(?=import |from (?!__future__))",
+                      "from course.checks.core import NotWritten, learners_code\n", text,
+                      count=1, flags=re.M)
+        text += f"\n\nlearners_code(globals(), {tuple(written)!r})\n"
+    return text
 
 
 # ---------------------------------------------------------------- the tape

@@ -1,46 +1,11 @@
-"""The exercise builder: template + solutions -> instructor notebook -> student notebook.
-
-An exercise template (`exercises/templates/NN_topic.md`) is a MyST-markdown notebook. Three
-kinds of code cell carry options:
-
-    ```{code-cell} ipython3
-    :part: bpe_merge                                   # a graded part: the learner writes this
-    :copy: solutions.tokenization.merge solutions.tokenization.get_pair_counts
-    ```
-
-    ```{code-cell} ipython3
-    :test: test_merge_basic                            # a graded test cell
-    :points: 2
-    check_merge(merge)
-    ### BEGIN HIDDEN TESTS
-    check_merge(merge, hidden=True)
-    ### END HIDDEN TESTS
-    ```
-
-Any other code cell is a plain cell the learner may run or change. A `:part:` cell gets the
-source of the named objects, copied from `solutions/` (the only copy of the solution code).
-The exercise's design lives in the template: by default each function body (each method body,
-for a class) after its docstring and its leading input checks (`if <bad input>: raise ...`,
-`self.check_inputs(...)`) becomes a region the learner writes (between `### BEGIN SOLUTION` /
-`### END SOLUTION`); `:write:` names the only bodies the learner writes, the rest of the copied
-code is given:
-
-    ```{code-cell} ipython3
-    :part: multi_head_attention
-    :copy: solutions.attention.MultiHeadAttention
-    :write: MultiHeadAttention.forward               # __init__ and check_inputs are given
-    ```
-
-The instructor notebook goes to `exercises/source/NN_topic/NN_topic.ipynb`; nbgrader's own
-`generate_assignment` turns it into `exercises/release/NN_topic/NN_topic.ipynb`.
+"""The exercise builder: template + solutions -> instructor notebook -> student notebook
+(nbgrader's generate_assignment). The template format (`:part:`, `:copy:`, `:write:`, `:test:`,
+`:points:`) is in AUTHORING.md, "An exercise".
 """
 
 from __future__ import annotations
 
-import ast
 import atexit
-import importlib
-import inspect
 import os
 import shutil
 import sys
@@ -52,12 +17,14 @@ from pathlib import Path
 import jupytext
 import nbformat
 
+from course import generated
+from course.source import BEGIN, END, mark_solution, source_of  # noqa: F401  (the markers)
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "exercises" / "templates"
 SOURCE = ROOT / "exercises" / "source"
 RELEASE = ROOT / "exercises" / "release"
 
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
 
@@ -69,88 +36,12 @@ def names() -> list[str]:
 # ---------------------------------------------------------------- copying solution code
 
 
-def resolve(dotted: str):
-    """'solutions.tokenization.merge' -> the object."""
-    module_name, _, attr = dotted.rpartition(".")
-    if not module_name.startswith("solutions"):
-        raise ValueError(f"{dotted}: parts may only copy code from the solutions package")
-    obj = importlib.import_module(module_name)
-    for piece in attr.split("."):
-        obj = getattr(obj, piece)
-    return obj
-
-
-def _functions(tree: ast.AST, prefix: str = ""):
-    """(qualified name, node) of every function and method, e.g. ('Cls.forward', node)."""
-    for node in ast.iter_child_nodes(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            name = prefix + node.name
-            if not isinstance(node, ast.ClassDef):
-                yield name, node
-            yield from _functions(node, name + ".")
-
-
-def _is_guard(node: ast.stmt) -> bool:
-    """An input check: a call such as `self.check_inputs(x)` / `require_str(...)` whose name
-    starts with check or require, or an `if` (no else) whose body only raises or makes such
-    calls."""
-    if isinstance(node, ast.If):
-        return not node.orelse and all(isinstance(n, ast.Raise) or _is_guard(n)
-                                       for n in node.body)
-    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-        func = node.value.func
-        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-        return name.lstrip("_").startswith(("check", "require"))
-    return False
-
-
-def _body_spans(tree: ast.AST, write: list[str] | None = None) -> list[tuple[int, int, int]]:
-    """(first line, last line, indent) of each function body after its docstring and its
-    leading input checks, which stay given (1-based); only the functions named in `write`
-    (qualified: 'Cls.method') when it is given."""
-    spans = []
-    for name, node in _functions(tree):
-        if write is None or name in write:
-            body = node.body
-            if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
-                body = body[1:]
-            while body and _is_guard(body[0]):
-                body = body[1:]
-            if body:
-                spans.append((body[0].lineno, body[-1].end_lineno, body[0].col_offset))
-    return spans
-
-
-def mark_solution(source: str, write: list[str] | None = None) -> str:
-    """Wrap each function body (only those named in `write`, if given) in solution markers."""
-    if BEGIN in source:
-        raise ValueError("solution code carries nbgrader markers: which bodies a learner "
-                         "writes is the template's choice (:write:)")
-    lines = source.splitlines()
-    tree = ast.parse(source)
-    if write is not None:
-        unknown = set(write) - {name for name, _ in _functions(tree)}
-        if unknown:
-            raise ValueError(f":write: names no function of the copied code: {sorted(unknown)}")
-    spans = _body_spans(tree, write)
-    if not spans:
-        raise ValueError("nothing to hide: the copied code has no function body")
-    # Nested functions sit inside an outer body: wrap only the outermost bodies.
-    outer = [s for s in spans if not any(o != s and o[0] <= s[0] and s[1] <= o[1] for o in spans)]
-    for first, last, indent in sorted(outer, reverse=True):
-        pad = " " * indent
-        lines[last:last] = [pad + END]
-        lines[first - 1:first - 1] = [pad + BEGIN]
-    return "\n".join(lines)
-
-
 def part_source(dotted_names: list[str], write: list[str] | None = None) -> str:
     """The code of a graded part: the named solution objects, marked for nbgrader (`write`:
     the only bodies the learner writes, qualified names like 'MultiHeadAttention.forward')."""
     blocks = []
     for dotted in dotted_names:
-        source = textwrap.dedent(inspect.getsource(resolve(dotted)))
+        source = source_of(dotted)
         names = None
         if write is not None:
             top = dotted.rpartition(".")[2]
@@ -214,8 +105,8 @@ def instructor_notebook(template: Path) -> nbformat.NotebookNode:
                 new.metadata["tags"] = meta["tags"]
         new["id"] = f"cell-{index:03d}"
         cells.append(new)
-    out = nbformat.v4.new_notebook(cells=cells)
-    out.metadata = {"kernelspec": KERNELSPEC,
+    out = nbformat.v4.new_notebook(cells=[generated.banner(template.stem), *cells])
+    out.metadata = {generated.KEY: generated.origin(template.stem), "kernelspec": KERNELSPEC,
                     "language_info": {"name": "python"}}
     nbformat.validate(out)
     return out
@@ -227,6 +118,10 @@ def instructor_notebook(template: Path) -> nbformat.NotebookNode:
 def nbgrader_config(root: Path, *, timeout: int = 120) -> str:
     """The nbgrader_config.py used for every course folder the toolkit makes."""
     return textwrap.dedent(f"""\
+        from nbgrader.converters import GenerateAssignment
+
+        from course.generated import DropBanner
+
         c = get_config()
         c.CourseDirectory.root = {str(root)!r}
         c.CourseDirectory.course_id = "transformers-from-scratch"
@@ -234,6 +129,8 @@ def nbgrader_config(root: Path, *, timeout: int = 120) -> str:
         c.ExecutePreprocessor.kernel_name = "python3"
         c.ExecutePreprocessor.timeout = {timeout}
         c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
+        c.GenerateAssignment.preprocessors = [  # nbgrader's own, after the banner is dropped
+            DropBanner, *GenerateAssignment.class_traits()["preprocessors"].default()]
         c.GenerateFeedback.preprocessors = [
             "nbgrader.preprocessors.GetGrades",
             "course.grading.feedback.HideHiddenTracebacks",

@@ -1,6 +1,7 @@
 """A toy task small enough to train an attention layer on a laptop CPU in seconds: copy the
 token `offset` places away (`copy_task`), with a one-layer attention model (`OneLayerAttention`)
-that takes any module shaped like `MultiHeadAttention` (`train`). AUTHORING.md describes it.
+that takes any module shaped like `MultiHeadAttention` (`train`). AUTHORING.md, "The copy task
+of Chapter 3", describes it.
 """
 
 from __future__ import annotations

@@ -11,14 +11,13 @@
 
 from __future__ import annotations
 
-import ast
 import importlib
 import re
 from pathlib import Path
 
 import nbformat
 
-from course import exercises
+from course import exercises, source
 from course.checks import core
 
 SOLUTIONS = exercises.ROOT / "solutions"
@@ -45,9 +44,9 @@ def test_cells(nb) -> list:
             and not meta(c).get("solution")]
 
 
-def defined(source: str) -> list[str]:
-    return [n.name for n in ast.parse(source).body
-            if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+def defined(text: str) -> list[str]:
+    """The top-level functions and classes `text` defines."""
+    return list(source.top_level(text))
 
 
 def module_of(name: str) -> str:

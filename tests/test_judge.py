@@ -18,8 +18,9 @@ import grading_cases as cases
 import nbformat
 import pytest
 
-from course import exercises
-from course.grading import judge, sandbox
+from course import exercises, source
+from course.grading import judge, remote, sandbox
+from course.grading.runtime import build_runtime
 
 pytestmark = pytest.mark.skipif(sandbox.bwrap() is None and not os.environ.get("CI"),
                                 reason="bubblewrap (bwrap) is not installed")
@@ -31,7 +32,7 @@ NAME = exercises.names()[0]  # the first exercise stands for all: the judge is g
 def runtime():
     folder = Path(tempfile.mkdtemp(prefix="course-judge-test-"))
     folder.chmod(0o711)
-    yield judge.build_runtime(folder / "runtime", cases.source_nb(NAME))
+    yield build_runtime(folder / "runtime", cases.source_nb(NAME))
     shutil.rmtree(folder)
 
 
@@ -57,8 +58,12 @@ def test_the_reference_is_not_in_the_workers_runtime(runtime):
     names = cases.defined("\n".join(c.source for c in cases.solution_cells(
         cases.source_nb(NAME))))
     for name in names:
-        text = (runtime / "solutions" / f"{cases.module_of(name).split('.')[1]}.py").read_text()
-        assert f"{name} is imported from the reference" in text
+        module = cases.module_of(name)
+        text = (runtime / "solutions" / f"{module.split('.')[1]}.py").read_text()
+        assert f"{name} = stand_in(__name__, {name!r}, " in text
+        assert name not in source.top_level(text)  # no definition of it, only the stand-in
+        assert source.source_of(f"{module}.{name}") not in text
+    assert "is imported from the reference" in (runtime / "course_stand_in.py").read_text()
     assert not list((runtime / "course" / "checks").glob("*.py")) or all(
         "_not_here" in p.read_text() for p in (runtime / "course" / "checks").glob("*.py"))
     assert not (runtime / "course" / "grading").exists()
@@ -83,15 +88,15 @@ def test_a_result_without_torch_comes_back_as_plain_values_only():
 
     value = {"a": [1, 2.5, float("-inf"), -0.0], (1, "b"): (b"\x00\xff", None, True),
              "nested": [[("x",)]], "": {}}
-    back = judge.untag(json.loads(json.dumps(worker._tagged(value))))
+    back = remote.untag(json.loads(json.dumps(worker._tagged(value))))
     assert back == value and isinstance(back[(1, "b")], tuple)
     assert str(back["a"][3]) == "-0.0" and isinstance(back["nested"][0][0], tuple)
     for hostile in ({"x": 1}, {"l": 1}, {"b": 5}, {"d": [[["k"], 1]]}, {"t": [], "l": []},
                     {"py/object": "os.system"}):
         with pytest.raises((ValueError, TypeError)):
-            judge.untag(hostile)
+            remote.untag(hostile)
     deep = {"l": []}
     for _ in range(100):
         deep = {"l": [deep]}
     with pytest.raises(ValueError, match="deeply"):
-        judge.untag(deep)
+        remote.untag(deep)

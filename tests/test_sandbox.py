@@ -1,6 +1,6 @@
 """The learner's worker sandbox: what it can see, reach and use.
 
-Each test starts the worker the grader starts (`course.grading.judge.Worker`) and runs a cell in
+Each test starts the worker the grader starts (`course.grading.process.Worker`) and runs a cell in
 it, as a submission would.
 """
 
@@ -16,7 +16,8 @@ import grading_cases as cases
 import pytest
 
 from course import exercises
-from course.grading import judge, sandbox
+from course.grading import process, sandbox
+from course.grading.runtime import build_runtime
 
 pytestmark = pytest.mark.skipif(sandbox.bwrap() is None and not os.environ.get("CI"),
                                 reason="bubblewrap (bwrap) is not installed")
@@ -26,14 +27,14 @@ pytestmark = pytest.mark.skipif(sandbox.bwrap() is None and not os.environ.get("
 def runtime():
     folder = Path(tempfile.mkdtemp(prefix="course-sandbox-test-"))
     folder.chmod(0o711)
-    yield judge.build_runtime(folder / "runtime", cases.source_nb(exercises.names()[0]))
+    yield build_runtime(folder / "runtime", cases.source_nb(exercises.names()[0]))
     shutil.rmtree(folder)
 
 
 def run(runtime, code: str, timeout: float = 60, **limits) -> dict:
     import time
 
-    worker = judge.Worker(runtime, sandbox.Limits(**limits),
+    worker = process.Worker(runtime, sandbox.Limits(**limits),
                           deadline=time.monotonic() + timeout)
     try:
         return worker.run(code)
@@ -149,9 +150,9 @@ def test_memory_is_capped_for_all_processes_together(runtime):
 def test_time_is_capped(runtime):
     import time
 
-    worker = judge.Worker(runtime, sandbox.Limits(), deadline=time.monotonic() + 8)
+    worker = process.Worker(runtime, sandbox.Limits(), deadline=time.monotonic() + 8)
     try:
-        with pytest.raises(judge.WorkerGone, match="ran out of time"):
+        with pytest.raises(process.WorkerGone, match="ran out of time"):
             worker.run("import time\ntime.sleep(60)")
     finally:
         worker.close()

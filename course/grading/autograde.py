@@ -15,7 +15,7 @@ standard input, each reply one line of JSON on standard output. Nothing of a sub
 stay behind for the next: the learner's code ran in its own worker, now ended, and only plain
 data (text, numbers, tensors read with `weights_only`) ever came back from it; each
 submission has its own course folder and gradebook; the checks' handles on learner objects
-are never reused (`judge._RETIRED`).
+are never reused (`remote.RETIRED`).
 """
 
 from __future__ import annotations
@@ -121,13 +121,13 @@ def peak_rss_mb() -> float:
 
 def serve() -> int:
     """Answer requests until standard input ends (see the module doc)."""
-    from course.grading import judge
+    from course.grading import judge, process
 
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints never reach the replies
     home = Path.cwd()
     _once_per_process()
-    judge.SPARES = judge.Spares()
+    judge.SPARES = process.Spares()
     try:
         for line in sys.stdin:
             request = json.loads(line)

@@ -1,12 +1,16 @@
-"""Feedback preprocessors: hidden tests show their failure message, never their code; and
-nothing from a submission reaches the instructor's browser as live HTML or script."""
+"""Feedback: hidden tests show their failure message, never their code; nothing from a
+submission reaches the instructor's browser as live HTML or script; a bounded copy is kept."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 HIDDEN = "### BEGIN HIDDEN TESTS"
 TEXT = ("text/plain",)
+MAX_FEEDBACK_MB = 5
 
 
 class HideHiddenTracebacks(NbGraderPreprocessor):
@@ -38,3 +42,15 @@ class OnlyText(NbGraderPreprocessor):
                 output["data"] = {k: v for k, v in output["data"].items() if k in TEXT}
             output.pop("metadata", None)
         return cell, resources
+
+
+def keep(html: Path, result, target: Path) -> None:
+    """Copy a graded submission's feedback page to `target` (the class folder's), unless it is
+    missing, a link, or over MAX_FEEDBACK_MB (then the result's status says so)."""
+    if html.is_file() and not html.is_symlink():
+        if html.stat().st_size > MAX_FEEDBACK_MB * 2**20:
+            result.status = f"graded (feedback over {MAX_FEEDBACK_MB} MiB, not kept)"
+        else:
+            result.feedback = target
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(html, target, follow_symlinks=False)

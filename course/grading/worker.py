@@ -1,8 +1,8 @@
 """The only process that runs a learner's code while grading: an untrusted worker in a sandbox.
 
-Started by the trusted judge (`course.grading.judge`) inside bubblewrap, with no view of the
-reference solutions' graded objects, the checks, the hidden tests, the instructor notebook or
-the gradebook. It answers these requests on its standard input/output:
+Started by the trusted judge (`course.grading.process.Worker`) inside bubblewrap, with no view
+of the reference solutions' graded objects, the checks, the hidden tests, the instructor notebook
+or the gradebook. It answers these requests on its standard input/output:
 
 - ("run", source): run one of the learner's cells (IPython syntax); reply with its printed text
   and its error, if any;
