@@ -9,8 +9,10 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import io
 import re
 import textwrap
+import tokenize
 from collections.abc import Callable, Iterator
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"  # nbgrader's solution region
@@ -188,3 +190,43 @@ def unwritten(source: str) -> list[str]:
     """Qualified names of the functions in released `source` that the learner has yet to write."""
     return [name for name, node in functions(ast.parse(source))
             if RELEASED in ast.get_source_segment(source, node)]
+
+
+# ---------------------------------------------------------------- mistakes
+
+
+def edit(source: str, find: str, replace: str) -> str:
+    count = source.count(find)
+    if count != 1:
+        raise ValueError(f"edit must match exactly once, matched {count} times: {find!r}")
+    return source.replace(find, replace)
+
+
+def code_only(source: str) -> str:
+    """`source` with every comment removed (line structure and strings kept)."""
+    lines = source.splitlines(keepends=True)
+    for tok in reversed(list(tokenize.generate_tokens(io.StringIO(source).readline))):
+        if tok.type == tokenize.COMMENT:
+            row, col = tok.start
+            line = lines[row - 1]
+            lines[row - 1] = line[:col].rstrip() + ("\n" if line.endswith("\n") else "")
+    return "".join(lines)
+
+
+def _module_of(target: str) -> str:
+    """'solutions.attention.MultiHeadAttention.forward' -> 'solutions.attention'."""
+    return ".".join(target.split(".")[:2])
+
+
+def made(source: str, *, mistake=None, slip=None, blank: bool = False) -> str:
+    """A solution cell's source with one catalogued mistake or one slip made (where it lands
+    in this cell), or every region the learner writes left as nbgrader releases it (`blank`)."""
+    if mistake is not None and mistake.find in code_only(source):
+        source = edit(code_only(source), mistake.find, mistake.replace)
+    if slip is not None:
+        qualname = slip.target.removeprefix(_module_of(slip.target) + ".")
+        if re.search(rf"^(def|class) {qualname.split('.')[0]}\b", source, re.M):
+            source = replace_definition(source, qualname, slip.code)
+    if blank:
+        source = released(source)
+    return source

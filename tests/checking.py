@@ -11,7 +11,7 @@ from typing import Any
 
 from course.checks.engine.catalogue import Mistake, Slip
 from course.checks.engine.notebook import demonstrations, notebook_cells
-from course.checks.engine.source import made
+from course.source import made
 
 
 @dataclass

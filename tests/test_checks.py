@@ -132,7 +132,7 @@ def test_every_find_lands_in_exactly_one_region_the_learner_writes(topic):
 
 @pytest.mark.parametrize("topic,mistake", MISTAKES, ids=[k.name for _, k in MISTAKES])
 def test_catalogue_matches_code_not_comments(topic, mistake):
-    source = core.target_source(mistake.target)
+    source = core.source_of(mistake.target)
     lines = source.splitlines(keepends=True)
     for tok in reversed(list(tokenize.generate_tokens(io.StringIO(source).readline))):
         if tok.type == tokenize.COMMENT:  # every comment reworded
@@ -238,7 +238,7 @@ def test_an_earlier_part_is_the_reference_while_a_later_part_is_checked(capsys):
 def test_a_helper_written_inline_is_named_as_the_helper_mistake():
     from course.checks.attention import MISTAKES, check_mha_self
 
-    source = core.target_source("solutions.attention.MultiHeadAttention")
+    source = core.source_of("solutions.attention.MultiHeadAttention")
     inline = source.replace("split_heads(",  # heads cut by one reshape, without a transpose
                             "(lambda t, H: t.reshape(t.size(0), H, t.size(1), -1))(")
     assert inline != source
@@ -319,7 +319,7 @@ def test_the_two_attention_paths_disagreeing_is_said():
     fused path disagreeing with the explicit path that passed."""
     from course.checks.attention import check_mha_self
 
-    source = core.target_source("solutions.attention.MultiHeadAttention")
+    source = core.source_of("solutions.attention.MultiHeadAttention")
     fused = "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)"
     assert fused in source
     ns = dict(vars(importlib.import_module("solutions.attention")))

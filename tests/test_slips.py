@@ -60,7 +60,7 @@ def test_second_catalogue_is_large_and_distinct(topic):
     assert len(slips) >= 10 and len({s.name for s in slips}) == len(slips)
     names = {k.name for k in MODULES[topic].MISTAKES}
     assert all(s.mistake is None or s.mistake in names for s in slips)
-    reference = {core.code_only(core.target_source(graded(s.target))) for s in slips}
+    reference = {core.code_only(core.source_of(graded(s.target))) for s in slips}
     assert not any(core.code_only(s.code).strip() in r for s in slips for r in reference)
 
 

@@ -34,13 +34,6 @@ from course.checks.engine.results import (  # noqa: F401
     same,
     short,
 )
-from course.checks.engine.source import (  # noqa: F401
-    code_only,
-    edit,
-    made,
-    replace_definition,
-    target_source,
-)
 from course.checks.engine.tape import (  # noqa: F401
     TAPE,
     fails_first,
@@ -48,6 +41,7 @@ from course.checks.engine.tape import (  # noqa: F401
     recording,
     replaying,
 )
+from course.source import code_only, edit, made, replace_definition, source_of  # noqa: F401
 
 _namespace = namespace_of  # as `_checking` looks the learner's namespace up: the judge replaces it
 _notebook_cells, _demonstrations = notebook_cells, demonstrations  # as course/bundle.py reads them

@@ -10,7 +10,7 @@ from functools import cache
 from typing import Any
 
 from course.checks.engine.results import CheckFailed, call
-from course.checks.engine.source import _exec, code_only, edit, target_source
+from course.source import code_only, edit, rebuild, source_of
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,11 @@ class Mistake:
 
     def source(self) -> str:
         """The target's code (comments removed) with this mistake made."""
-        return edit(code_only(target_source(self.target)), self.find, self.replace)
+        return edit(code_only(source_of(self.target)), self.find, self.replace)
 
     def build(self):
         """The mutant object."""
-        return _exec(self.target, self.source())
+        return rebuild(self.target, self.source())
 
 
 @dataclass(frozen=True)
@@ -63,13 +63,13 @@ class Through:
 
     def build(self):
         helper = self.mistake.target.rpartition(".")[2]
-        return _exec(self.target, target_source(self.target), **{helper: mutant(self.mistake)})
+        return rebuild(self.target, source_of(self.target), **{helper: mutant(self.mistake)})
 
 
 @cache
 def reference(target: str):
     """The reference rebuilt from its source (never an object of the `solutions` package)."""
-    return _exec(target, target_source(target))
+    return rebuild(target, source_of(target))
 
 
 @cache
