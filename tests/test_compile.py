@@ -1,4 +1,5 @@
-"""The model under torch.compile and in bf16, on the CPU (inductor, which needs a C++ compiler).
+"""The model under torch.compile and in bf16, on the CPU (inductor, which needs a C++ compiler:
+its tests skip without one, except under CI, where .ci/run installs g++ and a skip fails).
 
 - the GPT and the encoder compile whole (``fullgraph=True``: any graph break is an error),
   forward and backward, and give eager's outputs and gradients in float32 within
@@ -8,12 +9,15 @@
 - every causal layer of the GPT asks PyTorch's attention for ``is_causal=True`` with no mask,
   on the CPU and on the meta device, eager and compiled, so that a GPU can run FlashAttention
   (the graph of a compiled model is read by a custom backend; an eager call is seen by a
-  TorchFunctionMode, whatever name the model imports the function under).
+  TorchFunctionMode, whatever name the model imports the function under);
+- the measuring code of ``python -m course bench gpu`` runs on the CPU (tiny sizes).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import shutil
 
 import pytest
 import torch
@@ -28,6 +32,15 @@ RTOL, ATOL = 1e-4, 1e-5
 # kernels once (compiling them dominates these tests' time).
 SMALL = dict(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=16)
 B, T = 4, 16
+
+
+@pytest.fixture
+def inductor():
+    """Inductor's CPU backend can compile here: a C++ compiler is installed."""
+    if not shutil.which(os.environ.get("CXX", "g++")):
+        if os.environ.get("CI"):
+            pytest.fail("a C++ compiler is required under CI (.ci/run installs g++)")
+        pytest.skip("torch.compile on the CPU needs a C++ compiler (apt-get install -y g++)")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -68,14 +81,14 @@ def assert_compiled_matches_eager(model, inputs, pick):
         torch.testing.assert_close(got_grads[name], grad, rtol=RTOL, atol=ATOL, msg=name)
 
 
-def test_gpt_compiles_whole_forward_and_backward():
+def test_gpt_compiles_whole_forward_and_backward(inductor):
     torch.manual_seed(0)
     model = GPT(ModelConfig(**SMALL))
     x, y = ids((B, T)), ids((B, T), seed=1)
     assert_compiled_matches_eager(model, (x, y), lambda out: out[1])           # the loss
 
 
-def test_encoder_compiles_whole_forward_and_backward():
+def test_encoder_compiles_whole_forward_and_backward(inductor):
     torch.manual_seed(0)
     model = Encoder(ModelConfig(**SMALL, norm_first=False))  # BERT's layout
     assert_compiled_matches_eager(model, (ids((B, T)),), lambda hidden: hidden)
@@ -98,7 +111,7 @@ def run_training(dtype="float32", compile=False, max_iters=1, hook=None):
     return train(model, corpus(), config, "cpu")
 
 
-def test_train_compiled_takes_a_step_like_eager():
+def test_train_compiled_takes_a_step_like_eager(inductor):
     compiled, eager = run_training(compile=True), run_training()
     assert len(compiled["losses"]) == 1 and math.isfinite(compiled["losses"][0])
     assert compiled["losses"] == pytest.approx(eager["losses"], rel=RTOL)
@@ -184,3 +197,42 @@ def test_every_causal_layer_calls_attention_with_is_causal_and_no_mask(device, c
     seen = [(call["is_causal"], describe(call["attn_mask"])) for call in calls]
     assert seen == [(True, None)] * config.n_layer, (
         f"every layer should pass is_causal=True and attn_mask=None; got {seen}")
+
+
+# ---------------------------------------------------------------------------------------------
+# the GPU benchmark's measuring code, on the CPU (its timings are never asserted)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_gpu_benchmark_measures_each_model_on_the_cpu():
+    from course.bench import gpu
+
+    config = ModelConfig(**{**SMALL, "activation": "gelu_tanh"})
+    rows = gpu.training("cpu", config, 2, rounds=1, steps=1, warmup=1, backend="eager")
+    assert [row["name"] for row in rows] == ["ours", "nanoGPT", "ours, fused=False"]
+    V, L, C, H = config.vocab_size, config.n_layer, config.n_embd, config.n_head
+    params = V * C + L * (12 * C * C + 13 * C) + 2 * C    # without the position table
+    flops = 6 * params + 12 * L * H * (C // H) * T         # nanoGPT's count, per token
+    for row in rows:
+        assert row["gflop_per_token"] * 1e9 == flops, row["name"]  # the same sizes
+        assert row["tokens_per_s"] > 0 and math.isfinite(row["loss"])
+        assert row["mfu"] == pytest.approx(flops * row["tokens_per_s"] / gpu.PEAK_FLOPS)
+        assert row["attention"] == "flash", row                # PyTorch's CPU flash kernel
+        assert "aten::_scaled_dot_product_flash_attention_for_cpu" in row["kernels"]
+    assert rows[1]["ratio"] == 1.0 and isinstance(rows[0]["ok"], bool)
+    skipped = gpu.training("cpu", config, 2, rounds=1, steps=1, warmup=0, backend=None,
+                           budget_s=0)                 # no time left after the first model
+    assert [("skipped" in row) for row in skipped] == [False, True, True]
+    row = gpu.generation("cpu", config, prompt=4, new_tokens=4, rounds=1)
+    assert row["cached_tokens_per_s"] > 0 and row["uncached_tokens_per_s"] > 0
+    assert row["ratio"] == pytest.approx(row["cached_tokens_per_s"]
+                                         / row["uncached_tokens_per_s"])
+
+
+def test_kernel_family_names_the_attention_kernel():
+    from course.bench.gpu import kernel_family
+
+    assert kernel_family(["pytorch_flash::flash_fwd_kernel", "flash_bwd_dq_dk_dv"]) == "flash"
+    assert kernel_family(["fmha_cutlassF_bf16_aligned_64x64_rf_sm80"]) == "efficient"
+    assert kernel_family(["cudnn_generated_fort_native_sdpa_sm90_flash_fprop"]) == "cudnn"
+    assert kernel_family([]) == "math"

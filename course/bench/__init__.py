@@ -3,15 +3,25 @@
 A benchmark is a function `run(quick: bool = False) -> list[dict]`; each row holds a `name`, our
 measurement, the baseline's, their `ratio`, the `target`, whether both computed the same result
 (`same`) and whether the target is met (`ok`).
-Timings are measured here, never asserted in tests.
+Timings are measured here, never asserted in tests. A benchmark that needs hardware this machine
+lacks says why in UNAVAILABLE (`bench gpu` needs CUDA).
 """
 
 from __future__ import annotations
 
-from course.bench import attention, encoder, generation, grading, tokenization, train
+from course.bench import attention, encoder, generation, gpu, grading, tokenization, train
 
 BENCHES = {"tokenization": tokenization.run, "attention": attention.run, "encoder": encoder.run,
-           "train": train.run, "generation": generation.run, "grading": grading.run}
+           "train": train.run, "generation": generation.run, "grading": grading.run,
+           "gpu": gpu.run}
+# name -> a function returning why the benchmark cannot run on this machine, or None
+UNAVAILABLE = {"gpu": gpu.unavailable}
+
+
+def unavailable(name: str) -> str | None:
+    """Why benchmark `name` cannot run here, or None."""
+    check = UNAVAILABLE.get(name)
+    return check() if check else None
 
 
 def report(rows: list[dict]) -> str:
