@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import sys
 import time
 from dataclasses import replace
 
@@ -51,13 +52,6 @@ FAMILIES = (("cudnn", "cudnn"), ("flash", "flash"), ("fmha", "efficient"),
             ("efficient", "efficient"), ("attention_kernel", "efficient"))
 
 
-def unavailable() -> str | None:
-    """Why this benchmark cannot run here, or None."""
-    if not torch.cuda.is_available():
-        return "bench gpu needs a CUDA GPU, and PyTorch sees none on this machine"
-    return None
-
-
 def gpt2_small() -> tuple[ModelConfig, TrainConfig]:
     from course.train_cli import PRESETS
 
@@ -72,6 +66,11 @@ def flops_per_token(model: torch.nn.Module, config: ModelConfig) -> float:
     return 6 * n + 12 * L * H * (config.n_embd // H) * T
 
 
+def progress(line: str) -> None:
+    """A line on stderr as the run goes (a run cut short still shows how far it got)."""
+    print(f"bench gpu: {line}", file=sys.stderr, flush=True)
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -79,7 +78,9 @@ def sync(device: torch.device) -> None:
 
 def attention_kernels(step, device: torch.device) -> list[str]:
     """The names of the attention kernels (GPU) or aten operators (CPU) that the profiler sees
-    while `step()` runs, shortened to what precedes their template or argument list."""
+    while `step()` runs, shortened to what precedes their template or argument list. Kernels
+    that torch.compile generates (triton_*, named after the operations they fuse, such as the
+    preparation of attention's inputs) are left out: they are not the attention kernel."""
     from torch.profiler import ProfilerActivity, profile
 
     activity = ProfilerActivity.CUDA if device.type == "cuda" else ProfilerActivity.CPU
@@ -90,7 +91,8 @@ def attention_kernels(step, device: torch.device) -> list[str]:
              for event in prof.key_averages()}
     if device.type != "cuda":
         names = {name for name in names if name.startswith("aten::")}
-    return sorted(name for name in names if ATTENTION.search(name))
+    return sorted(name for name in names
+                  if ATTENTION.search(name) and not name.startswith("triton_"))
 
 
 def kernel_family(names: list[str]) -> str:
@@ -126,7 +128,8 @@ def training(device, config: ModelConfig, batch_size: int, *, rounds: int = 5,
         spent = time.perf_counter() - start
         longest = max((row["compile_s"] for row in info.values()), default=0.0)
         if info and spent + 1.5 * longest > budget_s:
-            continue                                      # its row says it was skipped
+            progress(f"{name}: skipped, its compilation would pass {budget_s:g} s")
+            continue                                      # its row says so too
         sync(device)
         base = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
         if device.type == "cuda":
@@ -151,6 +154,8 @@ def training(device, config: ModelConfig, batch_size: int, *, rounds: int = 5,
         peak = (torch.cuda.max_memory_allocated(device) - base) / 2**30 \
             if device.type == "cuda" else None
         kernels = attention_kernels(step, device)
+        progress(f"{name}: first step {compile_s:.1f} s (compiling), attention kernels: "
+                 f"{', '.join(kernels) or 'none'}")
         steps_of[name] = step
         info[name] = dict(compile_s=compile_s, peak_mem_gb=peak, kernels=kernels,
                           flops=flops_per_token(model, config))
@@ -164,6 +169,8 @@ def training(device, config: ModelConfig, batch_size: int, *, rounds: int = 5,
             sync(device)
             times[name].append((time.perf_counter() - t0) / steps)
             losses[name] = loss.item()
+    progress("timed " + ", ".join(f"{name} {batch_size * T / min(t):.0f} tokens/s"
+                                  for name, t in times.items()))
     speed = {name: batch_size * T / min(spent) for name, spent in times.items()}
     rows = []
     for name in builders:
@@ -213,7 +220,9 @@ def generation(device, config: ModelConfig, *, prompt: int = 16, new_tokens: int
 def run(quick: bool = False) -> list[dict]:
     """The training rows for gpt2-small (quick: 2 layers, T = 256, fewer steps) and the
     generation row. Needs CUDA."""
-    reason = unavailable()
+    from course.bench import unavailable
+
+    reason = unavailable("gpu")
     if reason:
         raise RuntimeError(reason)
     torch.backends.cuda.matmul.allow_tf32 = True          # as nanoGPT's train.py
