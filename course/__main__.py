@@ -106,16 +106,21 @@ def grade_one(args) -> int:
 
 
 def bench(args) -> int:
-    from course.bench import BENCHES, report
+    from course.bench import BENCHES, report, unavailable
 
     names = args.names or sorted(BENCHES)
     unknown = sorted(set(names) - set(BENCHES))
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(sorted(BENCHES))}")
         return 2
+    missing = {name: reason for name in names if (reason := unavailable(name))}
+    if args.names and missing:                            # asked for by name: refuse
+        print(f"error: {'; '.join(missing.values())}", file=sys.stderr)
+        return 2
     for name in names:
         print(f"== {name}")
-        print(report(BENCHES[name](quick=args.quick)))
+        print(f"skipped: {missing[name]}" if name in missing
+              else report(BENCHES[name](quick=args.quick)))
     return 0
 
 
@@ -187,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=student_bundle)
 
     p = sub.add_parser("bench", help="benchmarks, reported as ratios against a baseline")
-    p.add_argument("names", nargs="*", help="e.g. tokenization attention (default: all)")
+    p.add_argument("names", nargs="*", help="e.g. tokenization attention (default: all; "
+                                            "gpu needs CUDA)")
     p.add_argument("--quick", action="store_true", help="small inputs (a smoke test)")
     p.set_defaults(run=bench)
 

@@ -113,3 +113,10 @@ def test_cli_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path, gramm
     assert a["losses"] == b["losses"]
     rows = [json.loads(x)["step"] for x in (cut / "metrics.jsonl").read_text().splitlines()]
     assert rows == [0, 20, 40, 60]
+
+
+def test_bench_gpu_without_cuda_exits_2_with_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["bench", "gpu"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "needs a CUDA GPU" in err

@@ -3,15 +3,36 @@
 A benchmark is a function `run(quick: bool = False) -> list[dict]`; each row holds a `name`, our
 measurement, the baseline's, their `ratio`, the `target`, whether both computed the same result
 (`same`) and whether the target is met (`ok`).
-Timings are measured here, never asserted in tests.
+Timings are measured here, never asserted in tests. `unavailable(name)` says why a benchmark
+cannot run on this machine (`bench gpu` needs CUDA).
 """
 
 from __future__ import annotations
 
-from course.bench import attention, encoder, generation, grading, tokenization, train
+import importlib
 
-BENCHES = {"tokenization": tokenization.run, "attention": attention.run, "encoder": encoder.run,
-           "train": train.run, "generation": generation.run, "grading": grading.run}
+
+def _lazy(name: str):
+    """course.bench.<name>'s run, imported when called: a benchmark needs only its own imports
+    (`bench gpu` runs where PyTorch is installed and the graders' packages are not)."""
+    def run(quick: bool = False) -> list[dict]:
+        return importlib.import_module(f"course.bench.{name}").run(quick=quick)
+    return run
+
+
+BENCHES = {name: _lazy(name) for name in ("tokenization", "attention", "encoder", "train",
+                                          "generation", "grading", "gpu")}
+NEEDS_CUDA = {"gpu"}
+
+
+def unavailable(name: str) -> str | None:
+    """Why benchmark `name` cannot run on this machine, or None."""
+    if name in NEEDS_CUDA:
+        import torch
+
+        if not torch.cuda.is_available():
+            return f"bench {name} needs a CUDA GPU, and PyTorch sees none on this machine"
+    return None
 
 
 def report(rows: list[dict]) -> str:
