@@ -1,4 +1,4 @@
-"""The decoders of solutions.model against independent oracles: Hugging Face's GPT-2 (random
+"""The decoders of solutions.decoder against independent oracles: Hugging Face's GPT-2 (random
 weights, no download) for GPT, PyTorch's nn.Transformer decoder layer for the decoder block,
 and the defining properties (causality, teacher forcing, tied head) otherwise."""
 
@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from course import families
-from solutions.model import GPT, EncoderDecoder, KVCache, ModelConfig, cached_block
+from solutions.decoder import GPT, EncoderDecoder, KVCache, cached_block
+from solutions.model import ModelConfig
 from solutions.pretrained import CheckpointError, gpt2_tensors, load_gpt2
 
 transformers = pytest.importorskip("transformers")
@@ -164,7 +165,7 @@ def test_cached_decoder_block_matches_torch_decoder_layer():
                                              norm_first=True, activation="gelu").eval()
     model = EncoderDecoder(small(n_layer=1, n_embd=C, n_head=H)).eval()
     block = model.decoder[0]
-    from solutions.model import load_torch_attention
+    from solutions.pretrained import load_torch_attention
 
     load_torch_attention(block.attn, layer.self_attn)
     load_torch_attention(block.cross_attn, layer.multihead_attn)

@@ -9,6 +9,7 @@ import itertools
 import pytest
 import torch
 
+from solutions.decoder import GPT, EncoderDecoder
 from solutions.generation import (
     beam_search,
     filter_top_k,
@@ -16,7 +17,7 @@ from solutions.generation import (
     generate,
     next_token,
 )
-from solutions.model import GPT, EncoderDecoder, ModelConfig
+from solutions.model import ModelConfig
 
 transformers = pytest.importorskip("transformers")
 

@@ -10,9 +10,12 @@ import torch
 
 import solutions.attention as att
 from solutions.attention import FusedMultiHeadAttention, MultiHeadAttention, causal_mask
+from solutions.decoder import GPT, EncoderDecoder
+from solutions.encoder import Encoder
 from solutions.feedforward import FeedForward, FusedFeedForward
-from solutions.model import GPT, Block, Encoder, EncoderDecoder, ModelConfig
+from solutions.model import ModelConfig
 from solutions.normalization import FusedLayerNorm, LayerNorm
+from solutions.residual import Block
 
 SMALL = dict(n_embd=16, n_head=4, d_ff=40, dropout=0.0)
 

@@ -11,15 +11,11 @@ import torch
 from torch import nn
 
 from solutions.attention import padding_mask
+from solutions.encoder import EncoderLayer
 from solutions.feedforward import FeedForward
-from solutions.model import (
-    Block,
-    EncoderLayer,
-    ModelConfig,
-    Residual,
-    gradient_norms,
-    load_torch_attention,
-)
+from solutions.model import ModelConfig
+from solutions.pretrained import load_torch_attention
+from solutions.residual import Block, Residual, gradient_norms
 
 DTYPES = [torch.float32, torch.float64]
 

@@ -423,12 +423,14 @@ def _run_torch_mha(case: dict, need_weights: bool, train: bool = False) -> tuple
 
 def _our_mha(cls, case: dict, need_weights: bool, train: bool = False) -> tuple:
     """The learner's class on the case, holding the oracle's weights."""
+    from solutions.pretrained import load_torch_attention
+
     theirs = oracles.torch_mha(case["C"], case["H"], bias=case.get("bias", True),
                                dropout=case.get("dropout", 0.0), dtype=case["dtype"],
                                seed=case["seed"])
     ours = cls(case["C"], case["H"], dropout=case.get("dropout", 0.0),
                bias=case.get("bias", True)).to(case["dtype"])
-    oracles.copy_mha_weights(ours, theirs).train(train)
+    load_torch_attention(ours, theirs).train(train)
     x, context = _mha_inputs(case)
     mask = case["mask"]
     with torch.random.fork_rng(devices=[]):

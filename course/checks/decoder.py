@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from course import oracles
 from course.checks.core import CheckFailed, Mistake, Slip, check, compare, copy_of
 
-M = "solutions.model."
+M = "solutions.decoder."
 G = "solutions.generation."
 
 MISTAKES = [
@@ -238,7 +238,7 @@ def check_cached_attention(cached_self_attention, hidden: bool = False) -> None:
     """Step by step with the cache equals causal attention over the whole sequence, and the
     cache ends up holding every key and value."""
     from solutions.attention import MultiHeadAttention, split_heads
-    from solutions.model import KVCache
+    from solutions.decoder import KVCache
 
     f32, f64 = torch.float32, torch.float64
     cases = [("a prompt of 3, then one token at a time", 2, 7, 16, 4, [3, 1, 1, 1, 1], f32),
@@ -362,7 +362,7 @@ def check_generate(generate, hidden: bool = False) -> None:
     """Greedy decoding equals GPT-2's generate(do_sample=False), with and without the cache;
     past block_size, sampling and mode handling equal the reference loop; no forward pass runs
     with gradients on."""
-    from solutions.model import GPT
+    from solutions.decoder import GPT
 
     sizes = [(0, 2, 4, 32, 50, 24, 3, 5, 12)]
     if hidden:
@@ -414,7 +414,8 @@ def check_generate(generate, hidden: bool = False) -> None:
 @check(G + "generate", part=4, uses=(G + "next_token",))
 def check_generate_stop(generate, hidden: bool = False) -> None:
     """A row that produced the stop token keeps it; generation ends when every row stopped."""
-    from solutions.model import GPT, ModelConfig
+    from solutions.decoder import GPT
+    from solutions.model import ModelConfig
 
     reference = copy_of(G + "generate")
     cases = [(0, 3, 12)] + ([(1, 5, 20), (2, 1, 9)] if hidden else [])

@@ -17,7 +17,7 @@ from torch import nn
 from course import oracles
 from course.checks.core import Mistake, Raised, Raises, Slip, call, check, compare, fail
 
-M = "solutions.model."
+M = "solutions.residual."
 
 MISTAKES = [
     # Part 1: Residual
@@ -260,10 +260,12 @@ def _torch_layer(case: dict) -> nn.Module:
 
 def _copy_into_block(block: nn.Module, layer: nn.Module, cross: bool) -> nn.Module:
     """The torch layer's weights -> the learner's Block (names fixed by the given __init__)."""
-    oracles.copy_mha_weights(block.attn, layer.self_attn)
+    from solutions.pretrained import load_torch_attention
+
+    load_torch_attention(block.attn, layer.self_attn)
     norms = [(block.ln_1, layer.norm1), (block.ln_2, layer.norm2)]
     if cross:
-        oracles.copy_mha_weights(block.cross_attn, layer.multihead_attn)
+        load_torch_attention(block.cross_attn, layer.multihead_attn)
         norms = [(block.ln_1, layer.norm1), (block.ln_cross, layer.norm2),
                  (block.ln_2, layer.norm3)]
     pairs = [(block.mlp.fc, layer.linear1), (block.mlp.proj, layer.linear2), *norms]
