@@ -3,7 +3,8 @@
 - :class:`GPT` -- the decoder-only model laid out like GPT-2 (the nanoGPT-sized model file of
   the course: token + position embeddings, causal :class:`~solutions.residual.Block` s, final
   LayerNorm, tied LM head); ``GPT.from_hf`` loads GPT-2 through :mod:`solutions.pretrained`.
-- :class:`KVCache` -- the keys and values already computed, so generation feeds only new tokens.
+- :class:`KVCache`, :class:`LayerCache` -- the keys and values already computed, so generation
+  feeds only the new tokens (each layer's attention reads and extends its own).
 - :func:`lm_loss` -- the next-token cross-entropy.
 - :class:`EncoderDecoder`, :class:`SourceConditioned` -- the 2017 transformer, and its decoder
   bound to one source so that :mod:`solutions.generation` drives it like a GPT.
@@ -15,77 +16,57 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from solutions.attention import MultiHeadAttention, merge_heads, padding_mask, split_heads
+from solutions.attention import padding_mask
 from solutions.model import ModelConfig
 from solutions.pretrained import gpt2_config, load_gpt2
 from solutions.residual import Block
 
 
-class KVCache:
-    """The keys and values a decoder has already computed: one (k, v) pair per layer, each
-    (B, H, T_past, D). Generation feeds only the new token and reuses the past from here."""
+class LayerCache:
+    """One attention layer's keys and values so far, ``k`` and ``v`` each (B, H, T_past, D)
+    (None before the first update). :class:`~solutions.attention.MultiHeadAttention` calls
+    ``update`` when given ``cache=``."""
 
-    def __init__(self, n_layer: int):
-        if n_layer < 1:
-            raise ValueError(f"a KV cache needs at least one layer, got n_layer={n_layer}")
-        self.layers: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layer
+    def __init__(self):
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
         """T_past: how many positions are cached (the position of the next token)."""
-        first = self.layers[0]
-        return 0 if first is None else first[0].size(-2)
+        return 0 if self.k is None else self.k.size(-2)
 
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
-        """Append the new keys and values (B, H, T_new, D) of one layer; returns all of them,
-        (B, H, T_past + T_new, D)."""
-        past = self.layers[layer]
-        if past is not None:
-            k = torch.cat([past[0], k], dim=-2)
-            v = torch.cat([past[1], v], dim=-2)
-        self.layers[layer] = (k, v)
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append the new keys and values (B, H, T_new, D) after the cached ones; returns all
+        of them, (B, H, T_past + T_new, D) each."""
+        if self.k is not None:                            # the past first, then the new
+            k, v = torch.cat([self.k, k], dim=-2), torch.cat([self.v, v], dim=-2)
+        self.k, self.v = k, v
         return k, v
+
+
+class KVCache:
+    """The keys and values a decoder has already computed: one :class:`LayerCache` per layer
+    (``cache[i]``). Generation feeds only the new tokens and reuses the past from here."""
+
+    def __init__(self, n_layer: int):
+        if n_layer < 1:
+            raise ValueError(f"a KV cache needs at least one layer, got n_layer={n_layer}")
+        self.layers = [LayerCache() for _ in range(n_layer)]
+
+    def __getitem__(self, layer: int) -> LayerCache:
+        return self.layers[layer]
+
+    @property
+    def length(self) -> int:
+        """T_past: how many positions are cached (the position of the next token)."""
+        return self.layers[0].length
 
     def reorder(self, index: torch.Tensor) -> None:
         """Keep the sequences `index` (a LongTensor of batch rows), as beam search does."""
-        self.layers = [None if kv is None else (kv[0][index], kv[1][index])
-                       for kv in self.layers]
-
-
-def cached_self_attention(attn: MultiHeadAttention, x: torch.Tensor, cache: KVCache,
-                          layer: int) -> torch.Tensor:
-    """Causal self-attention of the new tokens x (B, T_new, C) over the cached past and
-    themselves, with the projections of `attn`; stores their keys and values in `cache`."""
-    q = split_heads(attn.query(x), attn.n_heads)          # (B, H, T_new, D)
-    k = split_heads(attn.key(x), attn.n_heads)            # (B, H, T_new, D)
-    v = split_heads(attn.value(x), attn.n_heads)          # (B, H, T_new, D)
-    k, v = cache.update(layer, k, v)                      # (B, H, T_all, D)
-    T_new, T_all = q.size(-2), k.size(-2)
-    # new token i sits at position T_all - T_new + i and may see every key up to it
-    mask = torch.ones(T_new, T_all, dtype=torch.bool, device=x.device).tril(T_all - T_new)
-    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[None, None])
-    return attn.out(merge_heads(y))                       # (B, T_new, C)
-
-
-def cached_block(block: Block, x: torch.Tensor, cache: KVCache, layer: int,
-                 context: torch.Tensor | None = None,
-                 context_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """`block(x, context=..., context_mask=...)` for a causal Block in eval mode, for the new
-    tokens only: self-attention reads the earlier positions from `cache`."""
-    cross = getattr(block, "cross_attn", None)
-    if block.ln_1.weight.size(0) != x.size(-1):
-        raise ValueError(f"x has {x.size(-1)} features, the block {block.ln_1.weight.size(0)}")
-    if cross is not None and context is None:
-        raise ValueError("this block has cross-attention: pass the encoder output as context")
-    if getattr(block, "norm_first", True):                # pre-LN, as GPT-2
-        x = x + cached_self_attention(block.attn, block.ln_1(x), cache, layer)
-        if cross is not None:
-            x = x + cross(block.ln_cross(x), context, context_mask)[0]
-        return x + block.mlp(block.ln_2(x))
-    x = block.ln_1(x + cached_self_attention(block.attn, x, cache, layer))  # post-LN
-    if cross is not None:
-        x = block.ln_cross(x + cross(x, context, context_mask)[0])
-    return block.ln_2(x + block.mlp(x))
+        for layer in self.layers:
+            if layer.k is not None:
+                layer.k, layer.v = layer.k[index], layer.v[index]
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100):
@@ -143,7 +124,7 @@ class GPT(nn.Module):
         pos = self.positions[start:start + T]              # (T,), on the model's device
         x = self.drop(self.wte(idx) + self.wpe(pos))       # (B, T, C)
         for i, block in enumerate(self.blocks):
-            x = block(x) if cache is None else cached_block(block, x, cache, i)
+            x = block(x, cache=None if cache is None else cache[i])  # (B, T, C)
         logits = self.lm_head(self.ln_f(x))                # (B, T, V)
         loss = None if targets is None else lm_loss(logits, targets, ignore_index)
         return logits, loss
@@ -231,10 +212,8 @@ class EncoderDecoder(nn.Module):
         pos = self.positions[start:start + tgt.size(1)]
         x = self.drop(self.embed(tgt) + self.tgt_pos(pos))  # (B, T, C)
         for i, block in enumerate(self.decoder):
-            if cache is None:
-                x = block(x, context=memory, context_mask=context_mask)
-            else:
-                x = cached_block(block, x, cache, i, memory, context_mask)
+            x = block(x, context=memory, context_mask=context_mask,
+                      cache=None if cache is None else cache[i])
         logits = self.lm_head(self.ln_f(x))                # (B, T, V)
         loss = None if targets is None else lm_loss(logits, targets, ignore_index)
         return logits, loss

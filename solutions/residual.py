@@ -16,7 +16,6 @@ import math
 import torch
 from torch import nn
 
-from solutions.attention import causal_mask
 from solutions.inputs import require_mask_4d
 from solutions.model import ModelConfig
 
@@ -67,7 +66,8 @@ class Block(nn.Module):
         x = ln_cross(x + cross_attn(x, context))      # only when cross=True
         x = ln_2(x + mlp(x))
 
-    ``causal=True`` lets position i attend only to positions <= i (a decoder); ``cross=True``
+    ``causal=True`` lets position i attend only to positions <= i (a decoder: the attention
+    module is told so, and builds the mask or picks PyTorch's causal kernel); ``cross=True``
     adds attention from ``x`` to an encoder's output ``context``. Dropout acts on each branch.
     """
 
@@ -91,10 +91,13 @@ class Block(nn.Module):
         mask: torch.Tensor | None = None,
         context: torch.Tensor | None = None,
         context_mask: torch.Tensor | None = None,
+        *,
+        cache=None,
     ) -> torch.Tensor:
         """x (B, T, C); mask for self-attention and context_mask for cross-attention: bool,
         True = may attend, broadcastable to (B, H, T_q, T_k); context (B, T_ctx, C) when the
-        block was built with cross=True. Returns (B, T, C)."""
+        block was built with cross=True; cache: this layer's
+        :class:`~solutions.decoder.LayerCache` (a causal block, generating). Returns (B, T, C)."""
         require_mask_4d(mask, "mask")
         require_mask_4d(context_mask, "context_mask")
         if self.cross and context is None:
@@ -102,18 +105,17 @@ class Block(nn.Module):
                              "as context=(B, T_ctx, C)")
         if not self.cross and (context is not None or context_mask is not None):
             raise ValueError("context/context_mask given to a block built with cross=False")
-        if self.causal:
-            T = x.size(1)
-            causal = causal_mask(T, device=x.device).view(1, 1, T, T)  # (1, 1, T, T)
-            mask = causal if mask is None else mask & causal  # (B or 1, 1, T, T)
+        if cache is not None and not self.causal:
+            raise ValueError("a KV cache serves a causal block (a decoder) only")
+        kw = dict(mask=mask, causal=self.causal, cache=cache)  # for self-attention
         if self.norm_first:                               # pre-LN: normalise the branch input
-            x = x + self.dropout(self.attn(self.ln_1(x), mask=mask)[0])
+            x = x + self.dropout(self.attn(self.ln_1(x), **kw)[0])
             if self.cross:
                 x = x + self.dropout(
                     self.cross_attn(self.ln_cross(x), context, mask=context_mask)[0])
             x = x + self.mlp(self.ln_2(x))                # FeedForward ends with its dropout
         else:                                             # post-LN: normalise the sum
-            x = self.ln_1(x + self.dropout(self.attn(x, mask=mask)[0]))
+            x = self.ln_1(x + self.dropout(self.attn(x, **kw)[0]))
             if self.cross:
                 x = self.ln_cross(x + self.dropout(self.cross_attn(x, context,
                                                                    mask=context_mask)[0]))

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from course import families
-from solutions.decoder import GPT, EncoderDecoder, KVCache, cached_block
+from solutions.decoder import GPT, EncoderDecoder, KVCache
 from solutions.model import ModelConfig
 from solutions.pretrained import CheckpointError, gpt2_tensors, load_gpt2
 
@@ -145,9 +145,10 @@ def test_cached_forward_equals_full_forward(norm_first):
 def test_kv_cache_reorder_and_errors():
     cache = KVCache(2)
     k = torch.arange(3.0).view(3, 1, 1, 1).expand(3, 2, 4, 5)
-    cache.update(0, k, k)
+    cache[0].update(k, k)
     cache.reorder(torch.tensor([2, 2, 0]))
-    assert cache.layers[0][0][:, 0, 0, 0].tolist() == [2.0, 2.0, 0.0]
+    assert cache[0].k[:, 0, 0, 0].tolist() == [2.0, 2.0, 0.0]
+    assert cache[1].k is None and cache.length == 4
     with pytest.raises(ValueError):
         KVCache(0)
 
@@ -181,7 +182,7 @@ def test_cached_decoder_block_matches_torch_decoder_layer():
         expected = layer(x, memory, tgt_mask=mask, tgt_is_causal=True)
         full = block(x, context=memory)
         cache = KVCache(1)
-        steps = torch.cat([cached_block(block, x[:, t:t + 1], cache, 0, memory)
+        steps = torch.cat([block(x[:, t:t + 1], context=memory, cache=cache[0])
                            for t in range(7)], dim=1)
     assert (full - expected).abs().max() < 1e-5
     assert (steps - expected).abs().max() < 1e-5
