@@ -194,8 +194,8 @@ class MultiHeadAttention(nn.Module):
         """Attention of the query heads over the key and value heads, the heads merged and
         projected: (output (B, T_q, C), weights (B, H, T_q, T_k) if need_weights else None)."""
         if causal:                                        # the last T_q of T_k positions
-            future = causal_mask(q.size(-2), q.device, past=k.size(-2) - q.size(-2))
-            mask = future if mask is None else mask & future  # (B or 1, 1, T_q, T_k)
+            visible = causal_mask(q.size(-2), q.device, past=k.size(-2) - q.size(-2))
+            mask = visible if mask is None else mask & visible  # (B or 1, 1, T_q, T_k)
         dropout_p = self.dropout if self.training else 0.0
         if need_weights:
             y, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p)

@@ -103,7 +103,7 @@ MISTAKES = [
             "causal=True is ignored: each query must also be kept from the keys after its own "
             "position (combine the mask with causal_mask)"),
     Mistake("causal_replaces_mask", T + "MultiHeadAttention",
-            "mask = future if mask is None else mask & future", "mask = future",
+            "mask = visible if mask is None else mask & visible", "mask = visible",
             "with causal=True the given mask (padding) is dropped: combine both, mask & causal"),
     # Part 6: train_copy_tasks
     Mistake("previous_offset", T + "train_copy_tasks", '"previous token": (-1, True)',
@@ -423,8 +423,8 @@ def _run_torch_mha(case: dict, need_weights: bool, train: bool = False) -> tuple
     kv = x if context is None else context
     mask = case["mask"]
     if case.get("causal"):                                # query i sees keys <= i
-        future = torch.ones(case["T_q"], case["T_k"], dtype=torch.bool).tril()[None, None]
-        mask = future if mask is None else mask & future
+        visible = torch.ones(case["T_q"], case["T_k"], dtype=torch.bool).tril()[None, None]
+        mask = visible if mask is None else mask & visible
     out, weights = theirs(x, kv, kv, need_weights=need_weights, average_attn_weights=False,
                           attn_mask=oracles.torch_mha_mask(mask, case["B"], case["H"],
                                                            case["T_q"]))
