@@ -2,9 +2,9 @@
 benchmarks (each helper exists once, here).
 
 - inputs: :func:`randn`, :func:`token_ids`, :func:`lengths_mask`; tolerances: :func:`tol`;
-- attention: :func:`attention_weights` (PyTorch's own kernel), :func:`torch_mha` and
-  :func:`copy_mha_weights` (torch.nn.MultiheadAttention and its weights in our layout),
-  :func:`torch_mha_mask`;
+- attention: :func:`attention_weights` (PyTorch's own kernel), :func:`torch_mha`
+  (torch.nn.MultiheadAttention; its weights load into ours by
+  ``solutions.pretrained.load_torch_attention``), :func:`torch_mha_mask`;
 - embeddings: :func:`closed_form_table` (the sinusoid formula, one Python float at a time);
 - tokenization: :func:`byte_to_unicode`, :func:`to_hf_tokenizer` (the Rust `tokenizers` library
   running our merges).
@@ -78,22 +78,6 @@ def torch_mha(C: int, H: int, *, bias: bool = True, dropout: float = 0.0,
             if p is not None:
                 p.uniform_(-0.5, 0.5)
     return mha
-
-
-def copy_mha_weights(ours: nn.Module, theirs: nn.MultiheadAttention) -> nn.Module:
-    """nn.MultiheadAttention's packed in_proj (query; key; value rows) and out_proj -> our
-    `query`, `key`, `value` and `out` Linears. Returns `ours`."""
-    with torch.no_grad():
-        weights = theirs.in_proj_weight.chunk(3)
-        biases = theirs.in_proj_bias.chunk(3) if theirs.in_proj_bias is not None else (None,) * 3
-        for name, w, b in zip(("query", "key", "value"), weights, biases, strict=True):
-            getattr(ours, name).weight.copy_(w)
-            if b is not None:
-                getattr(ours, name).bias.copy_(b)
-        ours.out.weight.copy_(theirs.out_proj.weight)
-        if theirs.out_proj.bias is not None:
-            ours.out.bias.copy_(theirs.out_proj.bias)
-    return ours
 
 
 def torch_mha_mask(mask: torch.Tensor | None, B: int, H: int, T_q: int) -> torch.Tensor | None:

@@ -159,7 +159,7 @@ def run_train(args) -> int:
         tok = make_tokenizer(args.tokenizer, text)
         model_cfg, train_cfg = build_configs(args, tok.vocab_size)
     data = encode_splits(tok, text, train_cfg.block_size)
-    from solutions.model import GPT
+    from solutions.decoder import GPT
 
     torch.manual_seed(train_cfg.seed)
     model = GPT(model_cfg)
@@ -187,7 +187,8 @@ def run_train(args) -> int:
 
 def load_model(ckpt, device="cpu"):
     """(model in eval mode, tokenizer) from a checkpoint file or folder written by train."""
-    from solutions.model import GPT, ModelConfig
+    from solutions.decoder import GPT
+    from solutions.model import ModelConfig
     from solutions.training import load_checkpoint
 
     state = load_checkpoint(ckpt)

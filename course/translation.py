@@ -12,7 +12,7 @@ word-by-word dictionary cannot follow:
   verb): "this small cat sees the old dogs" -> "ce chat petit les chiens vieux voit".
 
 :func:`pairs` draws sentence pairs; :func:`batch` turns them into padded id tensors for
-:class:`solutions.model.EncoderDecoder` (teacher forcing: the decoder reads ``<bos> y`` and
+:class:`solutions.decoder.EncoderDecoder` (teacher forcing: the decoder reads ``<bos> y`` and
 predicts ``y <eos>``); :func:`train` fits a small model and :func:`exact_match` scores whole
 translations made by greedy decoding. Everything is seeded and runs on a CPU.
 """
@@ -25,8 +25,9 @@ from dataclasses import dataclass
 
 import torch
 
+from solutions.decoder import EncoderDecoder
 from solutions.generation import generate
-from solutions.model import EncoderDecoder, ModelConfig
+from solutions.model import ModelConfig
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 IGNORE = -100

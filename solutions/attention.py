@@ -163,16 +163,39 @@ class MultiHeadAttention(nn.Module):
         context: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         need_weights: bool = False,
+        *,
+        causal: bool = False,
+        cache=None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, T_q, C), context (B, T_k, C) or None (= x), mask None or bool (True = may
-        attend) of 4 axes broadcastable to (B, H, T_q, T_k), e.g. padding_mask(...) or
-        causal_mask(T). Returns (output (B, T_q, C), weights (B, H, T_q, T_k) if need_weights
-        else None)."""
+        attend) of 4 axes broadcastable to (B, H, T_q, T_k), e.g. padding_mask(...);
+        ``causal=True``: no query sees a key after its own position. ``cache`` (generation,
+        :class:`solutions.decoder.KVCache`'s layer): ``cache.update(k, v)`` stores the new keys
+        and values and returns all of them so far, so the queries x follow the cached tokens.
+        Returns (output (B, T_q, C), weights (B, H, T_q, T_k) if need_weights else None)."""
         self.check_inputs(x, context, mask)
+        q, k, v = self.project(x, context)                # (B, H, T_q, D), 2 x (B, H, T_k, D)
+        if cache is not None:
+            k, v = cache.update(k, v)                     # (B, H, T_past + T_k, D)
+        return self.attend(q, k, v, mask, causal, need_weights)
+
+    def project(self, x: torch.Tensor, context: torch.Tensor | None = None):
+        """Queries from x, keys and values from context (x when None), each cut into heads:
+        (B, H, T_q, D), (B, H, T_k, D), (B, H, T_k, D)."""
         context = x if context is None else context
         q = split_heads(self.query(x), self.n_heads)      # (B, H, T_q, D)
         k = split_heads(self.key(context), self.n_heads)  # (B, H, T_k, D)
         v = split_heads(self.value(context), self.n_heads)  # (B, H, T_k, D)
+        return q, k, v
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               mask: torch.Tensor | None = None, causal: bool = False,
+               need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attention of the query heads over the key and value heads, the heads merged and
+        projected: (output (B, T_q, C), weights (B, H, T_q, T_k) if need_weights else None)."""
+        if causal:                                        # the last T_q of T_k positions
+            visible = causal_mask(q.size(-2), q.device, past=k.size(-2) - q.size(-2))
+            mask = visible if mask is None else mask & visible  # (B or 1, 1, T_q, T_k)
         dropout_p = self.dropout if self.training else 0.0
         if need_weights:
             y, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p)
@@ -205,48 +228,33 @@ class MultiHeadAttention(nn.Module):
 
 
 class FusedMultiHeadAttention(MultiHeadAttention):
-    """:class:`MultiHeadAttention` (same parameters, same state_dict, tested equal) with the
-    self-attention path in fewer kernels, as nanoGPT's attention does: the query, key and value
-    projections as one matrix product (their weights side by side, (3C, C)), and, when the mask
-    is exactly the causal one on the CPU, PyTorch's attention with ``is_causal=True`` (which
-    skips the masked half instead of reading a mask). Cross-attention and ``need_weights``
-    take the definition's path. The models use it unless ``ModelConfig(fused=False)``."""
+    """:class:`MultiHeadAttention` (same parameters, same state_dict, tested equal) in fewer
+    kernels, as nanoGPT's attention: it overrides two steps only. ``project`` makes the query,
+    key and value of self-attention in one matrix product (their weights side by side,
+    (3C, C)); ``attend`` runs PyTorch's attention with ``is_causal=True`` and no mask tensor
+    when the layer is causal and nothing else is masked (so PyTorch may pick FlashAttention),
+    else with the combined mask. ``need_weights`` takes the definition's path. The models use it
+    unless ``ModelConfig(fused=False)``."""
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        context: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-        need_weights: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """As :meth:`MultiHeadAttention.forward`."""
-        if context is not None or need_weights:
-            return super().forward(x, context, mask, need_weights)
-        self.check_inputs(x, None, mask)
+    def project(self, x: torch.Tensor, context: torch.Tensor | None = None):
+        if context is not None:                           # cross-attention: two sources
+            return super().project(x, context)
         C, bias = self.d_model, self.query.bias
         weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3C, C)
         if bias is not None:
             bias = torch.cat([bias, self.key.bias, self.value.bias])  # (3C,)
         q, k, v = (split_heads(t, self.n_heads)           # 3 x (B, H, T, D)
                    for t in F.linear(x, weight, bias).split(C, dim=-1))
+        return q, k, v
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               mask: torch.Tensor | None = None, causal: bool = False,
+               need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if need_weights or not causal or mask is not None or q.size(-2) != k.size(-2):
+            return super().attend(q, k, v, mask, causal, need_weights)
         dropout_p = self.dropout if self.training else 0.0
-        if is_causal_mask(mask, x.size(1)):
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
         return self.out(merge_heads(y)), None             # (B, T, C)
-
-
-def is_causal_mask(mask: torch.Tensor | None, T: int) -> bool:
-    """True if `mask` is causal_mask(T) exactly: (1, 1, T, T), True on and below the diagonal.
-    Looked at on the CPU only, outside torch.compile: reading a GPU tensor's values would wait
-    for the GPU, so there (and on the meta device) the answer is False and the mask is used
-    as given, which computes the same."""
-    if (mask is None or mask.device.type != "cpu" or mask.shape != (1, 1, T, T)
-            or torch.compiler.is_compiling()):
-        return False
-    causal = torch.ones(T, T, dtype=torch.bool, device=mask.device).tril()  # (T, T)
-    return torch.equal(mask[0, 0], causal)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,11 +262,16 @@ def is_causal_mask(mask: torch.Tensor | None, T: int) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def causal_mask(T: int, device: torch.device | str | None = None) -> torch.Tensor:
+def causal_mask(T: int, device: torch.device | str | None = None, *,
+                past: int = 0) -> torch.Tensor:
     """(1, 1, T, T) bool, True on and below the diagonal: query i may attend to keys <= i.
-    Broadcasts over the batch and the heads."""
+    Broadcasts over the batch and the heads. With ``past`` earlier keys (a KV cache) it is
+    (1, 1, T, past + T): query i sits at position past + i."""
     require_positive_int(T, "T")
-    return torch.ones(T, T, dtype=torch.bool, device=device).tril()[None, None]  # (1, 1, T, T)
+    if past < 0:
+        raise ValueError(f"past must be >= 0 (cached positions), got {past!r}")
+    ones = torch.ones(T, past + T, dtype=torch.bool, device=device)
+    return ones.tril(past)[None, None]                    # (1, 1, T, past + T)
 
 
 def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -271,8 +284,9 @@ def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     if attention_mask.is_complex():
         raise TypeError(f"attention_mask must hold 1 (real token) and 0 (padding), got "
                         f"{attention_mask.dtype}")
-    if attention_mask.device.type != "meta" and not ((attention_mask == 0)
-                                                     | (attention_mask == 1)).all():
+    # values are checked except on the meta device (it has none) and under torch.compile
+    readable = attention_mask.device.type != "meta" and not torch.compiler.is_compiling()
+    if readable and not ((attention_mask == 0) | (attention_mask == 1)).all():
         raise ValueError("attention_mask must hold only 1 (real token) and 0 (padding)")
     return attention_mask.bool()[:, None, None, :]        # (B, 1, 1, T)
 

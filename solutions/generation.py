@@ -8,7 +8,7 @@
 - :func:`beam_search` -- keep the `beam_width` best partial sequences, scored by their total
   log-probability divided by length ** length_penalty.
 
-`model(idx)` must return `(logits (B, T, V), loss)` like :class:`solutions.model.GPT`; for the
+`model(idx)` must return `(logits (B, T, V), loss)` like :class:`solutions.decoder.GPT`; for the
 cache it must also accept `cache=` and offer `new_cache()`.
 """
 

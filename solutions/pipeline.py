@@ -4,9 +4,9 @@
 
 ``pipeline("sentiment-analysis", model=...)``  a :class:`~solutions.transfer.SequenceClassifier`
     (or the folder it was saved to): texts -> ``[{"label", "score"}]``.
-``pipeline("feature-extraction")``  all-MiniLM-L6-v2 as a :class:`~solutions.model.SentenceEncoder`
+``pipeline("feature-extraction")``  all-MiniLM-L6-v2 as a :class:`~solutions.encoder.SentenceEncoder`
     (the default) or any SentenceEncoder: texts -> (N, C) unit vectors.
-``pipeline("text-generation", model=gpt, tokenizer=tok)``  a :class:`~solutions.model.GPT` and
+``pipeline("text-generation", model=gpt, tokenizer=tok)``  a :class:`~solutions.decoder.GPT` and
     a tokenizer with ``encode``/``decode``: prompts -> ``[{"generated_text"}]``.
 
 Each pipeline keeps its stages apart (``preprocess``, ``forward``, ``postprocess``) so they can
@@ -92,7 +92,8 @@ class TextGenerationPipeline:
 
 def pipeline(task: str, model=None, tokenizer=None):
     """A ready-to-call pipeline for `task` (one of ``TASKS``); see the module docstring."""
-    from solutions.model import GPT, SentenceEncoder
+    from solutions.decoder import GPT
+    from solutions.encoder import SentenceEncoder
     from solutions.transfer import SequenceClassifier, from_pretrained
 
     if task == "feature-extraction":

@@ -11,9 +11,17 @@ checking that each one exists and has the right shape.
   one model, and the copy that names the first missing or misshaped tensor
   (:class:`CheckpointError`).
 - :func:`bert_config`, :func:`load_encoder` -- a BERT-layout folder (``config.json`` +
-  ``model.safetensors``) -> :class:`solutions.model.Encoder`.
-- :func:`load_bert_attention` -- one Hugging Face ``BertAttention`` block -> our
-  :class:`~solutions.attention.MultiHeadAttention`.
+  ``model.safetensors``) -> :class:`solutions.encoder.Encoder`.
+- :data:`GPT2_NAMES`, :func:`gpt2_config`, :func:`load_gpt2` -- a ``transformers`` GPT-2 ->
+  :class:`solutions.decoder.GPT`.
+- :func:`load_bert_attention`, :func:`load_torch_attention` -- one Hugging Face
+  ``BertAttention`` or ``torch.nn.MultiheadAttention`` -> our
+  :class:`~solutions.attention.MultiHeadAttention`; :func:`torch_layer_config` and
+  :func:`load_torch_encoder_layer` -- a ``torch.nn.TransformerEncoderLayer`` -> our
+  :class:`~solutions.encoder.EncoderLayer`.
+- :func:`load_own` -- a checkpoint saved by our own models (our names, checked like the others).
+
+This module imports the configuration only, never the models: the models call it.
 - :func:`minilm_path` -- the folder of the packaged all-MiniLM-L6-v2.
 """
 
@@ -25,9 +33,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from solutions.attention import MultiHeadAttention
+from solutions.model import ModelConfig
+from solutions.normalization import LayerNorm
 
 # ---------------------------------------------------------------------------------------------
 # Name tables: (name in the checkpoint, our name). "{i}" stands for a layer index.
@@ -136,8 +147,6 @@ def _folder(path) -> Path:
 
 def bert_config(hf: Mapping):
     """A Hugging Face BERT ``config.json`` (as a dict) -> our ModelConfig (post-LN)."""
-    from solutions.model import ModelConfig
-
     if hf.get("model_type", "bert") != "bert":
         raise CheckpointError(f"model_type {hf.get('model_type')!r} is not BERT's layout "
                               "(only model_type 'bert' loads into our Encoder)")
@@ -167,14 +176,11 @@ def bert_config(hf: Mapping):
         raise CheckpointError(f"config.json has no {err.args[0]!r}") from err
 
 
-def load_encoder(path=None, cls=None):
-    """A BERT-layout folder (None: the packaged all-MiniLM-L6-v2) -> our Encoder in eval mode.
-
-    `cls` is the class to build (default :class:`solutions.model.Encoder`)."""
+def load_encoder(path, cls):
+    """A BERT-layout folder (None: the packaged all-MiniLM-L6-v2) -> a new `cls` (our
+    :class:`~solutions.encoder.Encoder` or a subclass), in eval mode."""
     from safetensors.torch import load_file
 
-    if cls is None:
-        from solutions.model import Encoder as cls
     folder = _folder(path)
     config = bert_config(json.loads((folder / "config.json").read_text()))
     tensors = load_file(str(folder / "model.safetensors"))
@@ -258,8 +264,6 @@ GPT2_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "
 
 def gpt2_config(hf_config):
     """A `transformers.GPT2Config` -> our ModelConfig (pre-LN; GPT-2's GELU is the tanh form)."""
-    from solutions.model import ModelConfig
-
     act = hf_config.activation_function
     if act not in GPT2_ACTIVATIONS:
         raise CheckpointError(f"GPT-2 activation {act!r} is not one of "
@@ -279,3 +283,78 @@ def load_gpt2(gpt: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> nn.Modu
     """Copy a GPT2LMHeadModel's state_dict into our GPT `gpt` (in place); returns it."""
     return copy_checkpoint(gpt, gpt2_tensors(state_dict),
                            expand(GPT2_NAMES, gpt.config.n_layer), source="the GPT-2 model")
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch's own layers (torch.nn.MultiheadAttention, torch.nn.TransformerEncoderLayer)
+# ---------------------------------------------------------------------------------------------
+
+
+def load_torch_attention(mha: MultiHeadAttention, source: nn.MultiheadAttention):
+    """Copy a ``torch.nn.MultiheadAttention`` (packed ``in_proj_weight`` (3C, C) = query, key,
+    value rows; ``out_proj``) into our MultiHeadAttention ``mha`` of the same size; returns
+    ``mha``."""
+    if not source._qkv_same_embed_dim or source.embed_dim != mha.d_model:
+        raise ValueError(f"expected a torch attention of size {mha.d_model} with kdim = vdim "
+                         f"= embed_dim, got embed_dim={source.embed_dim}")
+    if source.num_heads != mha.n_heads:
+        raise ValueError(f"head count differs: ours {mha.n_heads}, torch {source.num_heads}")
+    weights = source.in_proj_weight.chunk(3)              # 3 x (C, C): query, key, value
+    biases = (None,) * 3 if source.in_proj_bias is None else source.in_proj_bias.chunk(3)
+    with torch.no_grad():
+        for name, w, b in zip(("query", "key", "value"), weights, biases, strict=True):
+            getattr(mha, name).weight.copy_(w)
+            if b is not None:
+                getattr(mha, name).bias.copy_(b)
+        mha.out.weight.copy_(source.out_proj.weight)
+        if source.out_proj.bias is not None:
+            mha.out.bias.copy_(source.out_proj.bias)
+    return mha
+
+
+def torch_layer_config(layer: nn.TransformerEncoderLayer) -> ModelConfig:
+    """The ModelConfig of a ``torch.nn.TransformerEncoderLayer`` (``batch_first=True``; GELU or
+    ReLU; either norm_first)."""
+    if not isinstance(layer, nn.TransformerEncoderLayer):
+        raise TypeError(f"expected nn.TransformerEncoderLayer, got {type(layer).__name__}")
+    sa = layer.self_attn
+    if not sa.batch_first:
+        raise ValueError("the layer must be built with batch_first=True: our shapes are "
+                         "(B, T, C)")
+    act = layer.activation
+    if act is F.gelu or (isinstance(act, nn.GELU) and act.approximate == "none"):
+        activation = "gelu"
+    elif isinstance(act, nn.GELU) and act.approximate == "tanh":
+        activation = "gelu_tanh"
+    elif act is F.relu or isinstance(act, nn.ReLU):
+        activation = "relu"
+    else:
+        raise ValueError(f"unsupported activation {act!r}: use 'gelu' or 'relu'")
+    return ModelConfig(n_embd=sa.embed_dim, n_head=sa.num_heads,
+                       d_ff=layer.linear1.out_features, dropout=layer.dropout.p,
+                       norm_first=layer.norm_first, eps=layer.norm1.eps, activation=activation,
+                       bias=layer.linear1.bias is not None)
+
+
+def load_torch_encoder_layer(ours: nn.Module, layer: nn.TransformerEncoderLayer) -> nn.Module:
+    """Copy the weights of ``layer`` into our EncoderLayer ``ours`` (built from
+    :func:`torch_layer_config`), on the layer's device and dtype and in its mode; returns it."""
+    ref = next(iter(layer.parameters()))
+    ours = ours.to(device=ref.device, dtype=ref.dtype)
+    load_torch_attention(ours.attn, layer.self_attn)
+    pairs = [(ours.mlp.fc, layer.linear1), (ours.mlp.proj, layer.linear2),
+             (ours.ln_1, layer.norm1), (ours.ln_2, layer.norm2)]
+    with torch.no_grad():
+        for target, source in pairs:
+            target.weight.copy_(source.weight)
+            if source.bias is not None:
+                target.bias.copy_(source.bias)
+            elif isinstance(target, LayerNorm):           # a bias-free torch LayerNorm
+                target.bias.zero_()
+    return ours.train(layer.training)
+
+
+def load_own(model: nn.Module, tensors: Mapping[str, torch.Tensor], source: str) -> nn.Module:
+    """Copy a checkpoint saved by our own `model`'s class (every tensor under our name) into
+    it, with :func:`copy_checkpoint`'s checks; returns `model`."""
+    return copy_checkpoint(model, tensors, {name: name for name in model.state_dict()}, source)

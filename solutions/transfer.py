@@ -2,7 +2,7 @@
 
 - :func:`freeze`, :func:`unfreeze`, :func:`count_trainable` -- choose which parameters learn.
 - :func:`trainable_optimizer` -- AdamW over the parameters that learn, and only those.
-- :class:`SequenceClassifier` -- a pretrained :class:`~solutions.model.Encoder` + a head:
+- :class:`SequenceClassifier` -- a pretrained :class:`~solutions.encoder.Encoder` + a head:
   the pooled [CLS] state (``pooling="cls"``) or the mean over real tokens (``"mean"``).
 - :func:`extract_features` -- the frozen body as a feature extractor (eval mode, no gradients).
 - :func:`train_head` -- a linear classifier trained on fixed features (logistic regression).
@@ -22,7 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from solutions.model import Encoder, ModelConfig, mean_pool
+from solutions.encoder import Encoder, mean_pool
+from solutions.model import ModelConfig
+from solutions.pretrained import load_own
 
 POOLINGS = ("cls", "mean")
 
@@ -192,12 +194,5 @@ def from_pretrained(path) -> SequenceClassifier:
                                pooling=config["pooling"], dropout=config["dropout"],
                                id2label=labels)
     tensors = load_file(str(folder / "model.safetensors"))
-    expected = model.state_dict()
-    for name, tensor in expected.items():
-        if name not in tensors:
-            raise ValueError(f"{folder}: the weights have no tensor {name!r}")
-        if tensors[name].shape != tensor.shape:
-            raise ValueError(f"{folder}: {name} has shape {tuple(tensors[name].shape)}, "
-                             f"the model needs {tuple(tensor.shape)}")
-    model.load_state_dict(tensors)
+    load_own(model, tensors, source=str(folder / "model.safetensors"))
     return model.eval()

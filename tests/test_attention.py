@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course.oracles import copy_mha_weights, lengths_mask, randn, tol, torch_mha
+from course.oracles import lengths_mask, randn, tol, torch_mha
 from solutions.attention import (
     MultiHeadAttention,
     attention_loop,
@@ -23,7 +23,7 @@ from solutions.attention import (
     split_heads,
     train_copy_tasks,
 )
-from solutions.pretrained import load_bert_attention
+from solutions.pretrained import load_bert_attention, load_torch_attention
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -130,7 +130,7 @@ def torch_pair(C, H, *, bias=True, dropout=0.0, dtype=torch.float32, seed=0):
     """nn.MultiheadAttention and our module holding the same weights."""
     theirs = torch_mha(C, H, bias=bias, dropout=dropout, dtype=dtype, seed=seed)
     ours = MultiHeadAttention(C, H, dropout=dropout, bias=bias).to(dtype)
-    return copy_mha_weights(ours, theirs).eval(), theirs.eval()
+    return load_torch_attention(ours, theirs).eval(), theirs.eval()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

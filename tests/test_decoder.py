@@ -1,4 +1,4 @@
-"""The decoders of solutions.model against independent oracles: Hugging Face's GPT-2 (random
+"""The decoders of solutions.decoder against independent oracles: Hugging Face's GPT-2 (random
 weights, no download) for GPT, PyTorch's nn.Transformer decoder layer for the decoder block,
 and the defining properties (causality, teacher forcing, tied head) otherwise."""
 
@@ -10,7 +10,8 @@ import torch.nn.functional as F
 import transformers
 
 from course import families
-from solutions.model import GPT, EncoderDecoder, KVCache, ModelConfig, cached_block
+from solutions.decoder import GPT, EncoderDecoder, KVCache
+from solutions.model import ModelConfig
 from solutions.pretrained import CheckpointError, gpt2_tensors, load_gpt2
 
 HF_SIZES = [
@@ -143,9 +144,10 @@ def test_cached_forward_equals_full_forward(norm_first):
 def test_kv_cache_reorder_and_errors():
     cache = KVCache(2)
     k = torch.arange(3.0).view(3, 1, 1, 1).expand(3, 2, 4, 5)
-    cache.update(0, k, k)
+    cache[0].update(k, k)
     cache.reorder(torch.tensor([2, 2, 0]))
-    assert cache.layers[0][0][:, 0, 0, 0].tolist() == [2.0, 2.0, 0.0]
+    assert cache[0].k[:, 0, 0, 0].tolist() == [2.0, 2.0, 0.0]
+    assert cache[1].k is None and cache.length == 4
     with pytest.raises(ValueError):
         KVCache(0)
 
@@ -163,7 +165,7 @@ def test_cached_decoder_block_matches_torch_decoder_layer():
                                              norm_first=True, activation="gelu").eval()
     model = EncoderDecoder(small(n_layer=1, n_embd=C, n_head=H)).eval()
     block = model.decoder[0]
-    from solutions.model import load_torch_attention
+    from solutions.pretrained import load_torch_attention
 
     load_torch_attention(block.attn, layer.self_attn)
     load_torch_attention(block.cross_attn, layer.multihead_attn)
@@ -179,7 +181,7 @@ def test_cached_decoder_block_matches_torch_decoder_layer():
         expected = layer(x, memory, tgt_mask=mask, tgt_is_causal=True)
         full = block(x, context=memory)
         cache = KVCache(1)
-        steps = torch.cat([cached_block(block, x[:, t:t + 1], cache, 0, memory)
+        steps = torch.cat([block(x[:, t:t + 1], context=memory, cache=cache[0])
                            for t in range(7)], dim=1)
     assert (full - expected).abs().max() < 1e-5
     assert (steps - expected).abs().max() < 1e-5

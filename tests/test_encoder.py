@@ -1,4 +1,4 @@
-"""The encoder (solutions.model: EncoderEmbeddings, Pooler, Encoder, SentenceEncoder, heads) and
+"""The encoder (solutions.encoder: EncoderEmbeddings, Pooler, Encoder, SentenceEncoder, heads) and
 masked-LM input masking (solutions.masking).
 
 Oracles: Hugging Face ``transformers`` (BertEmbeddings, BertPooler, BertModel, the BertFor...
@@ -12,9 +12,11 @@ import pytest
 import torch
 import transformers
 
-from solutions import model as M
+from solutions import encoder as M
 from solutions import pretrained
 from solutions.masking import IGNORE_INDEX, mask_tokens
+from solutions.model import ModelConfig
+from solutions.transfer import SequenceClassifier
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -85,7 +87,7 @@ def test_pooler_is_tanh_of_dense_on_cls():
 
 
 def test_every_layer_keeps_the_shape():
-    config = M.ModelConfig(vocab_size=50, block_size=16, n_layer=3, n_embd=24, n_head=4,
+    config = ModelConfig(vocab_size=50, block_size=16, n_layer=3, n_embd=24, n_head=4,
                            norm_first=False)
     model = M.Encoder(config)
     ids = torch.randint(50, (2, 9))
@@ -98,9 +100,9 @@ def test_every_layer_keeps_the_shape():
 
 
 def test_pre_ln_encoder_has_a_final_norm_and_learns():
-    config = M.ModelConfig(vocab_size=50, block_size=16, n_layer=2, n_embd=16, n_head=2)
+    config = ModelConfig(vocab_size=50, block_size=16, n_layer=2, n_embd=16, n_head=2)
     model = M.Encoder(config)
-    assert model.ln_f is not None and M.Encoder(M.ModelConfig(norm_first=False, n_layer=1)).ln_f \
+    assert model.ln_f is not None and M.Encoder(ModelConfig(norm_first=False, n_layer=1)).ln_f \
         is None
     ids, mask, types = _batch(50, T=9)
     model(ids, mask, types).pow(2).mean().backward()
@@ -109,7 +111,7 @@ def test_pre_ln_encoder_has_a_final_norm_and_learns():
 
 def test_attention_mask_hides_padding():
     torch.manual_seed(0)
-    model = M.Encoder(M.ModelConfig(vocab_size=50, block_size=16, n_layer=2, n_embd=16,
+    model = M.Encoder(ModelConfig(vocab_size=50, block_size=16, n_layer=2, n_embd=16,
                                     n_head=2, norm_first=False)).eval()
     ids = torch.randint(1, 50, (1, 6))
     padded = torch.cat([ids, torch.randint(1, 50, (1, 4))], dim=1)  # junk where mask is 0
@@ -120,7 +122,7 @@ def test_attention_mask_hides_padding():
 
 
 def test_bad_inputs_get_clear_errors():
-    model = M.Encoder(M.ModelConfig(vocab_size=50, block_size=8, n_layer=1, n_embd=16,
+    model = M.Encoder(ModelConfig(vocab_size=50, block_size=8, n_layer=1, n_embd=16,
                                     n_head=2, norm_first=False))
     with pytest.raises(ValueError, match=r"input_ids must be an integer tensor \(B, T\)"):
         model(torch.randn(2, 5))
@@ -184,19 +186,18 @@ def _task_model(cls, **extra):
     return cls(transformers.BertConfig(**TINY, **extra)).eval()
 
 
-def test_sequence_classification_head_equals_bert():
+def test_sequence_classifier_equals_bert():
+    """One label per text is transfer.SequenceClassifier: BERT's pooled [CLS] + a linear layer."""
     hf = _task_model(transformers.BertForSequenceClassification, num_labels=3)
     body = _ours_from(hf.bert).eval()
-    head = M.SequenceClassificationHead(32, 3, pooler=body.pooler).eval()
-    head.classifier.load_state_dict(hf.classifier.state_dict())
-    ids, mask, types = _batch()
+    model = SequenceClassifier(body, 3, pooling="cls").eval()
+    model.classifier.load_state_dict(hf.classifier.state_dict())
+    ids, mask, _ = _batch()
     with torch.no_grad():
-        got = head(body(ids, mask, types))
-        expected = hf(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
+        got = model(ids, mask)
+        expected = hf(input_ids=ids, attention_mask=mask).logits
     assert got.shape == (3, 3)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
-    assert head.pooler is body.pooler                            # shared, not copied
-    assert isinstance(M.SequenceClassificationHead(32, 2).pooler, M.Pooler)
 
 
 def test_token_classification_head_equals_bert():
@@ -229,12 +230,11 @@ def test_question_answering_head_equals_bert():
 
 
 def test_heads_reject_wrong_sizes():
-    for head in (M.TokenClassificationHead(8, 3), M.QuestionAnsweringHead(8),
-                 M.SequenceClassificationHead(8, 2)):
+    for head in (M.TokenClassificationHead(8, 3), M.QuestionAnsweringHead(8)):
         with pytest.raises(ValueError, match=r"\(B, T, 8\)"):
             head(torch.randn(2, 4, 9))
-    with pytest.raises(ValueError, match="n_classes"):
-        M.SequenceClassificationHead(8, 0)
+    with pytest.raises(ValueError, match="n_labels"):
+        M.TokenClassificationHead(8, 0)
 
 
 # ----------------------------------------------------------------------------- masking

@@ -10,6 +10,7 @@ import pytest
 import torch
 import transformers
 
+from solutions.decoder import GPT, EncoderDecoder
 from solutions.generation import (
     beam_search,
     filter_top_k,
@@ -17,7 +18,7 @@ from solutions.generation import (
     generate,
     next_token,
 )
-from solutions.model import GPT, EncoderDecoder, ModelConfig
+from solutions.model import ModelConfig
 
 
 def tiny(**kw) -> GPT:

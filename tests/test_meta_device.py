@@ -18,10 +18,13 @@ import torch
 import solutions
 from course.checks.core import cpu_tensor_spy
 from solutions import attention as att
+from solutions import decoder as dec
 from solutions import embeddings as emb
+from solutions import encoder as enc
 from solutions import feedforward as ffn
 from solutions import model as mdl
 from solutions import normalization as norm
+from solutions import residual as res
 from solutions import transfer as tr
 
 
@@ -107,44 +110,42 @@ EXAMPLES: dict[str, tuple] = {
     "LayerNorm": (lambda: norm.LayerNorm(16), _tokens),
     "FusedLayerNorm": (lambda: norm.FusedLayerNorm(16), _tokens),
     "RMSNorm": (lambda: norm.RMSNorm(16), _tokens),
-    "Residual": (lambda: mdl.Residual(torch.nn.Linear(16, 16), dropout=0.1),
+    "Residual": (lambda: res.Residual(torch.nn.Linear(16, 16), dropout=0.1),
                  lambda device: (torch.randn(2, 5, 16, device=device),)),
-    "Block": (lambda: mdl.Block(mdl.ModelConfig(**_SMALL)), _block_inputs(False)),
-    "Block/from-definition": (lambda: mdl.Block(mdl.ModelConfig(**_SMALL, fused=False)),
+    "Block": (lambda: res.Block(mdl.ModelConfig(**_SMALL)), _block_inputs(False)),
+    "Block/from-definition": (lambda: res.Block(mdl.ModelConfig(**_SMALL, fused=False)),
                               _block_inputs(False)),
     "Block/post-LN-causal-cross": (
-        lambda: mdl.Block(mdl.ModelConfig(**_SMALL, norm_first=False), causal=True, cross=True),
+        lambda: res.Block(mdl.ModelConfig(**_SMALL, norm_first=False), causal=True, cross=True),
         _block_inputs(True)),
-    "EncoderLayer": (lambda: mdl.EncoderLayer(mdl.ModelConfig(**_SMALL)), _block_inputs(False)),
-    "EncoderEmbeddings": (lambda: mdl.EncoderEmbeddings(mdl.ModelConfig(vocab_size=30, **_SMALL)),
+    "EncoderLayer": (lambda: enc.EncoderLayer(mdl.ModelConfig(**_SMALL)), _block_inputs(False)),
+    "EncoderEmbeddings": (lambda: enc.EncoderEmbeddings(mdl.ModelConfig(vocab_size=30, **_SMALL)),
                           lambda device: (*_ids(device), torch.ones(2, 10, dtype=torch.long,
                                                                      device=device))),
-    "Pooler": (lambda: mdl.Pooler(16), _tokens),
-    "Encoder": (lambda: _Pooled(mdl.Encoder(mdl.ModelConfig(vocab_size=30, n_layer=2,
+    "Pooler": (lambda: enc.Pooler(16), _tokens),
+    "Encoder": (lambda: _Pooled(enc.Encoder(mdl.ModelConfig(vocab_size=30, n_layer=2,
                                                             **_SMALL))), _encoder_inputs),
-    "Encoder/post_ln": (lambda: _Pooled(mdl.Encoder(mdl.ModelConfig(
+    "Encoder/post_ln": (lambda: _Pooled(enc.Encoder(mdl.ModelConfig(
         vocab_size=30, n_layer=1, norm_first=False, **_SMALL))), _encoder_inputs),
-    "SentenceEncoder": (lambda: _without_pooler_grad(mdl.SentenceEncoder(
-        mdl.Encoder(mdl.ModelConfig(vocab_size=30, n_layer=1, **_SMALL)), tokenizer=None,
+    "SentenceEncoder": (lambda: _without_pooler_grad(enc.SentenceEncoder(
+        enc.Encoder(mdl.ModelConfig(vocab_size=30, n_layer=1, **_SMALL)), tokenizer=None,
         max_length=16)), lambda device: _encoder_inputs(device)[:2]),
-    "SequenceClassificationHead": (lambda: mdl.SequenceClassificationHead(16, 3, dropout=0.1),
-                                   _tokens),
-    "TokenClassificationHead": (lambda: mdl.TokenClassificationHead(16, 3, dropout=0.1),
+    "TokenClassificationHead": (lambda: enc.TokenClassificationHead(16, 3, dropout=0.1),
                                 _tokens),
-    "QuestionAnsweringHead": (lambda: mdl.QuestionAnsweringHead(16), _tokens),
-    "GPT": (lambda: mdl.GPT(mdl.ModelConfig(vocab_size=30, block_size=12, n_layer=2, **_SMALL)),
+    "QuestionAnsweringHead": (lambda: enc.QuestionAnsweringHead(16), _tokens),
+    "GPT": (lambda: dec.GPT(mdl.ModelConfig(vocab_size=30, block_size=12, n_layer=2, **_SMALL)),
             lambda device: (torch.randint(30, (2, 10), device=device),
                             torch.randint(30, (2, 10), device=device))),
     "EncoderDecoder": (
-        lambda: mdl.EncoderDecoder(mdl.ModelConfig(vocab_size=30, block_size=12, n_layer=1,
+        lambda: dec.EncoderDecoder(mdl.ModelConfig(vocab_size=30, block_size=12, n_layer=1,
                                                    **_SMALL)),
         lambda device: (torch.randint(30, (2, 9), device=device),
                         torch.randint(30, (2, 7), device=device),
                         torch.randint(30, (2, 7), device=device),
                         torch.ones(2, 9, dtype=torch.bool, device=device))),
-    "SequenceClassifier": (lambda: tr.SequenceClassifier(mdl.Encoder(mdl.ModelConfig(
+    "SequenceClassifier": (lambda: tr.SequenceClassifier(enc.Encoder(mdl.ModelConfig(
         vocab_size=30, n_layer=1, **_SMALL)), 3), lambda device: _encoder_inputs(device)[:2]),
-    "SequenceClassifier/mean": (lambda: _without_pooler_grad(tr.SequenceClassifier(mdl.Encoder(
+    "SequenceClassifier/mean": (lambda: _without_pooler_grad(tr.SequenceClassifier(enc.Encoder(
         mdl.ModelConfig(vocab_size=30, n_layer=1, **_SMALL)), 3, pooling="mean")),
         lambda device: _encoder_inputs(device)[:2]),
 }

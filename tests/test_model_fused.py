@@ -10,9 +10,12 @@ import torch
 
 import solutions.attention as att
 from solutions.attention import FusedMultiHeadAttention, MultiHeadAttention, causal_mask
+from solutions.decoder import GPT, EncoderDecoder, LayerCache
+from solutions.encoder import Encoder
 from solutions.feedforward import FeedForward, FusedFeedForward
-from solutions.model import GPT, Block, Encoder, EncoderDecoder, ModelConfig
+from solutions.model import ModelConfig
 from solutions.normalization import FusedLayerNorm, LayerNorm
+from solutions.residual import Block
 
 SMALL = dict(n_embd=16, n_head=4, d_ff=40, dropout=0.0)
 
@@ -125,7 +128,7 @@ def test_checkpoints_move_between_the_two():
 
 
 # ---------------------------------------------------------------------------------------------
-# FusedMultiHeadAttention: one product for q, k, v; is_causal for exactly the causal mask
+# FusedMultiHeadAttention: one product for q, k, v; is_causal=True for a causal layer, no mask
 # ---------------------------------------------------------------------------------------------
 
 
@@ -164,13 +167,13 @@ def test_attention_twin(case, bias, sdpa_calls):
     T = 6
     x = torch.randn(2, T, 16, generator=g, dtype=torch.float64)
     context = torch.randn(2, 4, 16, generator=g, dtype=torch.float64)
-    kwargs = {"causal": dict(mask=causal_mask(T)), "none": {},
+    kwargs = {"causal": dict(causal=True), "none": {},
               "padding": dict(mask=_padding(T)),
-              "causal&padding": dict(mask=causal_mask(T) & _padding(T)),
+              "causal&padding": dict(mask=_padding(T), causal=True),
               "not causal": dict(mask=causal_mask(T).transpose(-2, -1)),
               "cross": dict(context=context), "cross+mask": dict(context=context,
                                                                  mask=_padding(4)),
-              "need_weights": dict(mask=causal_mask(T), need_weights=True)}[case]
+              "need_weights": dict(causal=True, need_weights=True)}[case]
     results = []
     for module in (fused, plain):
         module.zero_grad()
@@ -204,21 +207,6 @@ def test_attention_twin_checks_its_input_like_the_definition():
             fused(**bad)
 
 
-def test_is_causal_mask():
-    assert att.is_causal_mask(causal_mask(7), 7)
-    assert att.is_causal_mask(torch.ones(7, 7, dtype=torch.bool).tril()[None, None], 7)
-    assert not att.is_causal_mask(None, 7)
-    assert not att.is_causal_mask(causal_mask(7), 6)                  # another length
-    assert not att.is_causal_mask(causal_mask(7)[..., :6, :6], 7)
-    assert not att.is_causal_mask(causal_mask(7).expand(2, 1, 7, 7), 7)  # not (1, 1, T, T)
-    assert not att.is_causal_mask(causal_mask(7) & _padding(7)[1:], 7)  # keys 5, 6 hidden
-    assert att.is_causal_mask(causal_mask(7) & _padding(7)[:1], 7)  # no padding: causal
-    off = causal_mask(7).clone()
-    off[0, 0, 3, 0] = False
-    assert not att.is_causal_mask(off, 7)
-    assert not att.is_causal_mask(causal_mask(7, "meta"), 7)      # values unknown: use the mask
-
-
 @pytest.mark.parametrize("norm_first", [True, False])
 def test_causal_block_without_padding_takes_the_causal_kernel(norm_first, sdpa_calls):
     fused, plain = _pair(lambda c: Block(c, causal=True), **SMALL, norm_first=norm_first)
@@ -232,3 +220,27 @@ def test_gpt_takes_the_causal_kernel_in_every_layer(sdpa_calls):
     idx = torch.randint(30, (2, 9), generator=torch.Generator().manual_seed(3))
     _assert_same(fused, plain, lambda model: model(idx, idx.roll(-1, 1))[1])
     assert [c.get("is_causal", False) for c in sdpa_calls] == [True] * 3 + [False] * 3
+
+
+@pytest.mark.parametrize("chunks", [[6], [3, 1, 1, 1], [2, 4], [1] * 6])
+def test_attention_with_a_cache_equals_causal_attention_on_the_whole_sequence(chunks):
+    """Both twins, fed a prompt and then the next tokens with cache=, give what causal
+    attention over the whole sequence gives, which is what chapter 3's causal_mask gives."""
+    fused, plain = _attention_pair()
+    x = torch.randn(2, 6, 16, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    with torch.no_grad():
+        full = plain(x, causal=True)[0]
+        torch.testing.assert_close(full, plain(x, mask=causal_mask(6))[0], rtol=0, atol=0)
+        for module in (fused, plain):
+            cache, at, pieces = LayerCache(), 0, []
+            for n in chunks:
+                pieces.append(module(x[:, at:at + n], causal=True, cache=cache)[0])
+                at += n
+            torch.testing.assert_close(torch.cat(pieces, 1), full, rtol=1e-12, atol=1e-12)
+            assert cache.length == 6
+
+
+def test_causal_mask_after_cached_positions():
+    assert causal_mask(2, past=3).tolist() == [[[[True] * 4 + [False], [True] * 5]]]
+    with pytest.raises(ValueError, match="past"):
+        causal_mask(2, past=-1)

@@ -15,7 +15,8 @@ from safetensors.torch import load_file, save_file
 
 from course import families
 from solutions import pretrained
-from solutions.model import Encoder, ModelConfig
+from solutions.encoder import Encoder
+from solutions.model import ModelConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

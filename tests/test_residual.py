@@ -11,15 +11,12 @@ import torch
 from torch import nn
 
 from solutions.attention import padding_mask
+from solutions.decoder import LayerCache
+from solutions.encoder import EncoderLayer
 from solutions.feedforward import FeedForward
-from solutions.model import (
-    Block,
-    EncoderLayer,
-    ModelConfig,
-    Residual,
-    gradient_norms,
-    load_torch_attention,
-)
+from solutions.model import ModelConfig
+from solutions.pretrained import load_torch_attention
+from solutions.residual import Block, Residual, gradient_norms
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -305,6 +302,8 @@ def test_block_rejects_bad_masks_and_context():
         Block(ModelConfig(n_embd=16, n_head=4), cross=True)(x)
     with pytest.raises(TypeError, match="ModelConfig"):
         Block(dict(n_embd=16))
+    with pytest.raises(ValueError, match="causal"):              # a cache serves a decoder
+        block(x, cache=LayerCache())
 
 
 # ---------------------------------------------------------------------------- gradient_norms

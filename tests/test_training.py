@@ -383,7 +383,8 @@ def test_ddp_two_processes_match_one_process(tmp_path):
 def test_train_step_runs_on_the_meta_device():
     """The trainer's step makes no tensor on the CPU when the model lives elsewhere."""
     from course.checks.core import cpu_tensor_spy
-    from solutions.model import GPT, ModelConfig
+    from solutions.decoder import GPT
+    from solutions.model import ModelConfig
     from solutions.training import make_scheduler
 
     with torch.device("meta"):

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from course import sentiment
-from solutions.model import Encoder, ModelConfig
+from solutions.encoder import Encoder
+from solutions.model import ModelConfig
 from solutions.transfer import (
     SequenceClassifier,
     count_trainable,
@@ -229,7 +230,7 @@ def test_sentiment_pipeline_runs_the_four_stages(tmp_path):
 
 
 def test_feature_extraction_pipeline_is_minilm_sentence_vectors():
-    from solutions.model import SentenceEncoder
+    from solutions.encoder import SentenceEncoder
     from solutions.pipeline import pipeline
 
     encoder = SentenceEncoder.from_pretrained()
@@ -239,8 +240,8 @@ def test_feature_extraction_pipeline_is_minilm_sentence_vectors():
 
 
 def test_text_generation_pipeline_decodes_greedy_ids():
+    from solutions.decoder import GPT
     from solutions.generation import generate
-    from solutions.model import GPT
     from solutions.pipeline import pipeline
     from solutions.tokenization_char import CharTokenizer
 

@@ -15,8 +15,8 @@ import time
 import torch
 from torch import nn
 
-from course.oracles import copy_mha_weights
 from solutions.attention import MultiHeadAttention
+from solutions.pretrained import load_torch_attention
 
 FULL = dict(B=8, T=256, C=256, H=8)
 QUICK = dict(B=2, T=32, C=32, H=4)
@@ -26,7 +26,7 @@ TARGETS = {True: 0.7, False: 1.0}  # need_weights -> minimum ratio
 def _pair(C: int, H: int) -> tuple[MultiHeadAttention, nn.MultiheadAttention]:
     torch.manual_seed(0)
     theirs = nn.MultiheadAttention(C, H, batch_first=True)
-    ours = copy_mha_weights(MultiHeadAttention(C, H), theirs)
+    ours = load_torch_attention(MultiHeadAttention(C, H), theirs)
     return ours.train(), theirs.train()  # training mode (dropout 0): forward + backward
 
 

@@ -21,7 +21,8 @@ import time
 import torch
 from torch import nn
 
-from solutions.model import Encoder, ModelConfig
+from solutions.encoder import Encoder
+from solutions.model import ModelConfig
 
 FULL = dict(B=8, T=128, C=256, H=8, L=4, V=8000)
 QUICK = dict(B=2, T=16, C=32, H=4, L=2, V=100)

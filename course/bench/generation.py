@@ -14,8 +14,9 @@ import time
 
 import torch
 
+from solutions.decoder import GPT
 from solutions.generation import generate
-from solutions.model import GPT, ModelConfig
+from solutions.model import ModelConfig
 
 FULL = dict(n_layer=4, n_head=4, n_embd=128, block_size=512, prompt=16, new=240, B=1)
 QUICK = dict(n_layer=2, n_head=2, n_embd=32, block_size=64, prompt=4, new=24, B=1)

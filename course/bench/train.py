@@ -29,7 +29,8 @@ from torch import nn
 
 from course.data import english_prose
 from course.grammar import Grammar, model_nll, windows
-from solutions.model import GPT, ModelConfig
+from solutions.decoder import GPT
+from solutions.model import ModelConfig
 from solutions.tokenization_char import CharTokenizer
 from solutions.training import TrainConfig, estimate_loss, get_batch, train
 

@@ -80,7 +80,7 @@ MISTAKES = [
             "x.reshape(B, T, H * D)",
             "merge_heads reshapes (B, H, T, D) straight to (B, T, C), which mixes tokens "
             "between heads: transpose(1, 2) to (B, T, H, D) first, then reshape"),
-    # Part 5: MultiHeadAttention.forward
+    # Part 5: MultiHeadAttention.project and .attend
     Mistake("shared_projections", T + "MultiHeadAttention", "k = split_heads(self.key(context)",
             "k = split_heads(self.query(context)",
             "the keys are made with the query projection: queries, keys and values each need "
@@ -99,6 +99,12 @@ MISTAKES = [
     Mistake("fused_path_unmasked", T + "MultiHeadAttention", "attn_mask=mask,", "attn_mask=None,",
             "the fused path (need_weights=False) ignores the mask: pass attn_mask=mask to "
             "F.scaled_dot_product_attention, so that both paths agree"),
+    Mistake("causal_ignored", T + "MultiHeadAttention", "if causal:", "if False:",
+            "causal=True is ignored: each query must also be kept from the keys after its own "
+            "position (combine the mask with causal_mask)"),
+    Mistake("causal_replaces_mask", T + "MultiHeadAttention",
+            "mask = visible if mask is None else mask & visible", "mask = visible",
+            "with causal=True the given mask (padding) is dropped: combine both, mask & causal"),
     # Part 6: train_copy_tasks
     Mistake("previous_offset", T + "train_copy_tasks", '"previous token": (-1, True)',
             '"previous token": (1, True)',
@@ -415,25 +421,32 @@ def _run_torch_mha(case: dict, need_weights: bool, train: bool = False) -> tuple
                                seed=case["seed"]).train(train)
     x, context = _mha_inputs(case)
     kv = x if context is None else context
+    mask = case["mask"]
+    if case.get("causal"):                                # query i sees keys <= i
+        visible = torch.ones(case["T_q"], case["T_k"], dtype=torch.bool).tril()[None, None]
+        mask = visible if mask is None else mask & visible
     out, weights = theirs(x, kv, kv, need_weights=need_weights, average_attn_weights=False,
-                          attn_mask=oracles.torch_mha_mask(case["mask"], case["B"], case["H"],
+                          attn_mask=oracles.torch_mha_mask(mask, case["B"], case["H"],
                                                            case["T_q"]))
     return _result(out, weights, x, context)
 
 
 def _our_mha(cls, case: dict, need_weights: bool, train: bool = False) -> tuple:
     """The learner's class on the case, holding the oracle's weights."""
+    from solutions.pretrained import load_torch_attention
+
     theirs = oracles.torch_mha(case["C"], case["H"], bias=case.get("bias", True),
                                dropout=case.get("dropout", 0.0), dtype=case["dtype"],
                                seed=case["seed"])
     ours = cls(case["C"], case["H"], dropout=case.get("dropout", 0.0),
                bias=case.get("bias", True)).to(case["dtype"])
-    oracles.copy_mha_weights(ours, theirs).train(train)
+    load_torch_attention(ours, theirs).train(train)
     x, context = _mha_inputs(case)
     mask = case["mask"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(4321)
-        result = ours(x, context, None if mask is None else mask.clone(), need_weights)
+        flag = dict(causal=True) if case.get("causal") else {}
+        result = ours(x, context, None if mask is None else mask.clone(), need_weights, **flag)
     if not isinstance(result, tuple) or len(result) != 2:
         raise CheckFailed(f"forward must return a pair (output, weights), got {short(result)}")
     return _result(*result, x, context)
@@ -444,7 +457,8 @@ def _describe(case: dict, need_weights: bool) -> str:
     extra = (", bias=False" if not case.get("bias", True) else "") + \
         (f", dropout={case['dropout']}" if case.get("dropout") else "")
     context = f", context ({case['B']}, {case['T_k']}, {case['C']})" if case["cross"] else ""
-    mask_text = "no mask" if mask is None else f"mask {_fmt(mask.shape)}"
+    mask_text = ("no mask" if mask is None else f"mask {_fmt(mask.shape)}") + \
+        (", causal=True" if case.get("causal") else "")
     return (f"MultiHeadAttention({case['C']}, {case['H']}{extra}).eval() on x ({case['B']}, "
             f"{case['T_q']}, {case['C']}){context}, {mask_text}, {case['dtype']}, "
             f"need_weights={need_weights} ({case['label']})")
@@ -470,9 +484,13 @@ def check_mha_self(MultiHeadAttention, hidden: bool = False) -> None:
     f32, f64 = torch.float32, torch.float64
     base = dict(cross=False, C=16, H=4, B=2, T_q=5, T_k=5, dtype=f32)
     cases = [dict(base, mask=None, label="no mask"),
-             dict(base, mask=_pad([5, 3], 5), label="sequence 1 has 2 padding tokens")]
+             dict(base, mask=_pad([5, 3], 5), label="sequence 1 has 2 padding tokens"),
+             dict(base, mask=_pad([5, 3], 5), causal=True,
+                  label="causal, and sequence 1 has 2 padding tokens")]
     if hidden:
-        cases += [dict(base, C=24, H=3, B=3, T_q=6, T_k=6, mask=_pad([6, 1, 4], 6), dtype=f64,
+        cases += [dict(base, C=8, H=2, B=1, T_q=6, T_k=6, mask=None, causal=True, dtype=f64,
+                       label="causal, no other mask, float64"),
+                  dict(base, C=24, H=3, B=3, T_q=6, T_k=6, mask=_pad([6, 1, 4], 6), dtype=f64,
                        label="float64, sequence 1 has a single real token"),
                   dict(base, C=8, H=1, B=1, T_q=4, T_k=4, mask=None, bias=False,
                        label="a batch of one, one head, no bias"),
@@ -759,39 +777,29 @@ def merge_heads(x):
     B, H, T, D = x.shape
     return x.permute(0, 2, 1, 3).view(B, T, H * D)
 """, None),
-    Slip("mha_no_out", T + "MultiHeadAttention.forward", """
-def forward(self, x, context=None, mask=None, need_weights=False):
-    self.check_inputs(x, context, mask)
-    kv = x if context is None else context
-    q = split_heads(self.query(x), self.n_heads)
-    k = split_heads(self.key(kv), self.n_heads)
-    v = split_heads(self.value(kv), self.n_heads)
+    Slip("mha_no_out", T + "MultiHeadAttention.attend", """
+def attend(self, q, k, v, mask=None, causal=False, need_weights=False):
+    if causal:
+        c = causal_mask(q.size(-2), q.device, past=k.size(-2) - q.size(-2))
+        mask = c if mask is None else mask & c
     p = self.dropout if self.training else 0.0
     if need_weights:
         y, w = scaled_dot_product_attention(q, k, v, mask, p)
         return merge_heads(y), w
     return merge_heads(F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)), None
 """, "no_output_projection"),
-    Slip("mha_self_only", T + "MultiHeadAttention.forward", """
-def forward(self, x, context=None, mask=None, need_weights=False):
-    self.check_inputs(x, context, mask)
+    Slip("mha_self_only", T + "MultiHeadAttention.project", """
+def project(self, x, context=None):
     q = split_heads(self.query(x), self.n_heads)
     k = split_heads(self.key(x), self.n_heads)
     v = split_heads(self.value(x), self.n_heads)
-    p = self.dropout if self.training else 0.0
-    if need_weights:
-        y, w = scaled_dot_product_attention(q, k, v, mask, p)
-    else:
-        y, w = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p), None
-    return self.out(merge_heads(y)), w
+    return q, k, v
 """, "context_ignored"),
-    Slip("mha_dropout_always", T + "MultiHeadAttention.forward", """
-def forward(self, x, context=None, mask=None, need_weights=False):
-    self.check_inputs(x, context, mask)
-    context = x if context is None else context
-    q = split_heads(self.query(x), self.n_heads)
-    k = split_heads(self.key(context), self.n_heads)
-    v = split_heads(self.value(context), self.n_heads)
+    Slip("mha_dropout_always", T + "MultiHeadAttention.attend", """
+def attend(self, q, k, v, mask=None, causal=False, need_weights=False):
+    if causal:
+        later = causal_mask(q.size(-2), q.device, past=k.size(-2) - q.size(-2))
+        mask = later if mask is None else mask & later
     if need_weights:
         y, w = scaled_dot_product_attention(q, k, v, mask, self.dropout)
     else:
@@ -799,13 +807,22 @@ def forward(self, x, context=None, mask=None, need_weights=False):
                                               dropout_p=self.dropout), None
     return self.out(merge_heads(y)), w
 """, "dropout_at_eval"),
-    Slip("mha_fused_mask_inverted", T + "MultiHeadAttention.forward", """
-def forward(self, x, context=None, mask=None, need_weights=False):
-    self.check_inputs(x, context, mask)
-    context = x if context is None else context
-    q = split_heads(self.query(x), self.n_heads)
-    k = split_heads(self.key(context), self.n_heads)
-    v = split_heads(self.value(context), self.n_heads)
+    Slip("mha_causal_drops_padding", T + "MultiHeadAttention.attend", """
+def attend(self, q, k, v, mask=None, causal=False, need_weights=False):
+    if causal:
+        mask = causal_mask(q.size(-2), q.device, past=k.size(-2) - q.size(-2))
+    p = self.dropout if self.training else 0.0
+    if need_weights:
+        y, w = scaled_dot_product_attention(q, k, v, mask, p)
+    else:
+        y, w = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p), None
+    return self.out(merge_heads(y)), w
+""", "causal_replaces_mask"),
+    Slip("mha_fused_mask_inverted", T + "MultiHeadAttention.attend", """
+def attend(self, q, k, v, mask=None, causal=False, need_weights=False):
+    if causal:
+        c = causal_mask(q.size(-2), q.device, past=k.size(-2) - q.size(-2))
+        mask = c if mask is None else mask & c
     p = self.dropout if self.training else 0.0
     if need_weights:
         y, w = scaled_dot_product_attention(q, k, v, mask, p)

@@ -2,7 +2,8 @@
 
 Oracles: Hugging Face's GPT-2 (``GPT2LMHeadModel`` with random weights, no download) for the
 GPT's logits, loss, parameter count and greedy generation; our Chapter 3 attention over the
-whole sequence with a causal mask for the KV cache; a sort-based top-k / top-p written here and
+whole sequence with an explicit causal mask for the KV cache (which the attention itself
+fills, through ``cache=``); a sort-based top-k / top-p written here and
 ``torch.softmax`` for sampling (frequencies of many draws). ``hidden=True`` adds other sizes,
 float64, a batch of one, prompts longer than the window and other seeds.
 """
@@ -17,20 +18,19 @@ import torch.nn.functional as F
 from course import oracles
 from course.checks.core import CheckFailed, Mistake, Slip, check, compare, copy_of
 
-M = "solutions.model."
+M = "solutions.decoder."
 G = "solutions.generation."
 
 MISTAKES = [
     # Part 1: GPT.forward (the constructor is given)
     Mistake("cache_bypassed", M + "GPT",
-            "x = block(x) if cache is None else cached_block(block, x, cache, i)",
+            "x = block(x, cache=None if cache is None else cache[i])",
             "x = block(x)",
             "with a cache, the blocks run without it, so the new tokens never see the earlier "
-            "ones: run each block as cached_block(block, x, cache, i) when a cache is given"),
-    Mistake("cache_same_layer", M + "GPT", "cached_block(block, x, cache, i)",
-            "cached_block(block, x, cache, 0)",
+            "ones: pass each block its layer of the cache, block(x, cache=cache[i])"),
+    Mistake("cache_same_layer", M + "GPT", "cache[i]", "cache[0]",
             "every block reads and writes the same layer of the cache: pass each block its own "
-            "index i (enumerate the blocks) so that each layer keeps its own keys and values"),
+            "layer cache[i] (enumerate the blocks) so that each keeps its own keys and values"),
     Mistake("targets_shifted_twice", M + "GPT", "lm_loss(logits, targets, ignore_index)",
             "lm_loss(logits[:, :-1], targets[:, 1:], ignore_index)",
             "the targets are shifted again inside forward: targets[:, t] already is the token "
@@ -48,22 +48,31 @@ MISTAKES = [
     Mistake("no_positions", M + "GPT", "self.wte(idx) + self.wpe(pos)", "self.wte(idx)",
             "the position embeddings are missing: add self.wpe(positions) to the token "
             "embeddings"),
-    # Part 2: cached_self_attention
-    Mistake("cache_mask_no_offset", M + "cached_self_attention", ".tril(T_all - T_new)",
-            ".tril()",
-            "the cache mask is not shifted: new token i sits at position T_all - T_new + i, so "
-            "use .tril(T_all - T_new) (a plain .tril() hides the latest cached tokens)"),
-    Mistake("cache_not_used", M + "cached_self_attention", "k, v = cache.update(layer, k, v)",
-            "cache.update(layer, k, v)",
-            "the new tokens attend only to themselves: attend over ALL the keys and values "
-            "that cache.update returns (the past and the new ones)"),
-    Mistake("cache_no_mask", M + "cached_self_attention", "attn_mask=mask[None, None]",
-            "attn_mask=None",
-            "no mask: when several new tokens arrive at once (the prompt), each may only see "
-            "keys up to its own position; the mask must not allow the future"),
-    Mistake("cache_no_out_projection", M + "cached_self_attention",
-            "return attn.out(merge_heads(y))", "return merge_heads(y)",
-            "the output projection is missing: after merging the heads apply attn.out"),
+    # Part 2: LayerCache
+    Mistake("cache_not_appended", M + "LayerCache",
+            "k, v = torch.cat([self.k, k], dim=-2), torch.cat([self.v, v], dim=-2)",
+            "k, v = k, v",
+            "update replaces the cached keys and values with the new ones, so a new token "
+            "never sees the earlier tokens: append them after the past (torch.cat, dim=-2)"),
+    Mistake("cache_wrong_axis", M + "LayerCache",
+            "torch.cat([self.k, k], dim=-2), torch.cat([self.v, v], dim=-2)",
+            "torch.cat([self.k, k], dim=1), torch.cat([self.v, v], dim=1)",
+            "the new keys and values are appended along the heads axis: keys are (B, H, T, D), "
+            "so positions follow one another on the time axis, dim=-2"),
+    Mistake("cache_new_first", M + "LayerCache",
+            "torch.cat([self.k, k], dim=-2), torch.cat([self.v, v], dim=-2)",
+            "torch.cat([k, self.k], dim=-2), torch.cat([v, self.v], dim=-2)",
+            "the new keys and values are put before the cached ones: the past comes first, so "
+            "that position t stays at index t"),
+    Mistake("cache_values_are_keys", M + "LayerCache", "torch.cat([self.v, v], dim=-2)",
+            "torch.cat([self.k, v], dim=-2)",
+            "the cached keys are used as the past values: append the new values to self.v"),
+    Mistake("cache_not_stored", M + "LayerCache", "self.k, self.v = k, v", "pass",
+            "update does not keep the keys and values for the next step: store all of them "
+            "in self.k and self.v"),
+    Mistake("length_wrong_axis", M + "LayerCache", "self.k.size(-2)", "self.k.size(-1)",
+            "length counts the features of a head, not the cached positions: keys are "
+            "(B, H, T_past, D), so the length is the size of axis -2"),
     # Part 3: filter_top_k, filter_top_p, next_token
     Mistake("top_k_wrong_side", G + "filter_top_k", "logits.masked_fill(logits < kth,",
             "logits.masked_fill(logits > kth,",
@@ -233,12 +242,12 @@ def check_gpt_loss(GPT, hidden: bool = False) -> None:
 # ---------------------------------------------------------------- Part 2: the KV cache
 
 
-@check(M + "cached_self_attention", part=2)
-def check_cached_attention(cached_self_attention, hidden: bool = False) -> None:
-    """Step by step with the cache equals causal attention over the whole sequence, and the
-    cache ends up holding every key and value."""
-    from solutions.attention import MultiHeadAttention, split_heads
-    from solutions.model import KVCache
+@check(M + "LayerCache", part=2)
+def check_layer_cache(LayerCache, hidden: bool = False) -> None:
+    """Attention fed a prompt and then the next tokens with cache=LayerCache() equals causal
+    attention over the whole sequence (chapter 3's explicit mask), and the cache ends up
+    holding every key and value in order."""
+    from solutions.attention import FusedMultiHeadAttention, MultiHeadAttention, split_heads
 
     f32, f64 = torch.float32, torch.float64
     cases = [("a prompt of 3, then one token at a time", 2, 7, 16, 4, [3, 1, 1, 1, 1], f32),
@@ -249,24 +258,27 @@ def check_cached_attention(cached_self_attention, hidden: bool = False) -> None:
                   ("float64, a prompt of 4", 1, 9, 8, 1, [4, 1, 1, 1, 1, 1], f64)]
     for i, (label, B, T, C, H, chunks, dtype) in enumerate(cases):
         torch.manual_seed(500 + i)
-        attn = MultiHeadAttention(C, H).to(dtype).eval()
+        kind = (MultiHeadAttention, FusedMultiHeadAttention)[i % 2]
+        attn = kind(C, H).to(dtype).eval()
         x = oracles.randn(B, T, C, seed=510 + i, dtype=dtype)
         causal = torch.ones(T, T, dtype=torch.bool).tril()[None, None]
         with torch.no_grad():
             out = attn(x, mask=causal)[0]
             k, v = split_heads(attn.key(x), H), split_heads(attn.value(x), H)
 
-        def probe(f, attn=attn, x=x, chunks=chunks):
-            kv, pieces, at = KVCache(1), [], 0
+        def probe(cls, attn=attn, x=x, chunks=chunks):
+            cache, pieces, at = cls(), [], 0
             with torch.no_grad():
                 for n in chunks:
-                    pieces.append(f(attn, x[:, at:at + n].clone(), kv, 0))
+                    pieces.append(attn(x[:, at:at + n].clone(), causal=True, cache=cache)[0])
                     at += n
-            return torch.cat(pieces, dim=1), kv.layers[0][0], kv.layers[0][1]
+            return torch.cat(pieces, dim=1), cache.k, cache.v, cache.length
 
-        compare(cached_self_attention, probe, (out, k, v),
-                what=f"cached_self_attention, x ({B}, {T}, {C}), {H} heads, {label}",
-                parts=("output", "cached keys", "cached values"), **oracles.tol(dtype))
+        compare(LayerCache, probe, (out, k, v, T),
+                what=f"{kind.__name__}({C}, {H}) with cache=LayerCache() on x ({B}, {T}, {C}) "
+                     f"fed {chunks} tokens at a time ({label})",
+                parts=("output", "cached keys", "cached values", "length"),
+                **oracles.tol(dtype))
 
 
 # ---------------------------------------------------------------- Part 3: sampling
@@ -362,7 +374,7 @@ def check_generate(generate, hidden: bool = False) -> None:
     """Greedy decoding equals GPT-2's generate(do_sample=False), with and without the cache;
     past block_size, sampling and mode handling equal the reference loop; no forward pass runs
     with gradients on."""
-    from solutions.model import GPT
+    from solutions.decoder import GPT
 
     sizes = [(0, 2, 4, 32, 50, 24, 3, 5, 12)]
     if hidden:
@@ -414,7 +426,8 @@ def check_generate(generate, hidden: bool = False) -> None:
 @check(G + "generate", part=4, uses=(G + "next_token",))
 def check_generate_stop(generate, hidden: bool = False) -> None:
     """A row that produced the stop token keeps it; generation ends when every row stopped."""
-    from solutions.model import GPT, ModelConfig
+    from solutions.decoder import GPT
+    from solutions.model import ModelConfig
 
     reference = copy_of(G + "generate")
     cases = [(0, 3, 12)] + ([(1, 5, 20), (2, 1, 9)] if hidden else [])
@@ -440,7 +453,7 @@ def forward(self, idx, targets=None, *, ignore_index=-100, cache=None):
     h = self.wte(idx) + self.wpe(pos)[None]
     h = self.drop(h)
     for n, blk in enumerate(self.blocks):
-        h = blk(h) if cache is None else cached_block(blk, h, cache, n)
+        h = blk(h, cache=cache[n] if cache is not None else None)
     logits = self.lm_head(self.ln_f(h))
     if targets is None:
         return logits, None
@@ -451,7 +464,7 @@ def forward(self, idx, targets=None, *, ignore_index=-100, cache=None):
     start = cache.length if cache is not None else 0
     h = self.wte(idx) + self.wpe(self.positions[start:start + idx.shape[1]])
     for n, blk in enumerate(self.blocks):
-        h = cached_block(blk, h, cache, n) if cache is not None else blk(h)
+        h = blk(h, cache=None if cache is None else cache[n])
     logits = self.lm_head(h)
     loss = lm_loss(logits, targets, ignore_index) if targets is not None else None
     return logits, loss
@@ -461,7 +474,7 @@ def forward(self, idx, targets=None, *, ignore_index=-100, cache=None):
     start = 0 if cache is None else cache.length
     x = self.drop(self.wte(idx) + self.wpe(self.positions[start:start + idx.size(1)]))
     for i, block in enumerate(self.blocks):
-        x = block(x) if cache is None else cached_block(block, x, cache, i)
+        x = block(x, cache=None if cache is None else cache[i])
     logits = self.lm_head(self.ln_f(x))
     loss = None
     if targets is not None:
@@ -475,7 +488,7 @@ def forward(self, idx, targets=None, *, ignore_index=-100, cache=None):
     start = 0 if cache is None else cache.length
     x = self.drop(self.wte(idx) + self.wpe(self.positions[start:start + idx.size(1)]))
     for i, block in enumerate(self.blocks):
-        x = block(x) if cache is None else cached_block(block, x, cache, i)
+        x = block(x, cache=None if cache is None else cache[i])
     logits = self.lm_head(self.ln_f(x))
     if targets is None:
         return logits, None
@@ -491,7 +504,7 @@ def forward(self, idx, targets=None, *, ignore_index=-100, cache=None):
         if cache is None:
             x = block(x)
         else:
-            x = cached_block(block, x, cache, 0)
+            x = block(x, cache=cache[0])
     logits = self.lm_head(self.ln_f(x))
     return logits, (lm_loss(logits, targets, ignore_index) if targets is not None else None)
 """, "cache_same_layer"),
@@ -507,33 +520,28 @@ def forward(self, idx, targets=None, *, ignore_index=-100, cache=None):
         loss = lm_loss(logits, targets, ignore_index=ignore_index)
     return logits, loss
 """, "cache_bypassed"),
-    Slip("cache_without_mask", M + "cached_self_attention", """
-def cached_self_attention(attn, x, cache, layer):
-    H = attn.n_heads
-    q, k, v = (split_heads(p(x), H) for p in (attn.query, attn.key, attn.value))
-    k, v = cache.update(layer, k, v)
-    y = F.scaled_dot_product_attention(q, k, v)
-    return attn.out(merge_heads(y))
-""", "cache_no_mask"),
-    Slip("cache_is_causal_flag", M + "cached_self_attention", """
-def cached_self_attention(attn, x, cache, layer):
-    q = split_heads(attn.query(x), attn.n_heads)
-    k_all, v_all = cache.update(layer, split_heads(attn.key(x), attn.n_heads),
-                                split_heads(attn.value(x), attn.n_heads))
-    y = F.scaled_dot_product_attention(q, k_all, v_all, is_causal=True)
-    return attn.out(merge_heads(y))
-""", "cache_mask_no_offset"),
-    Slip("cache_forgets_past", M + "cached_self_attention", """
-def cached_self_attention(attn, x, cache, layer):
-    q = split_heads(attn.query(x), attn.n_heads)
-    k = split_heads(attn.key(x), attn.n_heads)
-    v = split_heads(attn.value(x), attn.n_heads)
-    cache.update(layer, k, v)
-    T = x.size(1)
-    mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    return attn.out(merge_heads(y))
-""", "cache_not_used"),
+    Slip("cache_overwrites", M + "LayerCache.update", """
+def update(self, k, v):
+    self.k, self.v = k, v
+    return self.k, self.v
+""", "cache_not_appended"),
+    Slip("cache_cat_on_heads", M + "LayerCache.update", """
+def update(self, k, v):
+    if self.k is None:
+        self.k, self.v = k, v
+    else:
+        self.k = torch.cat((self.k, k), 1)
+        self.v = torch.cat((self.v, v), 1)
+    return self.k, self.v
+""", "cache_wrong_axis"),
+    Slip("cache_prepends", M + "LayerCache.update", """
+def update(self, k, v):
+    if self.k is not None:
+        k = torch.cat([k, self.k], dim=2)
+        v = torch.cat([v, self.v], dim=2)
+    self.k, self.v = k, v
+    return k, v
+""", "cache_new_first"),
     Slip("top_k_drops_kth", G + "filter_top_k", """
 def filter_top_k(logits, k):
     kth = torch.topk(logits, min(k, logits.size(-1)), dim=-1).values[..., -1:]

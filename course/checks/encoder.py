@@ -32,7 +32,7 @@ from course.checks.core import (
     short,
 )
 
-M = "solutions.model."
+M = "solutions.encoder."
 P = "solutions.pretrained."
 
 MISTAKES = [

@@ -17,7 +17,7 @@ from torch import nn
 from course import oracles
 from course.checks.core import Mistake, Raised, Raises, Slip, call, check, compare, fail
 
-M = "solutions.model."
+M = "solutions.residual."
 
 MISTAKES = [
     # Part 1: Residual
@@ -49,8 +49,8 @@ MISTAKES = [
             "pre-LN and post-LN are swapped: norm_first=True (pre-LN) normalises the input of "
             "each branch, x + attn(ln_1(x)); norm_first=False (post-LN) normalises the sum"),
     Mistake("pre_ln_add_after_norm", M + "Block",
-            "x = x + self.dropout(self.attn(self.ln_1(x), mask=mask)[0])",
-            "x = self.ln_1(x)\n            x = x + self.dropout(self.attn(x, mask=mask)[0])",
+            "x = x + self.dropout(self.attn(self.ln_1(x), **kw)[0])",
+            "x = self.ln_1(x)\n            x = x + self.dropout(self.attn(x, **kw)[0])",
             "the residual is added after the norm in a pre-LN block (ln_1(x) + attn(ln_1(x))): "
             "the skip must carry x itself, x + attn(ln_1(x))"),
     Mistake("pre_ln_mlp_add_after_norm", M + "Block", "x = x + self.mlp(self.ln_2(x))",
@@ -65,32 +65,26 @@ MISTAKES = [
             "x = self.mlp(self.ln_2(x))",
             "the skip around the feed-forward network is missing: x = x + mlp(ln_2(x))"),
     Mistake("dropout_on_residual_path", M + "Block",
-            "x = x + self.dropout(self.attn(self.ln_1(x), mask=mask)[0])",
-            "x = self.dropout(x) + self.attn(self.ln_1(x), mask=mask)[0]",
+            "x = x + self.dropout(self.attn(self.ln_1(x), **kw)[0])",
+            "x = self.dropout(x) + self.attn(self.ln_1(x), **kw)[0]",
             "dropout acts on the residual path x instead of the attention branch: "
             "x + dropout(attn(ln_1(x)))"),
-    Mistake("mask_not_passed", M + "Block", "self.attn(self.ln_1(x), mask=mask)",
-            "self.attn(self.ln_1(x))",
-            "the mask is not passed down to self-attention: padding (and, in a causal block, "
-            "the future) stays visible; call self.attn(..., mask=mask)"),
+    Mistake("mask_not_passed", M + "Block", "kw = dict(mask=mask, causal=self.causal,",
+            "kw = dict(causal=self.causal,",
+            "the mask is not passed down to self-attention: padding stays visible; call "
+            "self.attn(..., mask=mask, causal=self.causal)"),
     Mistake("post_ln_skip_missing", M + "Block",
-            "x = self.ln_1(x + self.dropout(self.attn(x, mask=mask)[0]))",
-            "x = self.ln_1(self.dropout(self.attn(x, mask=mask)[0]))",
+            "x = self.ln_1(x + self.dropout(self.attn(x, **kw)[0]))",
+            "x = self.ln_1(self.dropout(self.attn(x, **kw)[0]))",
             "the skip around self-attention is missing in the post-LN block: "
             "ln_1(x + attn(x))"),
     Mistake("post_ln_normalises_input", M + "Block", "x = self.ln_2(x + self.mlp(x))",
             "x = x + self.mlp(self.ln_2(x))",
             "the post-LN block (norm_first=False) normalises the feed-forward input like "
             "pre-LN: post-LN adds first, then normalises, ln_2(x + mlp(x))"),
-    Mistake("causal_ignores_padding", M + "Block",
-            "mask = causal if mask is None else mask & causal",
-            "mask = causal if mask is None else mask",
-            "a causal block given a padding mask drops the causal mask: combine both with "
-            "mask & causal"),
-    Mistake("causal_transposed", M + "Block", "causal_mask(T, device=x.device).view(1, 1, T, T)",
-            "causal_mask(T, device=x.device).view(1, 1, T, T).transpose(-2, -1)",
-            "the causal mask is transposed: position i must see positions <= i (True on and "
-            "below the diagonal), not the future"),
+    Mistake("causal_not_passed", M + "Block", "causal=self.causal", "causal=False",
+            "the block is causal but its self-attention is not told: pass "
+            "causal=self.causal, so that position i sees no position after it"),
     Mistake("cross_without_context", M + "Block",
             "self.cross_attn(self.ln_cross(x), context, mask=context_mask)",
             "self.cross_attn(self.ln_cross(x), mask=context_mask)",
@@ -260,10 +254,12 @@ def _torch_layer(case: dict) -> nn.Module:
 
 def _copy_into_block(block: nn.Module, layer: nn.Module, cross: bool) -> nn.Module:
     """The torch layer's weights -> the learner's Block (names fixed by the given __init__)."""
-    oracles.copy_mha_weights(block.attn, layer.self_attn)
+    from solutions.pretrained import load_torch_attention
+
+    load_torch_attention(block.attn, layer.self_attn)
     norms = [(block.ln_1, layer.norm1), (block.ln_2, layer.norm2)]
     if cross:
-        oracles.copy_mha_weights(block.cross_attn, layer.multihead_attn)
+        load_torch_attention(block.cross_attn, layer.multihead_attn)
         norms = [(block.ln_1, layer.norm1), (block.ln_cross, layer.norm2),
                  (block.ln_2, layer.norm3)]
     pairs = [(block.mlp.fc, layer.linear1), (block.mlp.proj, layer.linear2), *norms]
@@ -557,87 +553,74 @@ def forward(self, x, *args, **kwargs):
     return torch.add(x, self.dropout(self.sublayer(x, *args, **kwargs)))
 """, "no_shape_check"),
     Slip("block_pre_ln_normalised_stream", M + "Block.forward", """
-def forward(self, x, mask=None, context=None, context_mask=None):
+def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
     require_mask_4d(mask, "mask")
     require_mask_4d(context_mask, "context_mask")
-    if self.causal:
-        T = x.size(1)
-        c = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()[None, None]
-        mask = c if mask is None else mask & c
     if self.norm_first:
         h = self.ln_1(x)
-        x = h + self.dropout(self.attn(h, mask=mask)[0])
+        x = h + self.dropout(self.attn(h, mask=mask, causal=self.causal, cache=cache)[0])
         if self.cross:
             h = self.ln_cross(x)
             x = h + self.dropout(self.cross_attn(h, context, mask=context_mask)[0])
         h = self.ln_2(x)
         return h + self.mlp(h)
-    x = self.ln_1(x + self.dropout(self.attn(x, mask=mask)[0]))
+    x = self.ln_1(x + self.dropout(self.attn(x, mask=mask, causal=self.causal, cache=cache)[0]))
     if self.cross:
         x = self.ln_cross(x + self.dropout(self.cross_attn(x, context, mask=context_mask)[0]))
     return self.ln_2(x + self.mlp(x))
 """, None),
     Slip("block_post_ln_as_pre_ln", M + "Block.forward", """
-def forward(self, x, mask=None, context=None, context_mask=None):
-    if self.causal:
-        T = x.shape[1]
-        c = causal_mask(T, x.device).reshape(1, 1, T, T)
-        mask = c if mask is None else mask & c
-    x = x + self.dropout(self.attn(self.ln_1(x), mask=mask)[0])
+def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
+    a = self.attn(self.ln_1(x), mask=mask, causal=self.causal, cache=cache)[0]
+    x = x + self.dropout(a)
     if self.cross:
         x = x + self.dropout(self.cross_attn(self.ln_cross(x), context, mask=context_mask)[0])
     x = x + self.mlp(self.ln_2(x))
     return x
 """, "norms_swapped"),
     Slip("block_forgets_mask", M + "Block.forward", """
-def forward(self, x, mask=None, context=None, context_mask=None):
+def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
     ln1, ln2 = self.ln_1, self.ln_2
     if self.norm_first:
-        a, _ = self.attn(ln1(x))
+        a, _ = self.attn(ln1(x), causal=self.causal, cache=cache)
         x = x + self.dropout(a)
         if self.cross:
             c, _ = self.cross_attn(self.ln_cross(x), context, mask=context_mask)
             x = x + self.dropout(c)
         return x + self.mlp(ln2(x))
-    a, _ = self.attn(x)
+    a, _ = self.attn(x, causal=self.causal, cache=cache)
     x = ln1(x + self.dropout(a))
     if self.cross:
         c, _ = self.cross_attn(x, context, mask=context_mask)
         x = self.ln_cross(x + self.dropout(c))
     return ln2(x + self.mlp(x))
 """, "mask_not_passed"),
-    Slip("block_causal_replaces_padding", M + "Block.forward", """
-def forward(self, x, mask=None, context=None, context_mask=None):
-    if self.causal:
-        n = x.size(1)
-        mask = torch.tril(torch.ones(n, n, dtype=torch.bool, device=x.device)).view(1, 1, n, n)
+    Slip("block_causal_never_passed", M + "Block.forward", """
+def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
     if self.norm_first:
-        x = x + self.dropout(self.attn(self.ln_1(x), mask=mask)[0])
+        x = x + self.dropout(self.attn(self.ln_1(x), mask=mask, cache=cache)[0])
         if self.cross:
             y = self.cross_attn(self.ln_cross(x), context, mask=context_mask)[0]
             x = x + self.dropout(y)
         x = x + self.mlp(self.ln_2(x))
     else:
-        x = self.ln_1(x + self.dropout(self.attn(x, mask=mask)[0]))
+        x = self.ln_1(x + self.dropout(self.attn(x, mask=mask, cache=cache)[0]))
         if self.cross:
             y = self.cross_attn(x, context, mask=context_mask)[0]
             x = self.ln_cross(x + self.dropout(y))
         x = self.ln_2(x + self.mlp(x))
     return x
-""", "causal_ignores_padding"),
+""", "causal_not_passed"),
     Slip("block_post_ln_dropout_on_stream", M + "Block.forward", """
-def forward(self, x, mask=None, context=None, context_mask=None):
-    if self.causal:
-        T = x.size(1)
-        cm = causal_mask(T, device=x.device).view(1, 1, T, T)
-        mask = cm if mask is None else mask & cm
+def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
     if not self.norm_first:
-        x = self.ln_1(self.dropout(x + self.attn(x, mask=mask)[0]))
+        a = self.attn(x, mask=mask, causal=self.causal, cache=cache)[0]
+        x = self.ln_1(self.dropout(x + a))
         if self.cross:
             x = self.ln_cross(self.dropout(x + self.cross_attn(x, context,
                                                                mask=context_mask)[0]))
         return self.ln_2(x + self.mlp(x))
-    x = x + self.dropout(self.attn(self.ln_1(x), mask=mask)[0])
+    x = x + self.dropout(self.attn(self.ln_1(x), mask=mask, causal=self.causal, cache=cache)[0])
     if self.cross:
         x = x + self.dropout(self.cross_attn(self.ln_cross(x), context, mask=context_mask)[0])
     return x + self.mlp(self.ln_2(x))

@@ -132,7 +132,8 @@ MISTAKES = [
 
 
 def _gpt(seed: int, dropout: float = 0.0, vocab: int = 13, block: int = 8, layers: int = 1):
-    from solutions.model import GPT, ModelConfig
+    from solutions.decoder import GPT
+    from solutions.model import ModelConfig
 
     torch.manual_seed(seed)
     return GPT(ModelConfig(vocab_size=vocab, block_size=block, n_layer=layers, n_head=2,
@@ -480,7 +481,8 @@ def _code_key(fit) -> tuple:
 def _floor_setup():
     """The grammar, its train/val split and the untrained 2-layer GPT of the floor run."""
     from course.grammar import Grammar
-    from solutions.model import GPT, ModelConfig
+    from solutions.decoder import GPT
+    from solutions.model import ModelConfig
 
     grammar = Grammar()
     ids = grammar.corpus(60_000, seed=0)

@@ -90,7 +90,8 @@ MISTAKES = [
 def _tiny_encoder(n_layer: int = 2, dropout: float = 0.0, seed: int = 0):
     """A small post-LN Encoder, the same weights for the same arguments (the learner's global
     random state is left alone)."""
-    from solutions.model import Encoder, ModelConfig
+    from solutions.encoder import Encoder
+    from solutions.model import ModelConfig
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -287,7 +288,7 @@ def minilm_review_features():
     """all-MiniLM-L6-v2 mean-pooled features of 512 training and 256 test reviews, with
     labels: ((x_train, y_train), (x_test, y_test))."""
     from course import sentiment
-    from solutions.model import Encoder
+    from solutions.encoder import Encoder
     from solutions.pretrained import minilm_path
     from solutions.tokenization_wordpiece import WordPieceTokenizer
 
