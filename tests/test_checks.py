@@ -108,7 +108,7 @@ def test_each_check_names_the_part_of_the_template_that_copies_its_target(topic)
 
 def test_checks_for_finds_a_target_through_the_registry():
     """In a fresh interpreter, a target whose module names no checks module (a check of
-    `solutions.model.Block` lives in `course.checks.residual`) still finds its checks."""
+    `solutions.generation.generate` lives in `course.checks.decoder`) still finds its checks."""
     target = min(core.REGISTRY, key=lambda t: t.split(".")[1] in TOPICS)
     code = ("import json, sys\nfrom course.checks.core import checks_for\n"
             "print(json.dumps([c.__qualname__ for c in checks_for(sys.argv[1])]))")

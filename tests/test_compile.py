@@ -25,7 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from solutions.model import GPT, Encoder, ModelConfig
+from solutions.decoder import GPT
+from solutions.encoder import Encoder
+from solutions.model import ModelConfig
 from solutions.training import TrainConfig, train
 
 RTOL, ATOL = 1e-4, 1e-5

@@ -40,7 +40,8 @@ import torch
 
 from course.bench.train import NanoGPT
 from solutions.generation import generate
-from solutions.model import GPT, ModelConfig
+from solutions.decoder import GPT
+from solutions.model import ModelConfig
 from solutions.training import TrainConfig, make_optimizer, train_step
 
 PEAK_FLOPS = 989e12             # H100 SXM, dense bf16 (NVIDIA's data sheet)
