@@ -12,7 +12,8 @@ transformer (1 to 9) and writes ``WORKSPACE/mytransformer/``:
                        helpers), with only the definitions they reach; every name the learner
                        writes is left out there and bound to the learner's in ``__init__``, and
                        a given class built on the learner's (a fused twin) is left out too
-    COLLECTED.json     the notebooks' digests: the package is rebuilt when one changes
+    COLLECTED.json     the notebooks' digests (the package is rebuilt when one changes) and
+                       what each notebook imports from the course (its checks run so)
 
 So no body of the reference comes along: the learner's parts are theirs, and given code calls
 them. A part still unwritten (``raise NotImplementedError()``) is collected as it is and
@@ -214,6 +215,12 @@ def fresh(workspace) -> bool:
     return stamp.exists() and json.loads(stamp.read_text())["notebooks"] == digests(workspace)
 
 
+def notebook_imports(package) -> dict[str, dict[str, list[str]]]:
+    """{exercise: {name: [solutions module, name]}}: what each notebook imports from the
+    course, recorded when the package was collected."""
+    return json.loads((Path(package) / STAMP).read_text())["imports"]
+
+
 def read_parts(workspace) -> list[Part]:
     """Every graded part of the workspace's exercises 1-9, in exercise order."""
     return [p for name, path in notebooks(workspace).items()
@@ -297,7 +304,12 @@ def collect(workspace, force: bool = False) -> Path:
                     + ("\n\n" + "\n".join(footer) + "  # noqa: E402\n" if footer else ""))
             (tmp / f"{name.split('_', 1)[1]}.py").write_text(text)
         (tmp / "__init__.py").write_text(_init_source(read, owner, keep, left_out, imported))
-        (tmp / STAMP).write_text(json.dumps({"notebooks": digests(workspace)}, indent=1))
+        given_names = {name: {b: [n.module, n.names[0].name] for b, n in imports.items()
+                              if isinstance(n, ast.ImportFrom)
+                              and n.module.startswith("solutions")}
+                       for name, (_, imports) in read.items()}
+        (tmp / STAMP).write_text(json.dumps({"notebooks": digests(workspace),
+                                             "imports": given_names}, indent=1))
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)

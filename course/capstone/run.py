@@ -1,0 +1,105 @@
+"""The capstone run: the learner's GPT, built from their own classes, trained with their own
+loop to the grammar corpus's floor, and sampled with their own ``generate``.
+
+    result = capstone("workspace")       # collects, checks the parts it runs, trains, samples
+    result.gap, result.seconds, result.text
+
+The model and the budget are Chapter 9's floor run (``course.checks.training.FLOOR_MODEL`` and
+``FLOOR_TRAIN``: a 2-layer GPT, 300 steps), built with ``ModelConfig(fused=False)``: every
+module is the learner's, none of the course's fused twins. :func:`spy_step` proves that no
+body of the reference runs in the forward pass, the backward pass, the optimizer step or
+sampling.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from course.capstone.collect import collect, load
+from course.capstone.preflight import preflight
+from course.capstone.spy import Spy
+
+
+class ReferenceRan(AssertionError):
+    """A body of the reference ran inside the learner's model or training step."""
+
+
+@dataclass
+class Result:
+    loss: float                 # validation loss, nats per word, on the floor run's windows
+    floor: float                # the exact floor on the same windows
+    seconds: float              # wall time of the training
+    losses: list[float] = field(repr=False)   # every step's training loss
+    text: str = ""              # words the trained model generated
+
+    @property
+    def gap(self) -> float:
+        return self.loss - self.floor
+
+
+def package_of(workspace, check: bool = True):
+    """The learner's package collected from the workspace (re-collected when a notebook
+    changed), with the parts the capstone runs checked first (PartFails names a wrong one)."""
+    folder = collect(workspace)
+    mine = load(folder)
+    if check:
+        preflight(mine, folder=folder)
+    return mine
+
+
+def build_gpt(mine, vocab_size: int, **sizes):
+    """The learner's GPT from their own classes (fused=False: no fused twin)."""
+    return mine.GPT(mine.ModelConfig(vocab_size=vocab_size, fused=False, **sizes))
+
+
+def spy_step(mine, model, data: dict[str, torch.Tensor], package_folder) -> Spy:
+    """One training step (forward, backward, optimizer, schedule) and a short sample of the
+    learner's model under the spy; ReferenceRan if any code of solutions/ ran, and also if none
+    of the learner's package did (the spy would prove nothing)."""
+    from course.checks.training import FLOOR_TRAIN
+
+    config = mine.TrainConfig(**FLOOR_TRAIN)
+    optimizer = torch.optim.AdamW(mine.param_groups(model, config.weight_decay), lr=config.lr)
+    scheduler = mine.make_scheduler(optimizer, config)
+    batch = mine.get_batch(data["train"], 4, config.block_size,
+                           generator=torch.Generator().manual_seed(0))
+    with Spy() as spy:
+        mine.train_step(model, optimizer, scheduler, [batch], config.grad_clip)
+        model.eval()
+        mine.generate(model, batch[0][:1, :4], 3)
+        model.train()
+    if spy.reference():
+        raise ReferenceRan("code of the reference ran in your model or training step: "
+                           + ", ".join(Path(f).name for f in spy.reference()))
+    if not spy.under(package_folder):
+        raise ReferenceRan("none of your package's code ran: the spy saw nothing to check")
+    return spy
+
+
+def capstone(workspace, max_iters: int | None = None, n_words: int = 24) -> Result:
+    """Collect, check, train the learner's GPT on the grammar corpus with their `fit`, and
+    sample `n_words` words with their `generate`. `max_iters` shortens the run (tests)."""
+    from course.checks.training import FLOOR_MODEL, FLOOR_TRAIN, floor_data
+    from course.grammar import model_nll
+
+    mine = package_of(workspace)
+    grammar, data, val = floor_data()
+    torch.manual_seed(0)
+    model = build_gpt(mine, grammar.vocab_size, **FLOOR_MODEL)
+    spy_step(mine, build_gpt(mine, grammar.vocab_size, **FLOOR_MODEL), data,
+             Path(mine.__file__).parent)
+    config = mine.TrainConfig(**{**FLOOR_TRAIN, **({"max_iters": max_iters}
+                                                   if max_iters else {})})
+    start = time.perf_counter()
+    losses = mine.fit(model, data, config)
+    seconds = time.perf_counter() - start
+    loss = model_nll(model, val).mean().item()
+    model.eval()
+    prompt = torch.tensor([grammar.encode("the")])
+    out = mine.generate(model, prompt, n_words, generator=torch.Generator().manual_seed(0))
+    return Result(loss, grammar.window_floor(val).mean().item(), seconds, list(losses),
+                  grammar.text(out[0]))
