@@ -3,7 +3,8 @@
 ``collect(WORKSPACE)`` reads ``WORKSPACE/NN_topic.ipynb`` for the exercises that build the
 transformer (1 to 9) and writes ``WORKSPACE/mytransformer/``:
 
-    __init__.py        every name the learner writes, and the given names the notebooks import
+    __init__.py        every name the learner writes, the given names the notebooks import,
+                       and ``train``, the course's loop around the learner's training step
     tokenization.py    one module per exercise: the code of its graded cells as the notebook has
     ...                it (the learner's bodies and the given code around them), headed by the
     training.py        imports it needs: another exercise's part from that exercise's module,
@@ -42,6 +43,9 @@ PACKAGE = "mytransformer"
 NOTEBOOK = re.compile(r"^(0[1-9])_([a-z]+)$")   # exercises 1-9 build the transformer
 UNWRITTEN = re.compile(r"^\s*raise NotImplementedError\(\)\s*$", re.M)
 STAMP = "COLLECTED.json"
+# given code no notebook imports that the package also carries: the course's training loop
+# (evaluation, checkpoints, several processes) around the learner's step, for `train --mine`
+EXTRA = {"train": ("solutions.training", "train")}
 
 
 class CollectError(ValueError):
@@ -205,8 +209,11 @@ def _given_source(module: str, keep: set[str], keep_all: dict[str, set[str]],
 
 
 def digests(workspace) -> dict[str, str]:
-    return {name: hashlib.sha256(path.read_bytes()).hexdigest()
-            for name, path in notebooks(workspace).items()}
+    """The digest of each exercise notebook, and of this collector (a newer course collects
+    again)."""
+    found = {name: hashlib.sha256(path.read_bytes()).hexdigest()
+             for name, path in notebooks(workspace).items()}
+    return {**found, "collector": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()}
 
 
 def fresh(workspace) -> bool:
@@ -280,6 +287,9 @@ def collect(workspace, force: bool = False) -> Path:
                 imported.setdefault(bound, (node.module, node.names[0].name))
         modules[name] = (header, given, body, footer)
 
+    for bound, (module, name) in EXTRA.items():
+        starts.add((module, name))
+        imported.setdefault(bound, (module, name))
     learner = set(owner)
     keep, left_out = _given(starts, learner)
     tmp = Path(tempfile.mkdtemp(prefix=".collect-", dir=workspace))

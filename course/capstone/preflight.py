@@ -2,9 +2,10 @@
 exercise's visible checks, so a wrong part is named ("your LayerNorm from exercise 6, part 2
 (layer_norm_module), fails: ...") instead of showing up as a loss that does not go down.
 
-The parts checked are those the capstone reaches: from :data:`ROOTS` (the model, sampling and
-the training loop), every name of the learner's or of the given code that their code reads, in
-exercise order. A part still unwritten is named the same way. A part's verdict is remembered
+Every written part is checked, first those the capstone reaches (from :data:`ROOTS`, the
+model, sampling and the training loop, every name of the learner's or of the given code that
+their code reads), then the others, in exercise order. A part the capstone reaches that is
+still unwritten is named the same way; one it does not need is only reported. A part's verdict is remembered
 by its code (in the process and in ``mytransformer/CHECKED.json``), so a run after fixing one
 part checks that part alone.
 """
@@ -117,9 +118,13 @@ def check_part(package, part: Part) -> None:
 
 
 def preflight(package, parts: list[Part] | None = None, folder=None) -> list[Part]:
-    """Check the parts the capstone runs (PartFails for the first unwritten or failing one);
-    returns them. `folder`: the package folder, where verdicts are remembered."""
-    parts = read_parts(Path(folder).parent) if parts is None else parts
+    """Check the learner's parts: PartFails for the first one the capstone runs that is not
+    written yet, or the first written one that fails its checks (those the capstone runs
+    first, then the others, each in exercise order). Returns the parts not written yet that
+    the capstone does not need (to be reported). `folder`: the package folder, where verdicts
+    are remembered."""
+    folder = Path(folder or Path(package.__file__).parent)
+    parts = read_parts(folder.parent) if parts is None else parts
     used = reached(package, parts)
     for part in used:
         if not part.written:
@@ -127,13 +132,12 @@ def preflight(package, parts: list[Part] | None = None, folder=None) -> list[Par
                             f"your {', '.join(part.names)} from {part.label()} is not written "
                             "yet (it still raises NotImplementedError): write it in the "
                             "notebook, run its tests, then collect again")
-    record = Path(folder) / CHECKED if folder else None
-    if record and record.exists():
+    record = folder / CHECKED
+    if record.exists():
         _PASSED.update(json.loads(record.read_text()))
-    for part in used:
+    for part in used + [p for p in parts if p not in used and p.written]:
         if _digest(part) not in _PASSED:
             check_part(package, part)
             _PASSED.add(_digest(part))
-            if record:
-                record.write_text(json.dumps(sorted(_PASSED & {_digest(p) for p in parts})))
-    return used
+            record.write_text(json.dumps(sorted(_PASSED & {_digest(p) for p in parts})))
+    return [p for p in parts if not p.written]

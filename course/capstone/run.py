@@ -56,6 +56,28 @@ def build_gpt(mine, vocab_size: int, **sizes):
     return mine.GPT(mine.ModelConfig(vocab_size=vocab_size, fused=False, **sizes))
 
 
+def mine_trainer(workspace):
+    """(build, train) for `python -m course train --mine`: build(ModelConfig) -> the
+    learner's GPT (fused=False), and the course's loop `train` from their package, which runs
+    their step, schedule, parameter groups, loss estimate and checkpoints. A part that is
+    unwritten or wrong raises DataError, naming the exercise and the part."""
+    from dataclasses import asdict
+
+    from course.capstone.collect import CollectError
+    from course.capstone.preflight import PartFails
+    from course.train_cli import DataError
+
+    try:
+        mine = package_of(workspace)
+    except (CollectError, PartFails) as error:
+        raise DataError(str(error)) from None
+
+    def build(config):
+        return build_gpt(mine, **{k: v for k, v in asdict(config).items() if k != "fused"})
+
+    return build, mine.train
+
+
 def spy_step(mine, model, data: dict[str, torch.Tensor], package_folder) -> Spy:
     """One training step (forward, backward, optimizer, schedule) and a short sample of the
     learner's model under the spy; ReferenceRan if any code of solutions/ ran, and also if none
