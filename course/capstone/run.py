@@ -87,8 +87,8 @@ def spy_step(mine, model, data: dict[str, torch.Tensor], package_folder) -> Spy:
     config = mine.TrainConfig(**FLOOR_TRAIN)
     optimizer = torch.optim.AdamW(mine.param_groups(model, config.weight_decay), lr=config.lr)
     scheduler = mine.make_scheduler(optimizer, config)
-    batch = mine.get_batch(data["train"], 4, config.block_size,
-                           generator=torch.Generator().manual_seed(0))
+    batch = mine.get_batch(data["train"], 4, model.config.block_size,
+                           generator=torch.Generator().manual_seed(0))     # (4, T) twice
     with Spy() as spy:
         mine.train_step(model, optimizer, scheduler, [batch], config.grad_clip)
         model.eval()
