@@ -334,7 +334,7 @@ GIVEN_INIT = '''"""Given code: the course modules the exercises give, with only 
 def left_out(name: str):
     """A stand-in for course code built on one of the learner's classes (a fused twin)."""
     def missing(*args, **kwargs):
-        raise NotImplementedError(
+        raise RuntimeError(
             f"`{name}` is course code built on one of your classes (a fused twin, say) and is "
             "not in your package; build your model with ModelConfig(fused=False)")
     missing.__name__ = name
