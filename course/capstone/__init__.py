@@ -13,3 +13,8 @@ part, assembled and trained.
   fused twins), trained with their ``fit``/``train_step``/``lr_at``/``param_groups`` to the
   grammar corpus's floor, sampled with their ``generate``.
 """
+
+# The capstone's exercise. The grader's sandbox gets one submitted notebook, not the learner's
+# workspace of exercises 1-9 that the capstone collects, so it is checked in the learner's own
+# kernel (its test cells) and not graded by `python -m course grade`.
+EXERCISE = "11_capstone"
