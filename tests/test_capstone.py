@@ -1,7 +1,7 @@
 """The capstone: a workspace of the instructor notebooks (every answer written) is collected into
 the learner's package, which trains to the grammar floor with no reference body running; a
-catalogued mistake in any exercise stops the capstone and `train --mine` with that exercise and
-part named; `train --mine` killed mid-run resumes to the same weights."""
+catalogued mistake in any exercise stops the capstone (`python -m course capstone` too) and
+`train --mine` with that exercise and part named; `train --mine` killed mid-run resumes to the same weights."""
 
 from __future__ import annotations
 
@@ -130,6 +130,8 @@ def test_a_mistake_is_named_by_exercise_and_part(workspace, tmp_path, notebook, 
                  str(tmp_path / "out"), "--max-iters", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert expected in err and f"({part}) fails" in err and not (tmp_path / "out").exists()
+    assert main(["capstone", str(folder)]) == 2
+    assert expected in capsys.readouterr().err
 
 
 def test_an_unwritten_part_is_named(workspace, tmp_path):

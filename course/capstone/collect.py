@@ -348,7 +348,8 @@ def _init_source(read, owner, keep, left_out, imported) -> str:
     from course import bundle
 
     lines = ['"""Your transformer: the code you wrote in exercises 1-9, collected from your '
-             'notebooks by `python -m course collect` (edit the notebooks, not these files)."""',
+             'notebooks by the capstone (`python -m course capstone`, `train --mine`, '
+             'Exercise 11); edit the notebooks, not these files."""',
              "", "from .given import left_out"]
     for name, (parts, _) in read.items():
         names = [n for p in parts for n in p.names if owner[n] == name]

@@ -151,3 +151,31 @@ def capstone(workspace, max_iters: int | None = None, n_words: int = 24) -> Resu
     out = mine.generate(model, prompt, n_words, generator=torch.Generator().manual_seed(0))
     return Result(loss, grammar.window_floor(val).mean().item(), seconds, list(losses),
                   grammar.text(out[0]))
+
+
+def add_parser(sub) -> None:
+    """`python -m course capstone [WORKSPACE]`: collect, check, train to the floor, write."""
+    p = sub.add_parser("capstone", help="collect your code from the exercise notebooks, check "
+                                        "it, train your GPT to the grammar floor")
+    p.add_argument("workspace", nargs="?", default="workspace",
+                   help="the folder of your exercise notebooks (default: workspace)")
+    p.set_defaults(run=_run)
+
+
+def _run(args) -> int:
+    import sys
+
+    from course.capstone.collect import CollectError, unwritten
+    from course.capstone.preflight import PartFails
+
+    try:
+        result = capstone(args.workspace)
+    except (CollectError, PartFails) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for part in unwritten(args.workspace):
+        print(f"not written yet (the capstone does not need it): {part.label()}")
+    print(f"your GPT: validation loss {result.loss:.4f}, floor {result.floor:.4f}: "
+          f"{result.gap:.4f} above it, after {result.seconds:.1f} s of training")
+    print(result.text)
+    return 0
