@@ -8,10 +8,11 @@ Timings are measured here, never asserted in tests.
 
 from __future__ import annotations
 
-from course.bench import attention, encoder, generation, grading, tokenization, train
+from course.bench import attention, capstone, encoder, generation, grading, tokenization, train
 
 BENCHES = {"tokenization": tokenization.run, "attention": attention.run, "encoder": encoder.run,
-           "train": train.run, "generation": generation.run, "grading": grading.run}
+           "train": train.run, "generation": generation.run, "grading": grading.run,
+           "capstone": capstone.run}
 
 
 def report(rows: list[dict]) -> str:
