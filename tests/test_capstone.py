@@ -149,6 +149,20 @@ def test_an_unwritten_part_is_named(workspace, tmp_path):
     assert [p.part for p in collecting.unwritten(folder)] == ["layernorm"]
 
 
+def test_exercises_the_model_does_not_run_may_be_unwritten(workspace, tmp_path):
+    folder = tmp_path / "ws"
+    shutil.copytree(workspace, folder)
+    release = ROOT / "exercises" / "release"
+    for name in ("01_tokenization", "02_embeddings", "07_encoder"):  # as released: unwritten
+        shutil.copy(release / name / f"{name}.ipynb", folder)
+    left = preflight(collecting.load(collecting.collect(folder)))
+    assert {p.exercise for p in left} == {"01_tokenization", "02_embeddings", "07_encoder"}
+    shutil.copy(release / "03_attention" / "03_attention.ipynb", folder)
+    with pytest.raises(PartFails, match=r"^your \w+ from exercise 3 \(attention\), part \d "
+                                        r"\(\w+\) is not written yet"):
+        preflight(collecting.load(collecting.collect(folder)))
+
+
 def _cli(*args):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "course", "train", *map(str, args)], env=env,

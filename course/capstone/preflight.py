@@ -38,10 +38,12 @@ class PartFails(Exception):
 
 
 def _read_names(obj) -> set[str]:
-    """The global names the code of a function, or of a class's methods, reads."""
+    """The global names the code of a function, or of a class's methods, reads (not its
+    classmethods: alternative constructors such as GPT.from_hf, which training never calls)."""
     functions = [obj] if inspect.isfunction(obj) else [
-        getattr(v, "fget", None) or getattr(v, "__func__", v) for v in vars(obj).values()
-    ] if isinstance(obj, type) else []
+        getattr(v, "fget", None) or v for v in vars(obj).values()
+        if not isinstance(v, classmethod)] if isinstance(obj, type) else []
+    functions = [getattr(f, "__func__", f) for f in functions]
     names, codes = set(), [inspect.unwrap(f).__code__ for f in functions
                            if inspect.isfunction(f)]
     while codes:
