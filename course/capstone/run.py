@@ -64,11 +64,17 @@ def workspace(folder=".") -> Path:
 
 def package_of(workspace, check: bool = True):
     """The learner's package collected from the workspace (re-collected when a notebook
-    changed), with the parts the capstone runs checked first (PartFails names a wrong one)."""
-    folder = collect(workspace)
-    mine = load(folder)
-    if check:
-        preflight(mine, folder=folder)
+    changed), with the parts the capstone runs checked first (PartFails names a wrong one).
+    One process at a time (the processes of `torchrun` each call it): a lock file in the
+    workspace."""
+    import fcntl
+
+    with open(Path(workspace) / ".mytransformer.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        folder = collect(workspace)
+        mine = load(folder)
+        if check:
+            preflight(mine, folder=folder)
     return mine
 
 
