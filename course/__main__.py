@@ -1,4 +1,4 @@
-"""The course's command line: `python -m course {build-exercises,grade,grade-one,student-bundle,bench,train,sample}`."""
+"""The course's command line: `python -m course {build-exercises,grade,grade-one,student-bundle,bench,train,sample,capstone}`."""
 
 from __future__ import annotations
 
@@ -198,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=bench)
 
     from course import train_cli  # train, sample
+    from course.capstone import run as capstone
 
     train_cli.add_parsers(sub)
+    capstone.add_parser(sub)
 
     args = parser.parse_args(argv)
     return args.run(args)

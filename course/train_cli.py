@@ -1,7 +1,7 @@
 """`python -m course train` and `python -m course sample`: train a GPT on any UTF-8 text file
 and sample from it.
 
-    python -m course train --data FILE --out DIR [--preset cpu-small|gpt2-small]
+    python -m course train --data FILE --out DIR [--preset cpu-small|gpt2-small] [--mine WS]
         [--tokenizer char|bpe] [--max-iters N] [--eval-every N] [--ckpt-every N] [--resume]
         [--device D] [--dtype auto|float32|bfloat16] [--compile] [--seed S]
     python -m course sample --ckpt DIR --prompt TEXT --max-new-tokens N
@@ -11,6 +11,13 @@ The first 90% of the tokens train, the last 10% validate. DIR/metrics.jsonl gets
 object per evaluation (step, train_loss, val_loss, elapsed_s, tokens_per_s); DIR/ckpt.pt holds
 the model, optimizer, scheduler, random states, data position, model configuration and tokenizer.
 Several processes (``torchrun --nproc_per_node=N -m course train ...``) train data-parallel.
+
+``--mine WORKSPACE`` trains the learner's own GPT instead of the course's: the package
+collected from their notebooks (``course.capstone``; re-collected when a notebook changed),
+each part checked first (a wrong or unwritten part stops the run, named), the model built from
+their classes with ``fused=False``, and the course's loop run around their ``train_step``,
+``lr_at``, ``param_groups``, ``estimate_loss`` and checkpoints (bf16 autocast, torch.compile,
+DDP, exact resume, as without it). The tokenizer is the course's.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 # preset -> (model configuration, training configuration), nanoGPT's recipes
@@ -147,7 +154,7 @@ def encode_splits(tok, text: str, block_size: int) -> dict:
 def run_train(args) -> int:
     import torch
 
-    from solutions.training import load_checkpoint, train
+    from solutions.training import load_checkpoint
 
     out = Path(args.out)
     text = read_text(args.data)
@@ -160,9 +167,17 @@ def run_train(args) -> int:
         model_cfg, train_cfg = build_configs(args, tok.vocab_size)
     data = encode_splits(tok, text, train_cfg.block_size)
     from solutions.decoder import GPT
+    from solutions.training import train
 
+    if args.mine:  # the learner's GPT, trained by the course's loop around their step
+        from course.capstone.run import mine_trainer
+
+        model_cfg = replace(model_cfg, fused=False)
+        build, train = mine_trainer(args.mine)
+    else:
+        build = GPT
     torch.manual_seed(train_cfg.seed)
-    model = GPT(model_cfg)
+    model = build(model_cfg)
     rank = int(os.environ.get("RANK", 0))
     if rank == 0:
         n_params = sum(p.numel() for p in model.parameters())
@@ -170,7 +185,7 @@ def run_train(args) -> int:
               f"validation tokens (vocabulary {tok.vocab_size}); model: "
               f"{n_params / 1e6:.2f}M parameters", file=sys.stderr)
     history = train(model, data, train_cfg, args.device, out_dir=out, resume=args.resume,
-                    extra={"model_config": asdict(model_cfg),
+                    extra={"model_config": asdict(model_cfg), "mine": args.mine,
                            "tokenizer": tokenizer_state(tok), "preset": args.preset})
     if rank == 0 and history["evals"]:
         last = history["evals"][-1]
@@ -239,6 +254,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--data", required=True, help="a UTF-8 text file")
     p.add_argument("--out", required=True, help="folder for metrics.jsonl and ckpt.pt")
     p.add_argument("--preset", default="cpu-small", help=f"one of {', '.join(PRESETS)}")
+    p.add_argument("--mine", metavar="WORKSPACE",
+                   help="train your own GPT, collected from the exercise notebooks there")
     p.add_argument("--tokenizer", default="char", choices=["char", "bpe"])
     p.add_argument("--max-iters", dest="max_iters", type=int)
     p.add_argument("--eval-every", dest="eval_every", type=int)

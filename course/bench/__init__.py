@@ -21,7 +21,7 @@ def _lazy(name: str):
 
 
 BENCHES = {name: _lazy(name) for name in ("tokenization", "attention", "encoder", "train",
-                                          "generation", "grading", "gpu")}
+                                          "generation", "grading", "capstone", "gpu")}
 NEEDS_CUDA = {"gpu"}
 
 

@@ -39,8 +39,8 @@ from dataclasses import replace
 import torch
 
 from course.bench.train import NanoGPT
-from solutions.generation import generate
 from solutions.decoder import GPT
+from solutions.generation import generate
 from solutions.model import ModelConfig
 from solutions.training import TrainConfig, make_optimizer, train_step
 

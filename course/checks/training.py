@@ -478,18 +478,31 @@ def _code_key(fit) -> tuple:
     return ("code", marshal.dumps(code))  # nested code objects included, not their addresses
 
 
-def _floor_setup():
-    """The grammar, its train/val split and the untrained 2-layer GPT of the floor run."""
-    from course.grammar import Grammar
-    from solutions.decoder import GPT
-    from solutions.model import ModelConfig
+# The floor run (this check, Chapter 9's budget and the capstone): model, training, data
+FLOOR_MODEL = dict(block_size=32, n_layer=2, n_head=4, n_embd=64)       # + the grammar's vocab
+FLOOR_TRAIN = dict(batch_size=16, block_size=32, max_iters=300, lr=1e-2, min_lr=1e-3,
+                   warmup_iters=30, seed=0, progress=False)
+
+
+def floor_data():
+    """The grammar, its train/val split of the floor run, and the 256 validation windows of
+    32 words on which its loss and the exact floor are measured."""
+    from course.grammar import Grammar, windows
 
     grammar = Grammar()
     ids = grammar.corpus(60_000, seed=0)
     data = {"train": ids[:54_000], "val": ids[54_000:]}
+    return grammar, data, windows(data["val"], FLOOR_MODEL["block_size"], 256, seed=1)
+
+
+def _floor_setup():
+    """The grammar, its train/val split and the untrained 2-layer GPT of the floor run."""
+    from solutions.decoder import GPT
+    from solutions.model import ModelConfig
+
+    grammar, data, _ = floor_data()
     torch.manual_seed(0)
-    model = GPT(ModelConfig(vocab_size=grammar.vocab_size, block_size=32, n_layer=2, n_head=4,
-                            n_embd=64))
+    model = GPT(ModelConfig(vocab_size=grammar.vocab_size, **FLOOR_MODEL))
     return grammar, data, model
 
 
@@ -499,19 +512,18 @@ def floor_train(fit) -> dict[str, torch.Tensor]:
     from solutions.training import TrainConfig
 
     _, data, model = _floor_setup()
-    fit(model, data, TrainConfig(batch_size=16, block_size=32, max_iters=300, lr=1e-2,
-                                 min_lr=1e-3, warmup_iters=30, seed=0, progress=False))
+    fit(model, data, TrainConfig(**FLOOR_TRAIN))
     return model.state_dict()
 
 
 def floor_loss(weights: dict[str, torch.Tensor]) -> tuple[float, float]:
     """(validation loss, exact floor) of the trained weights, on the same 256 windows of 32
     words."""
-    from course.grammar import model_nll, windows
+    from course.grammar import model_nll
 
-    grammar, data, model = _floor_setup()
+    grammar, _, val = floor_data()
+    _, _, model = _floor_setup()
     model.load_state_dict(weights)
-    val = windows(data["val"], 32, 256, seed=1)
     return model_nll(model, val).mean().item(), grammar.window_floor(val).mean().item()
 
 
