@@ -17,7 +17,7 @@ help:
 	@echo "make bench      run the benchmarks"
 
 $(STAMP): requirements.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is needed"'
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -36,12 +36,14 @@ test: $(STAMP)
 # Learners work on copies in $(WORKSPACE) (never overwritten), so updates to the course and
 # their own answers do not collide. The folder is an option (`jupyter lab workspace` would be
 # read as JupyterLab's `workspace` sub-command). LAB_ARGS passes more options to JupyterLab.
+# As root (a container, a cloud notebook) JupyterLab refuses to start without --allow-root.
 WORKSPACE ?= workspace
 LAB_ARGS  ?=
 lab: $(STAMP)
 	@mkdir -p "$(WORKSPACE)"
 	@for nb in exercises/release/*/*.ipynb; do cp -n "$$nb" "$(WORKSPACE)/"; done
-	$(VENV)/bin/jupyter lab --notebook-dir="$(WORKSPACE)" $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --notebook-dir="$(WORKSPACE)" \
+		$$( [ $$(id -u) -eq 0 ] && echo --allow-root ) $(LAB_ARGS)
 
 exercises: $(STAMP)
 	$(PY) -m course build-exercises

@@ -299,7 +299,7 @@ Each folder holds one exercise: open its notebook in JupyterLab (`jupyter lab`) 
 test cells to check your work as you go. The tests here are the visible ones; your instructor
 grades with more cases.
 
-Set-up (Python 3.11): `pip install -r requirements.txt`
+Set-up (Python 3.11 or newer): `pip install -r requirements.txt`
 
 The reference answers to the exercises in this bundle are not in it. {carried}
 """
