@@ -120,3 +120,13 @@ def test_bench_gpu_without_cuda_exits_2_with_one_line(monkeypatch, capsys):
     assert main(["bench", "gpu"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "needs a CUDA GPU" in err
+
+
+def test_grading_the_capstone_is_refused_with_the_reason(tmp_path, capsys):
+    (tmp_path / "ada").mkdir()
+    code = main(["grade", str(tmp_path), "--assignment", "11_capstone",
+                 "--out", str(tmp_path / "out")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "not auto-graded" in err and "workspace" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

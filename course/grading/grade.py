@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from course import exercises
+from course.capstone import EXERCISE as CAPSTONE
 from course.grading import sandbox
 from course.grading.collect import extract, find, present
 from course.grading.prepare import Setup, class_folder, prepare
@@ -65,6 +66,10 @@ def grade_class(submissions: Path, assignment: str, out: Path, *, jobs: int = 2,
     source = exercises.SOURCE / assignment / f"{assignment}.ipynb"
     if not source.is_file():
         raise FileNotFoundError(f"unknown assignment {assignment!r}: no {source}")
+    if assignment == CAPSTONE:
+        raise ValueError(f"{CAPSTONE} is not auto-graded: it collects and trains the learner's "
+                         "whole workspace, which a submission of one notebook does not hold; "
+                         "its checks run in the learner's own kernel")
     if sandboxed:
         sandbox.require()  # raises SandboxMissing with advice
     limits = limits or sandbox.Limits(memory_gb=memory_gb)
@@ -142,7 +147,9 @@ def grade_all(submissions: Path, out: Path, *, progress=print, **options) -> dic
             raise FileNotFoundError(f"no notebook in {submissions} is named for an exercise "
                                     f"({', '.join(exercises.names())})")
         results = {}
-        for name in names:
+        if CAPSTONE in names:
+            progress(f"{CAPSTONE}: left out (not auto-graded: it trains the learner's workspace)")
+        for name in (n for n in names if n != CAPSTONE):
             progress(f"{name}:")
             results[name] = grade_class(submissions, name, out / name, progress=progress,
                                         strict=True, **options)
