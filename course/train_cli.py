@@ -154,7 +154,7 @@ def encode_splits(tok, text: str, block_size: int) -> dict:
 def run_train(args) -> int:
     import torch
 
-    from solutions.training import load_checkpoint
+    from solutions.checkpoint import load_checkpoint
 
     out = Path(args.out)
     text = read_text(args.data)
@@ -202,9 +202,9 @@ def run_train(args) -> int:
 
 def load_model(ckpt, device="cpu"):
     """(model in eval mode, tokenizer) from a checkpoint file or folder written by train."""
+    from solutions.checkpoint import load_checkpoint
     from solutions.decoder import GPT
     from solutions.model import ModelConfig
-    from solutions.training import load_checkpoint
 
     state = load_checkpoint(ckpt)
     if "model_config" not in state or "tokenizer" not in state:

@@ -10,7 +10,7 @@ components -> ``model`` -> ``residual`` -> ``encoder`` / ``decoder``; ``pretrain
 ``model`` and the models that load checkpoints):
 
 - ``solutions/residual.py`` (chapter 5): :class:`Residual` and :class:`Block`, one transformer
-  layer, pre-LN or post-LN;
+  layer built from Residuals, pre-LN or post-LN;
 - ``solutions/encoder.py`` (chapter 7): the BERT-style :class:`Encoder` and what sits on it;
 - ``solutions/decoder.py`` (chapter 8): :class:`GPT` (the nanoGPT-sized model file of this
   course), the KV cache and the 2017 :class:`EncoderDecoder`.

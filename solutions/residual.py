@@ -1,8 +1,8 @@
 """Residual connections and the transformer block (chapter 5).
 
-- :class:`Residual` -- ``x + dropout(F(x))``: a skip connection around any sub-layer.
+- :class:`Residual` -- ``x + dropout(F(x))``: a skip connection around any sub-layer ``F``.
 - :class:`Block` -- one transformer layer: self-attention, optional cross-attention and the
-  feed-forward network, each with a residual connection and a LayerNorm placed before the
+  feed-forward network, each wrapped in a :class:`Residual` with a LayerNorm placed before the
   sub-layer (pre-LN, GPT-2) or after the sum (post-LN, the 2017 paper and BERT).
 - :func:`gradient_norms` -- the gradient that reaches each layer of a plain or residual stack.
 
@@ -21,24 +21,25 @@ from solutions.model import ModelConfig
 
 
 class Residual(nn.Module):
-    """``x + dropout(sublayer(x, ...))``: the input skips past the sub-layer and is added back.
+    """``x + dropout(sublayer(x))``: the input skips past the sub-layer and is added back.
 
     The sub-layer only has to learn a correction to ``x``; the identity path carries the signal
     forward and the gradient backward unchanged, however deep the stack. Dropout acts on the
-    branch, never on the skip path. The sub-layer must keep the shape of ``x``.
+    branch, never on the skip path. The connection holds no parameters: the sub-layer is any
+    callable ``(B, T, C) -> (B, T, C)`` passed at each call, ``residual(x, sublayer)`` (the
+    Annotated Transformer's ``SublayerConnection``), so the module that owns the weights keeps
+    them under its own names.
     """
 
-    def __init__(self, sublayer: nn.Module, dropout: float = 0.0):
+    def __init__(self, dropout: float = 0.0):
         super().__init__()
-        if not isinstance(sublayer, nn.Module):
-            raise TypeError(f"sublayer must be an nn.Module, got {type(sublayer).__name__}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout}")
-        self.sublayer = sublayer
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        out = self.sublayer(x, *args, **kwargs)           # F(x), same shape as x
+    def forward(self, x: torch.Tensor, sublayer) -> torch.Tensor:
+        """x (B, T, C); sublayer: a callable (B, T, C) -> (B, T, C). Returns (B, T, C)."""
+        out = sublayer(x)                                 # F(x), same shape as x
         if not isinstance(out, torch.Tensor) or out.shape != x.shape:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ValueError(f"the sub-layer must return a tensor shaped like its input "
@@ -68,7 +69,9 @@ class Block(nn.Module):
 
     ``causal=True`` lets position i attend only to positions <= i (a decoder: the attention
     module is told so, and builds the mask or picks PyTorch's causal kernel); ``cross=True``
-    adds attention from ``x`` to an encoder's output ``context``. Dropout acts on each branch.
+    adds attention from ``x`` to an encoder's output ``context``. Each sum is a
+    :class:`Residual`, which puts dropout on the branch (the feed-forward network ends with its
+    own dropout, so its Residual has none).
     """
 
     def __init__(self, config: ModelConfig, *, causal: bool = False, cross: bool = False):
@@ -83,7 +86,10 @@ class Block(nn.Module):
             self.ln_cross = config.layer_norm()
         self.mlp = config.feedforward()                   # FeedForward(C, config.d_ff, ...)
         self.ln_2 = config.layer_norm()
-        self.dropout = nn.Dropout(config.dropout)         # on the attention branches
+        self.res_attn = Residual(config.dropout)          # x + dropout(F(x))
+        if cross:
+            self.res_cross = Residual(config.dropout)
+        self.res_mlp = Residual()                         # FeedForward ends with its dropout
 
     def forward(
         self,
@@ -109,17 +115,17 @@ class Block(nn.Module):
             raise ValueError("a KV cache serves a causal block (a decoder) only")
         kw = dict(mask=mask, causal=self.causal, cache=cache)  # for self-attention
         if self.norm_first:                               # pre-LN: normalise the branch input
-            x = x + self.dropout(self.attn(self.ln_1(x), **kw)[0])
+            x = self.res_attn(x, lambda h: self.attn(self.ln_1(h), **kw)[0])
             if self.cross:
-                x = x + self.dropout(
-                    self.cross_attn(self.ln_cross(x), context, mask=context_mask)[0])
-            x = x + self.mlp(self.ln_2(x))                # FeedForward ends with its dropout
+                x = self.res_cross(x, lambda h: self.cross_attn(
+                    self.ln_cross(h), context, mask=context_mask)[0])
+            x = self.res_mlp(x, lambda h: self.mlp(self.ln_2(h)))
         else:                                             # post-LN: normalise the sum
-            x = self.ln_1(x + self.dropout(self.attn(x, **kw)[0]))
+            x = self.ln_1(self.res_attn(x, lambda h: self.attn(h, **kw)[0]))
             if self.cross:
-                x = self.ln_cross(x + self.dropout(self.cross_attn(x, context,
-                                                                   mask=context_mask)[0]))
-            x = self.ln_2(x + self.mlp(x))
+                x = self.ln_cross(self.res_cross(x, lambda h: self.cross_attn(
+                    h, context, mask=context_mask)[0]))
+            x = self.ln_2(self.res_mlp(x, self.mlp))
         return x                                          # (B, T, C)
 
 
@@ -146,7 +152,3 @@ def gradient_norms(layers, x: torch.Tensor, grad: torch.Tensor, skip: bool = Fal
         start += len(ps)
         norms.append(math.sqrt(sum(g.pow(2).sum().item() for g in mine)))
     return norms
-
-
-# ---------------------------------------------------------------------------------------------
-# Encoder (BERT's layout): embeddings + a stack of EncoderLayers + pooler; heads on top

@@ -82,16 +82,14 @@ def test_config_rejects_bad_values(kwargs, words):
 def test_residual_adds_the_input_to_the_branch():
     lin = randomize(nn.Linear(8, 8))
     x = randn(2, 5, 8)
-    torch.testing.assert_close(Residual(lin)(x), x + lin(x))
+    torch.testing.assert_close(Residual()(x, lin), x + lin(x))
 
 
-def test_residual_passes_extra_arguments_to_the_sublayer():
-    class Scale(nn.Module):
-        def forward(self, x, factor, *, shift=0.0):
-            return factor * x + shift
-
+def test_residual_takes_any_callable_and_holds_no_parameters():
+    residual = Residual(dropout=0.1)
     x = randn(3, 4)
-    torch.testing.assert_close(Residual(Scale())(x, 2.0, shift=1.0), x + 2.0 * x + 1.0)
+    torch.testing.assert_close(residual.eval()(x, lambda h: 2.0 * h + 1.0), x + 2.0 * x + 1.0)
+    assert list(residual.parameters()) == [] and list(residual.state_dict()) == []
 
 
 def test_residual_gradient_has_the_identity_path():
@@ -101,7 +99,7 @@ def test_residual_gradient_has_the_identity_path():
     nn.init.zeros_(lin.bias)
     x = randn(4, 6).requires_grad_()
     g = randn(4, 6, seed=1)
-    Residual(lin)(x).backward(g)
+    Residual()(x, lin).backward(g)
     torch.testing.assert_close(x.grad, g)
 
 
@@ -111,22 +109,22 @@ def test_residual_dropout_acts_on_the_branch_only():
             return torch.ones_like(x)
 
     torch.manual_seed(0)
-    block = Residual(Ones(), dropout=0.5).train()
+    block = Residual(dropout=0.5).train()
     x = torch.randint(-5, 5, (64, 64)).float()            # whole numbers: exact sums
-    delta = block(x) - x
+    delta = block(x, Ones()) - x
     values = set(delta.flatten().tolist())
     assert values == {0.0, 2.0}  # the branch dropped or scaled by 1 / (1 - p), never x itself
     assert 0.3 < (delta == 0).float().mean() < 0.7
-    torch.testing.assert_close(block.eval()(x), x + 1.0)  # no dropout at evaluation
+    torch.testing.assert_close(block.eval()(x, Ones()), x + 1.0)  # no dropout at evaluation
 
 
 def test_residual_rejects_bad_input():
-    with pytest.raises(TypeError, match="nn.Module"):
-        Residual(lambda x: x)
     with pytest.raises(ValueError, match="dropout"):
-        Residual(nn.Identity(), dropout=1.5)
+        Residual(dropout=1.5)
     with pytest.raises(ValueError, match="shaped like its input"):
-        Residual(nn.Linear(4, 3))(randn(2, 4))
+        Residual()(randn(2, 4), nn.Linear(4, 3))
+    with pytest.raises(ValueError, match="shaped like its input"):
+        Residual()(randn(2, 4), lambda h: (h, None))          # a pair, as attention returns
 
 
 # ---------------------------------------------------------------------------- Block vs torch
@@ -276,14 +274,46 @@ def test_block_dropout_acts_on_branches_only():
             linear.bias.zero_()
     x = randn(2, 5, 16)
     torch.testing.assert_close(block(x), x)               # skip path never dropped
-    assert block.dropout.p == 0.5 and block.attn.dropout == 0.5
+    assert block.res_attn.dropout.p == 0.5 and block.attn.dropout == 0.5
+    assert block.res_mlp.dropout.p == 0.0 and block.mlp.dropout == 0.5  # FeedForward's own
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_block_training_mode_drops_each_branch_once(norm_first):
+    # the Block's Residuals draw the same dropout masks, in the same order, as the sums written
+    # out: dropout on the attention branches, FeedForward's own dropout on the last one
+    config = ModelConfig(n_embd=16, n_head=4, dropout=0.3, norm_first=norm_first)
+    block = randomize(Block(config, causal=True, cross=True)).train()
+    x, ctx = randn(2, 5, 16), randn(2, 3, 16, seed=1)
+    drop = nn.functional.dropout
+
+    def by_hand(x):
+        def attn(h):
+            return block.attn(h, causal=True)[0]
+
+        def cross(h):
+            return block.cross_attn(h, ctx)[0]
+
+        if norm_first:
+            x = x + drop(attn(block.ln_1(x)), 0.3)
+            x = x + drop(cross(block.ln_cross(x)), 0.3)
+            return x + block.mlp(block.ln_2(x))
+        x = block.ln_1(x + drop(attn(x), 0.3))
+        x = block.ln_cross(x + drop(cross(x), 0.3))
+        return block.ln_2(x + block.mlp(x))
+
+    torch.manual_seed(7)
+    expected = by_hand(x)
+    torch.manual_seed(7)
+    torch.testing.assert_close(block(x, context=ctx), expected, rtol=0, atol=0)
 
 
 def test_block_submodules_and_parameter_count():
     config = ModelConfig(n_embd=16, n_head=4, d_ff=40)
     block = Block(config)
     assert [name for name, _ in block.named_children()] == ["attn", "ln_1", "mlp", "ln_2",
-                                                             "dropout"]
+                                                             "res_attn", "res_mlp"]
+    assert [name for name, _ in block.named_parameters() if "res_" in name] == []
     torch_layer = nn.TransformerEncoderLayer(16, 4, 40, batch_first=True)
     assert sum(p.numel() for p in block.parameters()) == sum(
         p.numel() for p in torch_layer.parameters())

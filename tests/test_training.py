@@ -16,12 +16,12 @@ import pytest
 import torch
 from torch import nn
 
+from solutions.checkpoint import load_checkpoint
 from solutions.training import (
     TrainConfig,
     autocast,
     estimate_loss,
     get_batch,
-    load_checkpoint,
     lr_at,
     make_optimizer,
     make_scheduler,

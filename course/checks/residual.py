@@ -33,13 +33,9 @@ MISTAKES = [
             "return self.dropout(x + out)",
             "dropout is applied to the sum x + F(x), which also drops parts of x: apply it to "
             "the branch only, x + dropout(F(x))"),
-    Mistake("sublayer_twice", M + "Residual", "out = self.sublayer(x, *args, **kwargs)",
-            "out = self.sublayer(self.sublayer(x, *args, **kwargs), *args, **kwargs)",
+    Mistake("sublayer_twice", M + "Residual", "out = sublayer(x)",
+            "out = sublayer(sublayer(x))",
             "the sub-layer is applied twice (F(F(x))): call it once, on x"),
-    Mistake("arguments_not_passed", M + "Residual", "out = self.sublayer(x, *args, **kwargs)",
-            "out = self.sublayer(x)",
-            "the extra arguments of forward (a mask, say) are not passed on to the sub-layer: "
-            "call self.sublayer(x, *args, **kwargs)"),
     Mistake("no_shape_check", M + "Residual",
             "if not isinstance(out, torch.Tensor) or out.shape != x.shape:", "if False:",
             "a sub-layer that changes the shape must be refused with a ValueError before the "
@@ -49,50 +45,54 @@ MISTAKES = [
             "pre-LN and post-LN are swapped: norm_first=True (pre-LN) normalises the input of "
             "each branch, x + attn(ln_1(x)); norm_first=False (post-LN) normalises the sum"),
     Mistake("pre_ln_add_after_norm", M + "Block",
-            "x = x + self.dropout(self.attn(self.ln_1(x), **kw)[0])",
-            "x = self.ln_1(x)\n            x = x + self.dropout(self.attn(x, **kw)[0])",
+            "x = self.res_attn(x, lambda h: self.attn(self.ln_1(h), **kw)[0])",
+            "x = self.ln_1(x)\n            x = self.res_attn(x, lambda h: self.attn(h, **kw)[0])",
             "the residual is added after the norm in a pre-LN block (ln_1(x) + attn(ln_1(x))): "
-            "the skip must carry x itself, x + attn(ln_1(x))"),
-    Mistake("pre_ln_mlp_add_after_norm", M + "Block", "x = x + self.mlp(self.ln_2(x))",
-            "x = self.ln_2(x)\n            x = x + self.mlp(x)",
+            "the skip must carry x itself, res_attn(x, lambda h: attn(ln_1(h))[0])"),
+    Mistake("skip_added_twice", M + "Block",
+            "x = self.res_attn(x, lambda h: self.attn(self.ln_1(h), **kw)[0])",
+            "x = x + self.res_attn(x, lambda h: self.attn(self.ln_1(h), **kw)[0])",
+            "x is added twice: a Residual already returns x + dropout(F(x)), so write "
+            "x = res_attn(x, F), not x = x + res_attn(x, F)"),
+    Mistake("pre_ln_mlp_add_after_norm", M + "Block",
+            "x = self.res_mlp(x, lambda h: self.mlp(self.ln_2(h)))",
+            "x = self.ln_2(x)\n            x = self.res_mlp(x, self.mlp)",
             "the feed-forward residual is added after the norm in a pre-LN block "
             "(ln_2(x) + mlp(ln_2(x))): the skip must carry x itself, x + mlp(ln_2(x))"),
-    Mistake("pre_ln_norm_on_output", M + "Block", "x = x + self.mlp(self.ln_2(x))",
-            "x = x + self.ln_2(self.mlp(x))",
+    Mistake("pre_ln_norm_on_output", M + "Block",
+            "x = self.res_mlp(x, lambda h: self.mlp(self.ln_2(h)))",
+            "x = self.res_mlp(x, lambda h: self.ln_2(self.mlp(h)))",
             "the LayerNorm is applied to the branch's output instead of its input: pre-LN is "
             "x + mlp(ln_2(x))"),
-    Mistake("pre_ln_skip_missing", M + "Block", "x = x + self.mlp(self.ln_2(x))",
+    Mistake("pre_ln_skip_missing", M + "Block",
+            "x = self.res_mlp(x, lambda h: self.mlp(self.ln_2(h)))",
             "x = self.mlp(self.ln_2(x))",
-            "the skip around the feed-forward network is missing: x = x + mlp(ln_2(x))"),
-    Mistake("dropout_on_residual_path", M + "Block",
-            "x = x + self.dropout(self.attn(self.ln_1(x), **kw)[0])",
-            "x = self.dropout(x) + self.attn(self.ln_1(x), **kw)[0]",
-            "dropout acts on the residual path x instead of the attention branch: "
-            "x + dropout(attn(ln_1(x)))"),
+            "the skip around the feed-forward network is missing: x = x + mlp(ln_2(x)), "
+            "res_mlp(x, lambda h: mlp(ln_2(h)))"),
     Mistake("mask_not_passed", M + "Block", "kw = dict(mask=mask, causal=self.causal,",
             "kw = dict(causal=self.causal,",
             "the mask is not passed down to self-attention: padding stays visible; call "
             "self.attn(..., mask=mask, causal=self.causal)"),
     Mistake("post_ln_skip_missing", M + "Block",
-            "x = self.ln_1(x + self.dropout(self.attn(x, **kw)[0]))",
-            "x = self.ln_1(self.dropout(self.attn(x, **kw)[0]))",
+            "x = self.ln_1(self.res_attn(x, lambda h: self.attn(h, **kw)[0]))",
+            "x = self.ln_1(self.attn(x, **kw)[0])",
             "the skip around self-attention is missing in the post-LN block: "
-            "ln_1(x + attn(x))"),
-    Mistake("post_ln_normalises_input", M + "Block", "x = self.ln_2(x + self.mlp(x))",
-            "x = x + self.mlp(self.ln_2(x))",
+            "ln_1(x + attn(x)), ln_1(res_attn(x, lambda h: attn(h)[0]))"),
+    Mistake("post_ln_normalises_input", M + "Block", "x = self.ln_2(self.res_mlp(x, self.mlp))",
+            "x = self.res_mlp(x, lambda h: self.mlp(self.ln_2(h)))",
             "the post-LN block (norm_first=False) normalises the feed-forward input like "
             "pre-LN: post-LN adds first, then normalises, ln_2(x + mlp(x))"),
     Mistake("causal_not_passed", M + "Block", "causal=self.causal", "causal=False",
             "the block is causal but its self-attention is not told: pass "
             "causal=self.causal, so that position i sees no position after it"),
     Mistake("cross_without_context", M + "Block",
-            "self.cross_attn(self.ln_cross(x), context, mask=context_mask)",
-            "self.cross_attn(self.ln_cross(x), mask=context_mask)",
+            "self.ln_cross(h), context, mask=context_mask)",
+            "self.ln_cross(h), mask=context_mask)",
             "cross-attention does not read the context: pass the encoder output as the "
-            "keys and values, cross_attn(ln_cross(x), context, mask=context_mask)"),
+            "keys and values, cross_attn(ln_cross(h), context, mask=context_mask)"),
     Mistake("context_mask_not_passed", M + "Block",
-            "self.cross_attn(self.ln_cross(x), context, mask=context_mask)",
-            "self.cross_attn(self.ln_cross(x), context)",
+            "self.ln_cross(h), context, mask=context_mask)",
+            "self.ln_cross(h), context)",
             "the context mask is not passed down to cross-attention: padding in the context "
             "stays visible; pass mask=context_mask"),
     # Part 3: gradient_norms
@@ -131,20 +131,6 @@ def _fmt(shape) -> str:
 # ---------------------------------------------------------------- Part 1: Residual
 
 
-class _Scale(nn.Module):
-    """A sub-layer with extra arguments: factor * x + shift."""
-
-    def forward(self, x, factor, *, shift=0.0):
-        return factor * x + shift
-
-
-class _Ones(nn.Module):
-    """A branch that outputs ones (to see what dropout does to each path)."""
-
-    def forward(self, x):
-        return torch.ones_like(x)
-
-
 def _linear(C_in: int, C_out: int, dtype: torch.dtype, seed: int) -> nn.Linear:
     torch.manual_seed(seed)
     return nn.Linear(C_in, C_out).to(dtype)
@@ -152,33 +138,33 @@ def _linear(C_in: int, C_out: int, dtype: torch.dtype, seed: int) -> nn.Linear:
 
 @check(M + "Residual", part=1)
 def check_residual(Residual, hidden: bool = False) -> None:
-    """Residual(F)(x) == x + F(x), extra arguments reach F, gradients flow through both paths;
-    a sub-layer that changes the shape is refused with a ValueError."""
+    """Residual()(x, F) == x + F(x) for a module or a plain function F, gradients flow through
+    both paths; a sub-layer that changes the shape is refused with a ValueError."""
     f32, f64 = torch.float32, torch.float64
     cases = [("a Linear sub-layer", (2, 5, 8), f32, None),
-             ("a sub-layer with arguments (2.0, shift=0.5)", (3, 4), f32, "args"),
+             ("the function h -> 2.0 * h + 0.5 as sub-layer", (3, 4), f32, "fn"),
              ("a sub-layer that changes the shape", (2, 5, 8), f32, "bad")]
     if hidden:
         cases += [("float64, a batch of one token", (1, 1, 16), f64, None),
                   ("eval mode with dropout 0.5 (no dropout at evaluation)", (2, 3, 6), f32,
                    "eval"),
-                  ("float64, sub-layer with arguments (-1.0, shift=0.0)", (2, 2, 3), f64,
-                   "args-1")]
+                  ("float64, the function h -> -1.0 * h + 0.0 as sub-layer", (2, 2, 3), f64,
+                   "fn-1")]
     for i, (label, shape, dtype, kind) in enumerate(cases):
         x = oracles.randn(*shape, seed=10 + i, dtype=dtype)
         C = shape[-1]
-        what = f"Residual(...)(x {_fmt(shape)}, {dtype}) with {label}"
+        what = f"Residual()(x {_fmt(shape)}, sublayer), {dtype}, with {label}"
         if kind == "bad":
-            compare(Residual, lambda cls, x=x, C=C: cls(_linear(C, C - 1, f32, 1))(x.clone()),
+            compare(Residual, lambda cls, x=x, C=C: cls()(x.clone(), _linear(C, C - 1, f32, 1)),
                     Raises("ValueError"), what=what)
             continue
-        if kind and kind.startswith("args"):
-            factor, shift = (2.0, 0.5) if kind == "args" else (-1.0, 0.0)
+        if kind and kind.startswith("fn"):
+            factor, shift = (2.0, 0.5) if kind == "fn" else (-1.0, 0.0)
             expected_out = x + (factor * x + shift)
 
             def probe(cls, x=x, factor=factor, shift=shift):
                 xg = x.clone().requires_grad_()
-                out = cls(_Scale())(xg, factor, shift=shift)
+                out = cls()(xg, lambda h: factor * h + shift)
                 out.sum().backward()
                 return out.detach(), xg.grad
             expected = (expected_out, torch.full_like(x, 1.0 + factor))
@@ -190,10 +176,10 @@ def check_residual(Residual, hidden: bool = False) -> None:
             expected = (ref_out.detach(), xg.grad)
 
             def probe(cls, x=x, C=C, dtype=dtype, i=i, kind=kind):
-                block = cls(_linear(C, C, dtype, 20 + i), dropout=0.5 if kind else 0.0)
-                block = block.eval() if kind == "eval" else block
+                residual = cls(dropout=0.5 if kind else 0.0)
+                residual = residual.eval() if kind == "eval" else residual
                 xg = x.clone().requires_grad_()
-                out = block(xg)
+                out = residual(xg, _linear(C, C, dtype, 20 + i))
                 out.sum().backward()
                 return out.detach(), xg.grad
         compare(Residual, probe, expected, what=what, parts=("output", "gradient of x"),
@@ -209,12 +195,12 @@ def check_residual_dropout(Residual, hidden: bool = False) -> None:
         cases += [((4, 32, 16), 0.25), ((1, 200), 0.8)]
     for i, (shape, p) in enumerate(cases):
         x = torch.randint(-4, 5, shape, generator=torch.Generator().manual_seed(90 + i)).float()
-        what = f"Residual(branch of ones, dropout={p}).train() on x {_fmt(shape)}"
+        what = f"Residual(dropout={p}).train()(x {_fmt(shape)}, torch.ones_like)"
 
         def probe(cls, x=x, p=p):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(1234)
-                return cls(_Ones(), dropout=p).train()(x.clone())
+                return cls(dropout=p).train()(x.clone(), torch.ones_like)
 
         got = call(Residual, probe, what)
         if isinstance(got, Raised):
@@ -384,7 +370,7 @@ def _cases(norm_first: bool, hidden: bool) -> list[dict]:
     return cases
 
 
-@check(M + "Block", part=2)
+@check(M + "Block", part=2, uses=(M + "Residual",))
 def check_block_pre_ln(Block, hidden: bool = False) -> None:
     """A pre-LN Block equals nn.TransformerEncoderLayer(norm_first=True) with the same weights
     (output and gradient); dropout never touches the skip path."""
@@ -392,7 +378,7 @@ def check_block_pre_ln(Block, hidden: bool = False) -> None:
     _check_silenced_branches(Block, True, hidden)
 
 
-@check(M + "Block", part=2)
+@check(M + "Block", part=2, uses=(M + "Residual",))
 def check_block_post_ln(Block, hidden: bool = False) -> None:
     """A post-LN Block equals nn.TransformerEncoderLayer(norm_first=False) with the same
     weights (output and gradient)."""
@@ -400,7 +386,7 @@ def check_block_post_ln(Block, hidden: bool = False) -> None:
     _check_silenced_branches(Block, False, hidden)
 
 
-@check(M + "Block", part=2)
+@check(M + "Block", part=2, uses=(M + "Residual",))
 def check_block_padding(Block, hidden: bool = False) -> None:
     """With a padding mask, pre-LN and post-LN Blocks equal torch's layer given the same
     key padding mask."""
@@ -416,7 +402,7 @@ def check_block_padding(Block, hidden: bool = False) -> None:
     _check_block(Block, cases, seed=700)
 
 
-@check(M + "Block", part=2)
+@check(M + "Block", part=2, uses=(M + "Residual",))
 def check_block_causal_cross(Block, hidden: bool = False) -> None:
     """causal=True equals torch's layer with a causal mask (with and without padding);
     cross=True equals nn.TransformerDecoderLayer (causal self-attention, cross-attention to a
@@ -527,103 +513,113 @@ def check_gradient_norms_residual(gradient_norms, hidden: bool = False) -> None:
 
 SLIPS = [
     Slip("residual_returns_branch", M + "Residual.forward", """
-def forward(self, x, *args, **kwargs):
-    y = self.sublayer(x, *args, **kwargs)
+def forward(self, x, sublayer):
+    y = sublayer(x)
     if not isinstance(y, torch.Tensor) or y.shape != x.shape:
         raise ValueError("sub-layer must keep the shape")
     return self.dropout(y)
 """, "skip_missing"),
     Slip("residual_dropout_both", M + "Residual.forward", """
-def forward(self, x, *args, **kwargs):
-    y = self.sublayer(x, *args, **kwargs)
+def forward(self, x, sublayer):
+    y = sublayer(x)
     if not isinstance(y, torch.Tensor) or y.shape != x.shape:
         raise ValueError("sub-layer must keep the shape")
     out = x + y
     return self.dropout(out)
 """, "dropout_on_sum"),
     Slip("residual_doubles_x", M + "Residual.forward", """
-def forward(self, x, *args, **kwargs):
-    y = self.sublayer(x, *args, **kwargs)
+def forward(self, x, sublayer):
+    y = sublayer(x)
     if not isinstance(y, torch.Tensor) or y.shape != x.shape:
         raise ValueError("sub-layer must keep the shape")
     return x + x + self.dropout(y)
 """, None),
     Slip("residual_no_check", M + "Residual.forward", """
-def forward(self, x, *args, **kwargs):
-    return torch.add(x, self.dropout(self.sublayer(x, *args, **kwargs)))
+def forward(self, x, sublayer):
+    return torch.add(x, self.dropout(sublayer(x)))
 """, "no_shape_check"),
+    Slip("residual_drops_the_input", M + "Residual.forward", """
+def forward(self, x, sublayer):
+    y = sublayer(self.dropout(x))
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+        raise ValueError("sub-layer must keep the shape")
+    return x + y
+""", None),
     Slip("block_pre_ln_normalised_stream", M + "Block.forward", """
 def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
     require_mask_4d(mask, "mask")
     require_mask_4d(context_mask, "context_mask")
     if self.norm_first:
         h = self.ln_1(x)
-        x = h + self.dropout(self.attn(h, mask=mask, causal=self.causal, cache=cache)[0])
+        x = self.res_attn(h, lambda h: self.attn(h, mask=mask, causal=self.causal,
+                                                 cache=cache)[0])
         if self.cross:
             h = self.ln_cross(x)
-            x = h + self.dropout(self.cross_attn(h, context, mask=context_mask)[0])
-        h = self.ln_2(x)
-        return h + self.mlp(h)
-    x = self.ln_1(x + self.dropout(self.attn(x, mask=mask, causal=self.causal, cache=cache)[0]))
+            x = self.res_cross(h, lambda h: self.cross_attn(h, context, mask=context_mask)[0])
+        return self.res_mlp(self.ln_2(x), self.mlp)
+    x = self.ln_1(self.res_attn(x, lambda h: self.attn(h, mask=mask, causal=self.causal,
+                                                       cache=cache)[0]))
     if self.cross:
-        x = self.ln_cross(x + self.dropout(self.cross_attn(x, context, mask=context_mask)[0]))
-    return self.ln_2(x + self.mlp(x))
+        x = self.ln_cross(self.res_cross(x, lambda h: self.cross_attn(h, context,
+                                                                      mask=context_mask)[0]))
+    return self.ln_2(self.res_mlp(x, self.mlp))
 """, None),
     Slip("block_post_ln_as_pre_ln", M + "Block.forward", """
 def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
-    a = self.attn(self.ln_1(x), mask=mask, causal=self.causal, cache=cache)[0]
-    x = x + self.dropout(a)
+    def attend(h):
+        return self.attn(self.ln_1(h), mask=mask, causal=self.causal, cache=cache)[0]
+
+    x = self.res_attn(x, attend)
     if self.cross:
-        x = x + self.dropout(self.cross_attn(self.ln_cross(x), context, mask=context_mask)[0])
-    x = x + self.mlp(self.ln_2(x))
-    return x
+        x = self.res_cross(x, lambda h: self.cross_attn(self.ln_cross(h), context,
+                                                        mask=context_mask)[0])
+    return self.res_mlp(x, lambda h: self.mlp(self.ln_2(h)))
 """, "norms_swapped"),
     Slip("block_forgets_mask", M + "Block.forward", """
 def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
     ln1, ln2 = self.ln_1, self.ln_2
     if self.norm_first:
-        a, _ = self.attn(ln1(x), causal=self.causal, cache=cache)
-        x = x + self.dropout(a)
+        x = self.res_attn(x, lambda h: self.attn(ln1(h), causal=self.causal, cache=cache)[0])
         if self.cross:
-            c, _ = self.cross_attn(self.ln_cross(x), context, mask=context_mask)
-            x = x + self.dropout(c)
-        return x + self.mlp(ln2(x))
-    a, _ = self.attn(x, causal=self.causal, cache=cache)
-    x = ln1(x + self.dropout(a))
+            x = self.res_cross(x, lambda h: self.cross_attn(self.ln_cross(h), context,
+                                                            mask=context_mask)[0])
+        return self.res_mlp(x, lambda h: self.mlp(ln2(h)))
+    x = ln1(self.res_attn(x, lambda h: self.attn(h, causal=self.causal, cache=cache)[0]))
     if self.cross:
-        c, _ = self.cross_attn(x, context, mask=context_mask)
-        x = self.ln_cross(x + self.dropout(c))
-    return ln2(x + self.mlp(x))
+        x = self.ln_cross(self.res_cross(x, lambda h: self.cross_attn(h, context,
+                                                                      mask=context_mask)[0]))
+    return ln2(self.res_mlp(x, self.mlp))
 """, "mask_not_passed"),
     Slip("block_causal_never_passed", M + "Block.forward", """
 def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
     if self.norm_first:
-        x = x + self.dropout(self.attn(self.ln_1(x), mask=mask, cache=cache)[0])
+        x = self.res_attn(x, lambda h: self.attn(self.ln_1(h), mask=mask, cache=cache)[0])
         if self.cross:
-            y = self.cross_attn(self.ln_cross(x), context, mask=context_mask)[0]
-            x = x + self.dropout(y)
-        x = x + self.mlp(self.ln_2(x))
+            x = self.res_cross(x, lambda h: self.cross_attn(self.ln_cross(h), context,
+                                                            mask=context_mask)[0])
+        x = self.res_mlp(x, lambda h: self.mlp(self.ln_2(h)))
     else:
-        x = self.ln_1(x + self.dropout(self.attn(x, mask=mask, cache=cache)[0]))
+        x = self.ln_1(self.res_attn(x, lambda h: self.attn(h, mask=mask, cache=cache)[0]))
         if self.cross:
-            y = self.cross_attn(x, context, mask=context_mask)[0]
-            x = self.ln_cross(x + self.dropout(y))
-        x = self.ln_2(x + self.mlp(x))
+            x = self.ln_cross(self.res_cross(x, lambda h: self.cross_attn(
+                h, context, mask=context_mask)[0]))
+        x = self.ln_2(self.res_mlp(x, self.mlp))
     return x
 """, "causal_not_passed"),
-    Slip("block_post_ln_dropout_on_stream", M + "Block.forward", """
+    Slip("block_adds_x_again", M + "Block.forward", """
 def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
-    if not self.norm_first:
-        a = self.attn(x, mask=mask, causal=self.causal, cache=cache)[0]
-        x = self.ln_1(self.dropout(x + a))
+    kw = dict(mask=mask, causal=self.causal, cache=cache)
+    if self.norm_first:
+        x = x + self.res_attn(x, lambda h: self.attn(self.ln_1(h), **kw)[0])
         if self.cross:
-            x = self.ln_cross(self.dropout(x + self.cross_attn(x, context,
-                                                               mask=context_mask)[0]))
-        return self.ln_2(x + self.mlp(x))
-    x = x + self.dropout(self.attn(self.ln_1(x), mask=mask, causal=self.causal, cache=cache)[0])
+            x = x + self.res_cross(x, lambda h: self.cross_attn(self.ln_cross(h), context,
+                                                                mask=context_mask)[0])
+        return x + self.res_mlp(x, lambda h: self.mlp(self.ln_2(h)))
+    x = self.ln_1(x + self.res_attn(x, lambda h: self.attn(h, **kw)[0]))
     if self.cross:
-        x = x + self.dropout(self.cross_attn(self.ln_cross(x), context, mask=context_mask)[0])
-    return x + self.mlp(self.ln_2(x))
+        x = self.ln_cross(x + self.res_cross(x, lambda h: self.cross_attn(
+            h, context, mask=context_mask)[0]))
+    return self.ln_2(x + self.res_mlp(x, self.mlp))
 """, None),
     Slip("norms_plain_only", M + "gradient_norms", """
 def gradient_norms(layers, x, grad, skip=False):

@@ -30,6 +30,7 @@ from course.checks.core import (
 )
 
 T = "solutions.training."
+C = "solutions.checkpoint."
 
 MISTAKES = [
     # Part 1: lr_at
@@ -98,22 +99,22 @@ MISTAKES = [
             "out[name] = loss.item()",
             "the estimate is the last batch's loss: average all eval_iters batches"),
     # Part 5: checkpoint
-    Mistake("rng_not_restored", T + "load_checkpoint", '        set_rng_states(state["rng"])\n',
+    Mistake("rng_not_restored", C + "load_checkpoint", '        set_rng_states(state["rng"])\n',
             "", "the random states are not restored, so dropout after resuming differs from the "
             "uninterrupted run: call set_rng_states(state[\"rng\"])"),
-    Mistake("optimizer_not_restored", T + "load_checkpoint",
+    Mistake("optimizer_not_restored", C + "load_checkpoint",
             'optimizer.load_state_dict(state["optimizer"])', "pass",
             "the optimizer's state (AdamW's running averages) is not restored: call "
             "optimizer.load_state_dict(state[\"optimizer\"])"),
-    Mistake("scheduler_not_restored", T + "load_checkpoint",
+    Mistake("scheduler_not_restored", C + "load_checkpoint",
             'scheduler.load_state_dict(state["scheduler"])', "pass",
             "the scheduler is not restored, so the learning rate restarts from step 0: call "
             "scheduler.load_state_dict(state[\"scheduler\"])"),
-    Mistake("data_position_not_restored", T + "load_checkpoint",
+    Mistake("data_position_not_restored", C + "load_checkpoint",
             'data_generator.set_state(state["data_rng"])', "pass",
             "the batch generator is not restored, so the resumed run sees other batches: call "
             "data_generator.set_state(state[\"data_rng\"])"),
-    Mistake("optimizer_not_saved", T + "save_checkpoint", '"optimizer": optimizer.state_dict(),',
+    Mistake("optimizer_not_saved", C + "save_checkpoint", '"optimizer": optimizer.state_dict(),',
             "", "the optimizer's state is not saved: store optimizer.state_dict() under "
             "\"optimizer\""),
     # Part 6: fit
@@ -384,10 +385,10 @@ def _load_cases(hidden: bool):
     return cases
 
 
-@check(T + "save_checkpoint", part=5)
+@check(C + "save_checkpoint", part=5)
 def check_save_checkpoint(save_checkpoint, hidden: bool = False) -> None:
     """Your save, the reference load: the resumed run equals the uninterrupted one."""
-    ref_save, ref_load = copy_of(T + "save_checkpoint"), copy_of(T + "load_checkpoint")
+    ref_save, ref_load = copy_of(C + "save_checkpoint"), copy_of(C + "load_checkpoint")
     for label, seed, dropout, folder in _load_cases(hidden):
         expected = _resume(ref_save, ref_load, seed, dropout, folder)
         compare(save_checkpoint, lambda f, a=(seed, dropout, folder): _resume(f, ref_load, *a),
@@ -419,10 +420,10 @@ def _saved_files(save_checkpoint) -> tuple[list[str], object, object]:
         return leftovers, state.get("step"), state.get("tokenizer")
 
 
-@check(T + "load_checkpoint", part=5)
+@check(C + "load_checkpoint", part=5)
 def check_load_checkpoint(load_checkpoint, hidden: bool = False) -> None:
     """The reference save, your load: every state restored; a missing file raises."""
-    ref_save, ref_load = copy_of(T + "save_checkpoint"), copy_of(T + "load_checkpoint")
+    ref_save, ref_load = copy_of(C + "save_checkpoint"), copy_of(C + "load_checkpoint")
     for label, seed, dropout, folder in _load_cases(hidden):
         expected = _resume(ref_save, ref_load, seed, dropout, folder)
         compare(load_checkpoint, lambda f, a=(seed, dropout, folder): _resume(ref_save, f, *a),
@@ -654,7 +655,7 @@ def estimate_loss(model, splits, batch_size, block_size, eval_iters, device="cpu
     model.train(was)
     return out
 """, None),
-    Slip("generator_not_loaded", T + "load_checkpoint", """
+    Slip("generator_not_loaded", C + "load_checkpoint", """
 def load_checkpoint(path, model=None, optimizer=None, scheduler=None, data_generator=None,
                     map_location="cpu"):
     path = Path(path)
@@ -670,7 +671,7 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None, data_gener
         set_rng_states(ckpt["rng"])
     return ckpt
 """, "data_position_not_restored"),
-    Slip("save_without_random_states", T + "save_checkpoint", """
+    Slip("save_without_random_states", C + "save_checkpoint", """
 def save_checkpoint(path, model, optimizer, scheduler, step, data_generator, extra=None):
     state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
                  scheduler=scheduler.state_dict(), step=step,
