@@ -8,17 +8,13 @@ from __future__ import annotations
 import ast
 import importlib
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
 import torch
+from killed_run import killed_and_resumed
 
 from course.__main__ import main
 from course.capstone import collect as collecting
@@ -163,31 +159,14 @@ def test_exercises_the_model_does_not_run_may_be_unwritten(workspace, tmp_path):
         preflight(collecting.load(collecting.collect(folder)))
 
 
-def _cli(*args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "course", "train", *map(str, args)], env=env,
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def test_train_mine_killed_resumes_to_the_same_weights(workspace, tmp_path, grammar_file):
     common = ["--mine", workspace, "--data", grammar_file, "--max-iters", 6, "--eval-every", 6,
               "--ckpt-every", 1, "--quiet", "--seed", "2"]
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    assert _cli("--out", full, *common).wait(timeout=300) == 0
-    victim = _cli("--out", cut, *common)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (cut / "ckpt.pt").exists():
-        time.sleep(0.02)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=30)
-    step = torch.load(cut / "ckpt.pt", weights_only=True)["step"]
-    assert victim.returncode == -signal.SIGKILL and 0 < step < 6
-    assert _cli("--out", cut, *common, "--resume").wait(timeout=300) == 0
-    a = torch.load(full / "ckpt.pt", weights_only=True)
-    b = torch.load(cut / "ckpt.pt", weights_only=True)
+    a, b = killed_and_resumed(tmp_path, common, 6)
     assert a["step"] == b["step"] == 6 and a["mine"] == str(workspace)
     assert a["model_config"]["fused"] is False
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert a["losses"] == b["losses"]
-    rows = [json.loads(x)["step"] for x in (cut / "metrics.jsonl").read_text().splitlines()]
+    metrics = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    rows = [json.loads(x)["step"] for x in metrics]
     assert rows == [0, 6]

@@ -4,15 +4,11 @@ writes metrics and a checkpoint, sampling from it, and a SIGKILLed run that resu
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from killed_run import killed_and_resumed
 
 from course.__main__ import main
 from course.grammar import Grammar
@@ -86,32 +82,15 @@ def test_bpe_tokenizer_round_trips_through_the_checkpoint(tmp_path, grammar_file
     assert tok.decode(tok.encode(text)) == text and tok.vocab_size > 256
 
 
-def _cli(*args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "course", "train", *map(str, args)], env=env,
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def test_cli_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path, grammar_file):
     common = ["--data", grammar_file, "--max-iters", 60, "--eval-every", 20,
               "--ckpt-every", 5, "--quiet", "--seed", "2"]
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    assert _cli("--out", full, *common).wait(timeout=300) == 0
-    victim = _cli("--out", cut, *common)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (cut / "ckpt.pt").exists():
-        time.sleep(0.02)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=30)
-    step = torch.load(cut / "ckpt.pt", weights_only=True)["step"]
-    assert victim.returncode == -signal.SIGKILL and 0 < step < 60
-    assert _cli("--out", cut, *common, "--resume").wait(timeout=300) == 0
-    a = torch.load(full / "ckpt.pt", weights_only=True)
-    b = torch.load(cut / "ckpt.pt", weights_only=True)
+    a, b = killed_and_resumed(tmp_path, common, 60)
     assert a["step"] == b["step"] == 60
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert a["losses"] == b["losses"]
-    rows = [json.loads(x)["step"] for x in (cut / "metrics.jsonl").read_text().splitlines()]
+    metrics = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    rows = [json.loads(x)["step"] for x in metrics]
     assert rows == [0, 20, 40, 60]
 
 
