@@ -266,7 +266,7 @@ def test_probes_run_once_per_case():
 
     before = len(catalogue.MUTANT_RESULTS)
     check_mha_self(Counted, hidden=True)
-    assert len(made) == 6 * 2  # six cases, each with need_weights True and False
+    assert len(made) == 8 * 2  # eight cases, each with need_weights True and False
     assert len(catalogue.MUTANT_RESULTS) == before
 
 
