@@ -3,7 +3,7 @@ with their loop to the grammar floor with no reference body running, and sampled
 
 Every check runs on the learner's package (``course.capstone``), collected from the workspace
 the notebook sits in (or, for the book and for grading, from the instructor notebooks):
-``check_parts`` names the first part of exercises 1-9 that is unwritten or fails its own
+``parts_pass`` names the first part of exercises 1-9 that is unwritten or fails its own
 checks; the floor run is Chapter 9's (``FLOOR_MODEL``, ``FLOOR_TRAIN``).
 """
 
@@ -16,25 +16,57 @@ from pathlib import Path
 
 import torch
 
-from course.checks.core import CheckFailed, Mistake, call, check, compare, copy_of, fail
+from course.checks.core import CheckFailed, Mistake, Slip, call, check, compare, copy_of, fail, same
 
 T = "solutions.capstone."
 FLOOR_MARGIN = 0.05      # nats per word above the exact floor
 FLOOR_SECONDS = 180      # on 2 CPU cores
 
 MISTAKES = [
+    # Part 1: build_gpt
     Mistake("fused_twins", T + "build_gpt", "n_embd=n_embd, fused=False)",
             "n_embd=n_embd, fused=True)",
             "the model asks for the course's fused twins (fused=True), which are not your code "
             "and not in your package: build it with fused=False"),
+    Mistake("layer_head_swapped", T + "build_gpt",
+            "n_layer=n_layer,\n                              n_head=n_head,",
+            "n_layer=n_head,\n                              n_head=n_layer,",
+            "n_layer and n_head are swapped: n_layer is the number of blocks, n_head the number "
+            "of attention heads in each"),
+    Mistake("default_block_size", T + "build_gpt", "block_size=block_size, ", "",
+            "block_size is left at ModelConfig's default (512): pass block_size=block_size, "
+            "the length of the position table"),
+    # Part 2: train_gpt
     Mistake("reference_fit", T + "train_gpt", "mine.fit(model, data, config)",
             "__import__('solutions.training').training.fit(model, data, config)",
             "the model trains with the course's fit, not yours: call mine.fit"),
+    Mistake("fresh_model", T + "train_gpt", "mine.fit(model, data, config)",
+            "mine.fit(mine.GPT(model.config), data, config)",
+            "fit trains a new GPT, not `model`: train the model you are given, in place"),
+    Mistake("last_loss_only", T + "train_gpt",
+            "[float(loss) for loss in mine.fit(model, data, config)]",
+            "mine.fit(model, data, config)[-1]",
+            "only the last loss is returned: return the list of every step's loss"),
+    Mistake("losses_not_returned", T + "train_gpt", "return [float", "[float",
+            "train_gpt returns None: return the losses fit gives back"),
+    # Part 3: complete
     Mistake("unseeded_sample", T + "complete",
             "generator=torch.Generator().manual_seed(seed)", "generator=None",
             "the sample does not use `seed`: pass generate a generator seeded with it"),
+    Mistake("seed_fixed", T + "complete", "manual_seed(seed)", "manual_seed(0)",
+            "the generator is always seeded with 0: seed it with the `seed` argument"),
+    Mistake("no_batch_axis", T + "complete", "torch.tensor([prompt], dtype=torch.long)",
+            "torch.tensor(prompt, dtype=torch.long)",
+            "generate takes a batch of shape (B, T): give the prompt a batch axis, "
+            "torch.tensor([prompt])"),
+    Mistake("new_tokens_only", T + "complete", "out[0].tolist()",
+            "out[0, len(prompt):].tolist()",
+            "only the new tokens are returned: return the prompt followed by them"),
     Mistake("mode_not_restored", T + "complete", "model.train(was_training)", "pass",
             "the model stays in eval mode after sampling: give it back in the mode it came in"),
+    Mistake("left_training", T + "complete", "model.train(was_training)", "model.train()",
+            "the model is always put in training mode after sampling, even if it came in eval "
+            "mode: give it back in the mode it came in (model.train(was_training))"),
 ]
 
 
@@ -45,7 +77,7 @@ def _mine():
     return package_of(workspace())
 
 
-def check_parts() -> None:
+def parts_pass() -> None:
     """Each part of exercises 1-9 that the capstone runs is written and passes its checks."""
     from course.capstone.preflight import PartFails
 
@@ -71,7 +103,7 @@ def _describe(model, mine) -> tuple:
 def check_build_gpt(build_gpt, hidden: bool = False) -> None:
     """The GPT of the given sizes, every module the package's own or torch's."""
     mine = _mine()
-    for sizes in [(13, 8, 2, 2, 16)] + ([(7, 4, 1, 1, 8)] if hidden else []):
+    for sizes in [(13, 8, 2, 4, 16)] + ([(7, 4, 1, 2, 8)] if hidden else []):
         torch.manual_seed(0)
         expected = _describe(copy_of(T + "build_gpt")(mine, *sizes), mine)
         compare(build_gpt, lambda f, s=sizes: _describe(f(mine, *s), mine), expected,
@@ -134,6 +166,12 @@ def check_train_floor(train_gpt, hidden: bool = False) -> None:
     """Your GPT, trained by your loop, ends within FLOOR_MARGIN of the exact floor, in time."""
     from course.checks.training import FLOOR_TRAIN
 
+    expected, _ = _small_run(copy_of(T + "train_gpt"), 0)
+    short_run = call(train_gpt, lambda f: _small_run(f, 0), "train_gpt")
+    if not (isinstance(short_run, tuple) and same(short_run[0], expected, rtol=1e-4, atol=1e-6)
+            and not short_run[1]):
+        fail("train_gpt fails the 3-step run of the test above (test_train_gpt): fix that first; "
+             "the floor run waits for it")
     key = getattr(getattr(train_gpt, "__code__", None), "co_code", id(train_gpt))
     if key not in _FLOOR:
         result = call(train_gpt, floor_run, "train_gpt")
@@ -170,3 +208,98 @@ def check_complete(complete, hidden: bool = False) -> None:
                 what=f"complete(mine, GPT in {'training' if training else 'eval'} mode, "
                      f"prompt [1, 7], 6 new, seed={seed})",
                 parts=("the ids", "model.training afterwards"))
+
+
+SLIPS = [
+    # Part 1: build_gpt
+    Slip("config_positional", T + "build_gpt", """
+def build_gpt(mine, vocab_size, block_size, n_layer, n_head, n_embd):
+    return mine.GPT(mine.ModelConfig(vocab_size, block_size, n_layer, n_head, n_embd))
+""", "fused_twins"),
+    Slip("heads_for_layers", T + "build_gpt", """
+def build_gpt(mine, vocab_size, block_size, n_layer, n_head, n_embd):
+    cfg = mine.ModelConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_head,
+                           n_head=n_layer, n_embd=n_embd, fused=False)
+    return mine.GPT(cfg)
+""", "layer_head_swapped"),
+    Slip("no_block_size", T + "build_gpt", """
+def build_gpt(mine, vocab_size, block_size, n_layer, n_head, n_embd):
+    cfg = mine.ModelConfig(vocab_size=vocab_size, n_layer=n_layer, n_head=n_head,
+                           n_embd=n_embd, fused=False)
+    return mine.GPT(cfg)
+""", "default_block_size"),
+    Slip("hidden_width_is_n_embd", T + "build_gpt", """
+def build_gpt(mine, vocab_size, block_size, n_layer, n_head, n_embd):
+    cfg = mine.ModelConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer,
+                           n_head=n_head, n_embd=n_embd, d_ff=n_embd, fused=False)
+    return mine.GPT(cfg)
+""", None),
+    # Part 2: train_gpt
+    Slip("imports_course_fit", T + "train_gpt", """
+def train_gpt(mine, model, data, config):
+    from solutions.training import fit
+    return fit(model, data, config)
+""", "reference_fit"),
+    Slip("trains_a_copy", T + "train_gpt", """
+def train_gpt(mine, model, data, config):
+    net = mine.GPT(model.config)
+    losses = mine.fit(net, data, config)
+    return [float(x) for x in losses]
+""", "fresh_model"),
+    Slip("last_as_list", T + "train_gpt", """
+def train_gpt(mine, model, data, config):
+    losses = mine.fit(model, data, config)
+    return losses[-1:]
+""", "last_loss_only"),
+    Slip("prints_losses", T + "train_gpt", """
+def train_gpt(mine, model, data, config):
+    for step, loss in enumerate(mine.fit(model, data, config)):
+        print(step, loss)
+""", "losses_not_returned"),
+    # Part 3: complete
+    Slip("flat_prompt", T + "complete", """
+def complete(mine, model, prompt, n_new, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    out = mine.generate(model, torch.tensor(prompt), n_new, generator=g)
+    return out.tolist()
+""", "no_batch_axis"),
+    Slip("continuation_only", T + "complete", """
+def complete(mine, model, prompt, n_new, seed=0):
+    mode = model.training
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    out = mine.generate(model, torch.tensor([prompt]), n_new, generator=g)
+    model.train(mode)
+    return out[0][len(prompt):].tolist()
+""", "new_tokens_only"),
+    Slip("eval_for_good", T + "complete", """
+def complete(mine, model, prompt, n_new, seed=0):
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    return mine.generate(model, torch.tensor([prompt]), n_new, generator=g)[0].tolist()
+""", "mode_not_restored"),
+    Slip("back_to_train", T + "complete", """
+def complete(mine, model, prompt, n_new, seed=0):
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    ids = mine.generate(model, torch.tensor([prompt]), n_new, generator=g)[0].tolist()
+    model.train()
+    return ids
+""", "left_training"),
+    Slip("greedy_instead", T + "complete", """
+def complete(mine, model, prompt, n_new, seed=0):
+    mode = model.training
+    model.eval()
+    out = mine.generate(model, torch.tensor([prompt]), n_new, greedy=True)
+    model.train(mode)
+    return out[0].tolist()
+""", None),
+    Slip("generator_not_seeded", T + "complete", """
+def complete(mine, model, prompt, n_new, seed=0):
+    mode = model.training
+    model.eval()
+    out = mine.generate(model, torch.tensor([prompt]), n_new, generator=torch.Generator())
+    model.train(mode)
+    return out[0].tolist()
+""", "unseeded_sample"),
+]
