@@ -102,6 +102,9 @@ def grade_class(submissions: Path, assignment: str, out: Path, *, jobs: int = 2,
             finally:
                 slots.put(slot)
             result.digest = key
+            if student in found.notes and result.status.startswith("graded"):
+                said = result.status.removeprefix("graded").strip(" ()")
+                result.status = f"graded ({'; '.join(filter(None, [found.notes[student], said]))})"
             return result
 
         results: list[Result] = []
