@@ -134,7 +134,7 @@ for _name, _ref in getattr(builtins, "__course_reference__", {}).items():
     for _f in [_ref, *vars(_ref).values()] if isinstance(_ref, type) else [_ref]:
         if hasattr(_f, "__code__"):
             dis.dis(_f, file=_out)
-print("DISASSEMBLED" + "-REFERENCE", _out.getvalue())
+print(_out.getvalue())
 '''
 
 
@@ -316,7 +316,7 @@ ATTACKS = {
                          stack_walk),
     "disassemble-reference": Attack(BPE, "a correct notebook disassembles the references it was "
                                     "sent into its output", disassemble_reference, honest=20,
-                                    marker="DISASSEMBLED-REFERENCE"),
+                                    marker="LOAD_FAST"),  # (an opcode)
     "print-hidden-inputs": Attack(BPE, "a correct notebook prints every input it was given",
                                   print_hidden_inputs, honest=20, marker="HIDDEN-INPUT"),
     "forged-bomb": Attack(BPE, "a forged reply: a 200-byte self-similar list (2^24 pieces)",

@@ -130,8 +130,9 @@ def test_a_probe_carries_no_reference_to_the_worker():
         assert b"course_stand_in" in data and b"judged" in data
     given = process.pickled(lambda f: f(ref), graded=set())
     assert b"solutions.tokenization" in given and ref.__code__.co_code not in given
+    instance = cls(8, 2)
     with pytest.raises(pickle.PicklingError):
-        process.pickled(lambda f, m=cls(8, 2): f(m), graded=set())
+        process.pickled(lambda f: f(instance), graded=set())
 
 
 def test_a_reply_is_walked_within_budgets_before_any_check_reads_it():
