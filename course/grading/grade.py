@@ -38,7 +38,8 @@ def canary(setup: Setup, scratch: Path, server: Server | None = None) -> None:
         return
     result = grade_one("instructor", setup.source, setup, scratch=scratch, out=scratch / "canary",
                        server=server)
-    if result.status == "graded" and result.max_score > 0 and result.score == result.max_score:
+    graded = result.status.startswith("graded")
+    if graded and result.max_score > 0 and result.score == result.max_score:
         _PASSED.add(key)
         return
     cells = [line for line in result.log.splitlines() if line.startswith(CELL_LINE)]
@@ -47,7 +48,7 @@ def canary(setup: Setup, scratch: Path, server: Server | None = None) -> None:
     raise GradingBroken(
         f"the grader does not work here: the instructor notebook of {setup.assignment} got "
         f"{result.status}"
-        + (f" {result.score:g}/{result.max_score:g}" if result.status == "graded" else "")
+        + (f" {result.score:g}/{result.max_score:g}" if graded else "")
         + " instead of full marks, so no student was graded and no grades were written.\n"
         "Cause:\n  " + "\n  ".join(lines))
 
