@@ -100,3 +100,56 @@ def test_a_result_without_torch_comes_back_as_plain_values_only():
         deep = {"l": [deep]}
     with pytest.raises(ValueError, match="deeply"):
         remote.untag(deep)
+
+
+def test_the_runtime_gives_no_twin_no_oracle_and_no_later_answer(runtime):
+    """Definitions the exercise does not give (the fast twin of a graded part, another
+    exercise's answers) are stubs that say so; the oracles are absent."""
+    bpe = (runtime / "solutions" / "tokenization_bpe.py").read_text()
+    for name in ("train_bpe", "BPETokenizer"):
+        assert source.source_of(f"solutions.tokenization_bpe.{name}") not in bpe
+        assert f"{name} is not given in this exercise" in bpe
+    norm = (runtime / "solutions" / "normalization.py").read_text()
+    assert source.source_of("solutions.normalization.layer_norm") not in norm
+    assert not (runtime / "course" / "oracles.py").exists()
+
+
+def test_a_probe_carries_no_reference_to_the_worker():
+    """A reference a check holds (argument, closure, default, method) crosses as an expression
+    naming the worker's own object; an instance of a reference class is refused."""
+    import pickle
+
+    from course.checks.core import copy_of
+    from course.grading import process
+
+    ref = copy_of("solutions.tokenization.merge")
+    cls = copy_of("solutions.attention.MultiHeadAttention")
+    for probe in (lambda f: f(ref), lambda f, r=ref: f(r), lambda f: f(cls.forward)):
+        data = process.pickled(probe, graded={"merge", "MultiHeadAttention"})
+        assert ref.__code__.co_code not in data and b"course.copies" not in data
+        assert b"course_stand_in" in data and b"judged" in data
+    given = process.pickled(lambda f: f(ref), graded=set())
+    assert b"solutions.tokenization" in given and ref.__code__.co_code not in given
+    instance = cls(8, 2)
+    with pytest.raises(pickle.PicklingError):
+        process.pickled(lambda f: f(instance), graded=set())
+
+
+def test_a_reply_is_walked_within_budgets_before_any_check_reads_it():
+    bomb = [0]
+    for _ in range(30):
+        bomb = [bomb, bomb]  # 2^30 pieces in 31 lists
+    with pytest.raises(ValueError, match="same container twice"):
+        remote.walked(bomb)
+    with pytest.raises(ValueError, match="too large"):
+        remote.walked([0] * (remote.NODES + 1))
+    plain = {"a": [(), (), [1, 2]], "b": ("x" * 100, b"y")}
+    assert remote.walked(plain) is plain
+
+
+def test_a_check_that_would_lend_an_ungraded_part_waits_for_it():
+    from course.grading import order
+
+    message = remote.BEFORE.format(part=2, name="get_pair_counts")
+    assert {n for pair in order.NEEDS.findall(message) for n in pair if n} == \
+        {"get_pair_counts"}

@@ -27,6 +27,7 @@ from course.checks.engine.results import (  # noqa: F401
     NotWritten,
     Raised,
     Raises,
+    Staged,
     call,
     close,
     cpu_tensor_spy,

@@ -22,6 +22,7 @@ from course.checks.core import (
     Raised,
     Raises,
     Slip,
+    Staged,
     call,
     check,
     compare,
@@ -342,9 +343,8 @@ def check_estimate_loss_modes(estimate_loss, hidden: bool = False) -> None:
 # ---------------------------------------------------------------- Part 5: checkpoint
 
 
-def _resume(save, load, seed: int, dropout: float, folder_arg: bool):
-    """Train 3 steps, save, 3 more (run A); fresh objects, load, 3 steps (run B). Returns B's
-    weights, learning rate and step, and whether A and B agree."""
+def _resume_objects(seed: int, dropout: float):
+    """(objects(init_seed), steps(model, optimizer, scheduler, g, n)) of the resume test."""
     from solutions.training import TrainConfig, get_batch, make_optimizer, make_scheduler
     from solutions.training import train_step as step_fn
 
@@ -361,6 +361,12 @@ def _resume(save, load, seed: int, dropout: float, folder_arg: bool):
         for _ in range(n):
             step_fn(model, optimizer, scheduler, [get_batch(data, 4, 8, "cpu", g)], 1.0)
 
+    return objects, steps
+
+
+def _saved_run(save, seed: int, dropout: float) -> tuple[bytes, torch.Tensor]:
+    """Run A: train 3 steps, save, 3 more. Returns (the file saved, the final weights)."""
+    objects, steps = _resume_objects(seed, dropout)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ckpt.pt"
         model, optimizer, scheduler, g = objects(seed)
@@ -368,14 +374,47 @@ def _resume(save, load, seed: int, dropout: float, folder_arg: bool):
         steps(model, optimizer, scheduler, g, 3)
         save(path, model, optimizer, scheduler, 3, g, {"note": "resume test"})
         steps(model, optimizer, scheduler, g, 3)
-        uninterrupted = _weights(model)
+        return path.read_bytes(), _weights(model)
+
+
+def _loaded_run(load, saved: bytes, seed: int, dropout: float, folder_arg: bool):
+    """Run B: fresh objects, load the file `saved`, 3 steps. Returns (weights, learning rate,
+    step)."""
+    objects, steps = _resume_objects(seed, dropout)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ckpt.pt"
+        path.write_bytes(saved)
         torch.manual_seed(seed + 1000)                                  # scrambled states
         model, optimizer, scheduler, g = objects(seed + 1)
         state = load(Path(tmp) if folder_arg else path, model, optimizer, scheduler, g)
         steps(model, optimizer, scheduler, g, 3)
-        resumed = _weights(model)
-    return (resumed, optimizer.param_groups[0]["lr"], int(state["step"]),
-            bool(torch.equal(resumed, uninterrupted)))
+        return _weights(model), optimizer.param_groups[0]["lr"], int(state["step"])
+
+
+def _resume(save, load, seed: int, dropout: float, folder_arg: bool):
+    """Run A then run B. Returns B's weights, learning rate and step, and whether A and B
+    agree. A probe on the learner's save or load: the other half, the reference, stays with
+    the checks (`Staged`)."""
+    saved, uninterrupted = _saved_run(save, seed, dropout)
+    resumed, lr, step = _loaded_run(load, saved, seed, dropout, folder_arg)
+    return resumed, lr, step, bool(torch.equal(resumed, uninterrupted))
+
+
+def _saving(ref_load, seed: int, dropout: float, folder_arg: bool) -> Staged:
+    """The resume test of the learner's save: their run A, then the reference run B."""
+    def then(got):
+        saved, uninterrupted = got
+        resumed, lr, step = _loaded_run(ref_load, saved, seed, dropout, folder_arg)
+        return resumed, lr, step, bool(torch.equal(resumed, uninterrupted))
+
+    return Staged(lambda f: _saved_run(f, seed, dropout), then)
+
+
+def _loading(ref_save, seed: int, dropout: float, folder_arg: bool) -> Staged:
+    """The resume test of the learner's load: the reference run A, then their run B."""
+    saved, uninterrupted = _saved_run(ref_save, seed, dropout)
+    return Staged(lambda f: _loaded_run(f, saved, seed, dropout, folder_arg),
+                  lambda got: (*got, bool(torch.equal(got[0], uninterrupted))))
 
 
 def _load_cases(hidden: bool):
@@ -391,7 +430,7 @@ def check_save_checkpoint(save_checkpoint, hidden: bool = False) -> None:
     ref_save, ref_load = copy_of(C + "save_checkpoint"), copy_of(C + "load_checkpoint")
     for label, seed, dropout, folder in _load_cases(hidden):
         expected = _resume(ref_save, ref_load, seed, dropout, folder)
-        compare(save_checkpoint, lambda f, a=(seed, dropout, folder): _resume(f, ref_load, *a),
+        compare(save_checkpoint, _saving(ref_load, seed, dropout, folder),
                 expected, parts=("weights after resuming", "learning rate after resuming",
                                  "saved step", "resumed run equals the uninterrupted one"),
                 what=f"save at step 3, load, 3 more steps ({label})", rtol=1e-6, atol=1e-7)
@@ -426,7 +465,7 @@ def check_load_checkpoint(load_checkpoint, hidden: bool = False) -> None:
     ref_save, ref_load = copy_of(C + "save_checkpoint"), copy_of(C + "load_checkpoint")
     for label, seed, dropout, folder in _load_cases(hidden):
         expected = _resume(ref_save, ref_load, seed, dropout, folder)
-        compare(load_checkpoint, lambda f, a=(seed, dropout, folder): _resume(ref_save, f, *a),
+        compare(load_checkpoint, _loading(ref_save, seed, dropout, folder),
                 expected, parts=("weights after resuming", "learning rate after resuming",
                                  "returned step", "resumed run equals the uninterrupted one"),
                 what=f"save at step 3, load, 3 more steps ({label})", rtol=1e-6, atol=1e-7)

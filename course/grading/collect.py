@@ -50,6 +50,7 @@ class Found:
 
     notebooks: dict[str, Path | None] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # what was done to find it, said
 
 
 def collect(submissions: Path, assignment: str, scratch: Path) -> dict[str, Path | None]:
@@ -79,9 +80,13 @@ def find(submissions: Path, assignment: str, scratch: Path, *, strict: bool = Fa
         if entry.is_dir() and not entry.is_symlink():
             student = entry.name
             exact = entry / f"{assignment}.ipynb"
-            others = sorted(entry.rglob("*.ipynb"))
+            others = [p for p in sorted(entry.rglob("*.ipynb"))  # never a Jupyter checkpoint
+                      if not any(part.startswith(".") for part in p.relative_to(entry).parts)]
             notebook = exact if exact.exists() or exact.is_symlink() else (
-                others[0] if len(others) == 1 and not strict else None)
+                others[0] if len(others) == 1 and (not strict or others[0].name.startswith(
+                    f"{assignment}-")) else None)
+            if notebook is not None and notebook != exact:
+                found.notes[student] = f"graded {notebook.name}, the only notebook there"
         elif strict and not entry.name.endswith(f"_{assignment}.ipynb"):
             continue
         elif entry.suffix == ".ipynb" or entry.is_symlink():

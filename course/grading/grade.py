@@ -39,7 +39,8 @@ def canary(setup: Setup, scratch: Path, server: Server | None = None) -> None:
         return
     result = grade_one("instructor", setup.source, setup, scratch=scratch, out=scratch / "canary",
                        server=server)
-    if result.status == "graded" and result.max_score > 0 and result.score == result.max_score:
+    graded = result.status.startswith("graded")
+    if graded and result.max_score > 0 and result.score == result.max_score:
         _PASSED.add(key)
         return
     cells = [line for line in result.log.splitlines() if line.startswith(CELL_LINE)]
@@ -48,7 +49,7 @@ def canary(setup: Setup, scratch: Path, server: Server | None = None) -> None:
     raise GradingBroken(
         f"the grader does not work here: the instructor notebook of {setup.assignment} got "
         f"{result.status}"
-        + (f" {result.score:g}/{result.max_score:g}" if result.status == "graded" else "")
+        + (f" {result.score:g}/{result.max_score:g}" if graded else "")
         + " instead of full marks, so no student was graded and no grades were written.\n"
         "Cause:\n  " + "\n  ".join(lines))
 
@@ -107,6 +108,9 @@ def grade_class(submissions: Path, assignment: str, out: Path, *, jobs: int = 2,
             finally:
                 slots.put(slot)
             result.digest = key
+            if student in found.notes and result.status.startswith("graded"):
+                said = result.status.removeprefix("graded").strip(" ()")
+                result.status = f"graded ({'; '.join(filter(None, [found.notes[student], said]))})"
             return result
 
         results: list[Result] = []

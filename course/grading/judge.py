@@ -22,7 +22,8 @@ from course.grading.order import Order, test_mentions
 from course.grading.process import Spares, Worker, WorkerGone
 from course.grading.remote import CURRENT, REMOTES, RETIRED, install, remote
 
-SETTINGS = "COURSE_JUDGE"  # environment variable: JSON settings for JudgedExecute
+SETTINGS = "COURSE_JUDGE"
+FAILURE_CHARS = 4000  # of a failure message, whatever the check or the learner printed  # environment variable: JSON settings for JudgedExecute
 
 
 class _Names(dict):
@@ -68,8 +69,28 @@ def judge_test(source: str, trusted: dict) -> list:
 
 
 def _error(ename: str, evalue: str):
+    if len(evalue) > FAILURE_CHARS:
+        evalue = evalue[:FAILURE_CHARS] + " [...]"
     return nbformat.v4.new_output("error", ename=ename, evalue=evalue,
                                   traceback=[f"{ename}: {evalue}"])
+
+
+AFTER_TESTS = ("(not kept: this cell ran after the tests began, when what it prints could be "
+               "the grader's hidden inputs or references)")
+
+
+def _outputs(reply: dict, *, kept: bool) -> list:
+    """A learner cell's outputs: what it printed and its error, bounded; once the tests began,
+    only whether it failed (the learner's own code may print what the checks gave it)."""
+    outputs = []
+    if reply.get("text"):
+        text = str(reply["text"])[-20_000:] if kept else AFTER_TESTS
+        outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text))
+    if reply.get("error"):
+        ename, evalue = (str(x)[:2000] for x in reply["error"][:2])
+        outputs.append(_error(ename if ename.isidentifier() else "Exception",
+                              evalue if kept else AFTER_TESTS))
+    return outputs
 
 
 SPARES: Spares | None = None  # set by a process that grades many submissions in sequence
@@ -92,9 +113,11 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
     if worker is None:
         worker = Worker(folder, limits, deadline=time.monotonic() + timeout, slot=slot,
                         sandboxed=sandboxed, preload=key[-1])
+    worker.graded, worker.pending = set(order.pending), set(order.pending)
     CURRENT.append(worker)
     RETIRED.extend(REMOTES.values())
     REMOTES.clear()
+    testing = False  # a test cell has run: the worker may hold hidden inputs and references
     try:
         for cell in nb.cells:
             if cell.cell_type != "code":
@@ -107,20 +130,15 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
                                            "not one of the exercise's tests; it was not run")]
                     continue
                 order.judge(cell, lambda c, source=source: judge_test(source, trusted), worker)
+                testing = True
                 continue
             try:
                 reply = worker.run(cell.source)
             except WorkerGone as error:
                 cell.outputs = [_error("WorkerGone", str(error))]
                 continue
-            outputs = []
-            if reply.get("text"):
-                outputs.append(nbformat.v4.new_output("stream", name="stdout",
-                                                      text=str(reply["text"])[-20_000:]))
-            if reply.get("error"):
-                ename, evalue = (str(x) for x in reply["error"][:2])
-                outputs.append(_error(ename, evalue))
-            cell.outputs = outputs
+            cell.outputs = _outputs(reply, kept=not testing)
+            continue
     finally:
         CURRENT.pop()
         peak = worker.peak_mb()

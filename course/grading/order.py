@@ -11,6 +11,7 @@ import re
 from course import source
 from course.grading import runtime
 from course.grading.process import Worker, WorkerGone
+from course.grading.remote import BEFORE
 from course.grading.stand_in import MESSAGE
 
 
@@ -22,8 +23,10 @@ def test_mentions(source_nb) -> dict[str, set[str]]:
             for cell in runtime.code_cells(source_nb, test=True)}
 
 
-# "merge is imported from the reference ...": a probe reached a part not judged yet
-NEEDS = re.compile(r"(\w+)" + re.escape(MESSAGE[len("{name}"):MESSAGE.index(".")]))
+# "merge is imported from the reference ...": a probe reached a part not judged yet;
+# "... before Part 2 (`merge`) is graded": a check would have lent it
+NEEDS = re.compile(r"(\w+)" + re.escape(MESSAGE[len("{name}"):MESSAGE.index(".")]) + "|"
+                   + re.escape(BEFORE[:BEFORE.index("{part}")]) + r"\S+ \(`(\w+)`\)")
 
 
 class Order:
@@ -49,8 +52,8 @@ class Order:
         own = self.mentions.get(cell.metadata["nbgrader"].get("grade_id"), set())
         text = " ".join(str(o.get("evalue", "")) for o in cell.outputs
                         if o.get("output_type") == "error")
-        return {n for n in NEEDS.findall(text)
-                if n in self.pending and n not in self.closed and n not in own}
+        return {n for pair in NEEDS.findall(text) for n in pair
+                if n and n in self.pending and n not in self.closed and n not in own}
 
     def judge(self, cell, run, worker: Worker) -> None:
         cell.outputs = run(cell)

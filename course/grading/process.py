@@ -7,14 +7,17 @@ The worker itself is `worker.py`; `Spares` starts the next submission's worker a
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
+import pickle
 import select
 import signal
 import struct
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 from course.grading import sandbox
@@ -47,6 +50,12 @@ class Worker:
                                      start_new_session=True,
                                      cwd=None if sandboxed else runtime.parent / "tmp")
         self.gone: str | None = None
+        self.graded: set[str] = set()  # the exercise's graded parts
+        self.pending: set[str] = set()  # graded parts whose reference the worker may not have
+
+    def ungraded(self) -> set[str]:
+        """The exercise's graded parts not judged yet (their reference stays here)."""
+        return self.pending
 
     def _read(self, size: int) -> bytes:
         chunks, need = [], size
@@ -94,12 +103,13 @@ class Worker:
         return self.request(b"run", source.encode())[0]
 
     def probe(self, name: str, probe) -> dict:
-        return self.request(b"probe", name.encode() + b"\0" + pickled(probe))
+        return self.request(b"probe", name.encode() + b"\0" + pickled(probe, graded=self.graded))
 
     def judged(self, name: str) -> None:
         """Every test of `name` is judged: from now on the worker's stub is the reference."""
         from course.checks.core import copy_of
 
+        self.pending.discard(name)
         target = reference_target(name)
         if target is None:
             return
@@ -168,9 +178,65 @@ def by_value() -> None:
                 cloudpickle.register_pickle_by_value(module)
 
 
-def pickled(obj) -> bytes:
-    """`obj` pickled for the worker: the checks' code by value, `solutions` by reference."""
+def pickled(obj, *, graded: set[str] | None = None) -> bytes:
+    """`obj` pickled for the worker: the checks' code by value, `solutions` by reference.
+
+    With `graded` (the exercise's graded parts; a probe), no reference object rebuilt from
+    solution source crosses, whether an argument, a closure, a default or a global: each goes
+    as the worker's own object of that name instead (`lent`)."""
     import cloudpickle
 
     by_value()
-    return cloudpickle.dumps(obj)
+    if graded is None:
+        return cloudpickle.dumps(obj)
+    buffer = io.BytesIO()
+    _Probe(buffer, graded).dump(obj)
+    return buffer.getvalue()
+
+
+def lent(name: str, graded: bool) -> str:
+    """What the worker evaluates for a reference the check holds: the judged reference of a
+    graded part (a part not judged yet refuses, so the judge waits for it), else the runtime's
+    own given object."""
+    if graded:
+        return f"__import__('course_stand_in').judged({name!r})"
+    module, _, attr = (reference_target(name) or "").rpartition(".")
+    return f"getattr(__import__({module!r}, fromlist=['_']), {attr!r})"
+
+
+def _probe_pickler():
+    import cloudpickle
+
+    from course.source import COPIES
+
+    class Probe(cloudpickle.Pickler):
+        def __init__(self, file, graded: set[str]):
+            super().__init__(file)
+            self.graded = graded
+
+        def reducer_override(self, obj):
+            kind = obj if isinstance(obj, (type, types.FunctionType)) else type(obj)
+            if getattr(kind, "__module__", None) == COPIES:
+                if kind is not obj:
+                    raise pickle.PicklingError(
+                        f"a check's probe holds a {kind.__name__} built from solution source")
+                name, *attrs = kind.__qualname__.split(".")  # a method: Cls.forward
+                if reference_target(name) is None or not all(map(str.isidentifier, attrs)):
+                    raise pickle.PicklingError(f"a check's probe holds the reference {name}")
+                return eval, ("".join([f"({lent(name, name in self.graded)})",
+                                       *(f".{a}" for a in attrs)]),)
+            return super().reducer_override(obj)
+
+    return Probe
+
+
+class _Probe:
+    """The probe pickler, made on first use (cloudpickle loads with the checks)."""
+
+    def __init__(self, file, graded: set[str]):
+        global _Probe
+        _Probe = _probe_pickler()
+        self.pickler = _Probe(file, graded)
+
+    def dump(self, obj) -> None:
+        self.pickler.dump(obj)

@@ -10,6 +10,11 @@ import json
 import sys
 
 from course.grading.process import Worker, by_value, pickled
+from course.grading.runtime import reference_target
+
+# a check that would lend the reference of a part not judged yet (the judge's `Order` judges
+# the cell again once that part is)
+BEFORE = "this cannot be checked before Part {part} (`{name}`) is graded"
 
 
 class Remote:
@@ -50,6 +55,12 @@ class RemoteNamespace:
         if isinstance(value, Remote) and value.name == name:
             self.worker.request(b"restore", name.encode())
             return
+        if name in self.worker.ungraded():  # its reference is not the learner's to keep yet
+            from course.checks.core import CheckFailed
+            from course.checks.engine.registry import part_of
+
+            part = part_of(reference_target(name) or name)
+            raise CheckFailed(BEFORE.format(part=part, name=name))
         self.worker.request(b"bind", name.encode() + b"\0" + pickled(value))
 
     def pop(self, name: str, default=None):
@@ -77,6 +88,38 @@ def untag(value, depth: int = 0):
     raise ValueError("the notebook's reply is not a plain result")
 
 
+NODES = 1_000_000  # containers and items in one result
+BYTES = 512 * 2**20  # tensor and text bytes in one result
+MESSAGE_CHARS = 2000  # of a failure the learner's code raised
+
+
+def walked(value):
+    """`value` once walked within the node and byte budgets: a result that holds one container
+    twice (a tree of shared lists, small to send and huge to print) or nests too deep is
+    refused before any check reads it."""
+    seen: set[int] = set()
+    nodes = size = 0
+    todo = [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        nodes += 1
+        if nodes > NODES or depth > 40:
+            raise ValueError("the notebook's result is too large or nested too deeply")
+        if isinstance(item, (list, tuple, dict)):
+            if item and id(item) in seen:  # (the worker sends no shared container of its own)
+                raise ValueError("the notebook's result holds the same container twice")
+            seen.add(id(item))
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            todo += [(child, depth + 1) for child in children]
+        elif isinstance(item, (str, bytes)):
+            size += len(item)
+        elif hasattr(item, "element_size") and hasattr(item, "numel"):  # a tensor
+            size += item.element_size() * item.numel()
+        if size > BYTES:
+            raise ValueError("the notebook's result is too large")
+    return value
+
+
 def _replay(header: dict, payload: bytes):
     """A zero-argument function that gives back what the probe gave in the worker."""
     from course.checks.core import CheckFailed
@@ -85,18 +128,18 @@ def _replay(header: dict, payload: bytes):
 
     def replay():
         if status == "ok" and header.get("format") == "json":
-            return untag(json.loads(payload))
+            return walked(untag(json.loads(payload)))
         if status == "ok":
             import torch
 
-            return torch.load(io.BytesIO(payload), weights_only=True)
+            return walked(torch.load(io.BytesIO(payload), weights_only=True))
         if status == "not-implemented":
             raise NotImplementedError
         if status == "check-failed":
-            raise CheckFailed(header.get("message", ""))
-        kind = str(header.get("kind", "Exception"))
+            raise CheckFailed(str(header.get("message", ""))[:MESSAGE_CHARS])
+        kind = str(header.get("kind", "Exception"))[:100]
         error = type(kind if kind.isidentifier() else "Exception", (Exception,), {})(
-            str(header.get("message", "")))
+            str(header.get("message", ""))[:MESSAGE_CHARS])
         raise error
 
     return replay
@@ -110,8 +153,11 @@ def install() -> None:
 
     def judged_call(obj, probe, *args, **kwargs):
         if isinstance(obj, Remote):
-            header, payload = CURRENT[-1].probe(obj.name, probe)
-            return original(_replay(header, payload), lambda replay: replay(), *args, **kwargs)
+            staged = isinstance(probe, core.Staged)
+            header, payload = CURRENT[-1].probe(obj.name, probe.first if staged else probe)
+            return original(_replay(header, payload),
+                            (lambda replay: probe.then(replay())) if staged else
+                            (lambda replay: replay()), *args, **kwargs)
         return original(obj, probe, *args, **kwargs)
 
     judged_call.__wrapped_call__ = original

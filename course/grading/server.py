@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import select
 import subprocess
 import sys
@@ -15,6 +16,13 @@ from pathlib import Path
 
 from course import exercises
 from course.grading import sandbox
+
+MEMORY_GB = 8  # address space of a trusted grading process: what a reply makes it build ends
+# in a MemoryError (that submission's), never in the machine's memory
+
+
+def _memory_limit() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_GB * 2**30, MEMORY_GB * 2**30))
 
 
 class GraderGone(RuntimeError):
@@ -46,7 +54,7 @@ class Server:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "course.grading.autograde", "--serve"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
-                cwd=self.home)
+                cwd=self.home, preexec_fn=_memory_limit)
         self.buffer = b""
         return self
 

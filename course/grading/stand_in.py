@@ -31,6 +31,15 @@ def own(name: str):
     return found
 
 
+def judged(name: str):
+    """The reference of a judged part, lent to a check's probe (refused before it is judged:
+    the judge then waits for that part)."""
+    found = getattr(builtins, "__course_reference__", {}).get(name)
+    if found is None:
+        raise RuntimeError(MESSAGE.format(name=name))
+    return found
+
+
 def stand_in(module: str, name: str, *, is_class: bool):
     """The stand-in for the graded function or class `name` of the solutions module `module`
     (found there by pickling, as the reference would be)."""

@@ -5,6 +5,7 @@ worker; its scores and failures read back from that folder's gradebook and noteb
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -24,7 +25,47 @@ from course.grading.server import GraderGone, Server
 
 CELL_LINE = "failed cell "
 WORK_ID = "learner"  # the student id inside each per-submission course folder
-MAX_NOTEBOOK_MB = 20
+MAX_NOTEBOOK_MB = 20  # of code and text, once stored outputs and attachments are removed
+MAX_FILE_MB = 200  # of the notebook as submitted
+ATTACHMENT = re.compile(r"attachment:[^)\s\"']*")
+
+
+def tidied(nb) -> tuple[object, list[str]]:
+    """The notebook as grading reads it, and what was done, in words: stored outputs and
+    attachments removed (the grade re-executes the code); a grade id used twice resolved as
+    running top to bottom does (a test cell's later copies dropped, nbgrader restores the
+    first; a solution cell's earlier copies kept as plain code, the last one graded)."""
+    notes = []
+    if any(c.get("outputs") or c.get("attachments") for c in nb.cells):
+        notes.append("stored outputs and attachments removed")
+    for cell in nb.cells:
+        if cell.pop("attachments", None):  # its links to them go too (nbconvert refuses them)
+            cell.source = ATTACHMENT.sub("", cell.source)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    last: dict[str, int] = {}
+    for i, cell in enumerate(nb.cells):
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id is not None:
+            last[grade_id] = i
+    kept, seen = [], set()
+    for i, cell in enumerate(nb.cells):
+        meta = cell.metadata.get("nbgrader", {})
+        grade_id = meta.get("grade_id")
+        if grade_id is None or (grade_id not in seen and last[grade_id] == i):
+            seen.add(grade_id)
+            kept.append(cell)
+        elif meta.get("solution"):  # an earlier copy of a solution cell: plain code
+            cell.metadata.pop("nbgrader")
+            kept.append(cell)
+            notes.append(f"an earlier copy of {grade_id} run as plain code")
+        elif grade_id not in seen:  # the first copy of a test cell is the test
+            seen.add(grade_id)
+            kept.append(cell)
+        else:
+            notes.append(f"a second copy of {grade_id} dropped")
+    nb.cells = kept
+    return nb, notes
 
 
 def grade_one(student: str, notebook: Path | None, setup: Setup, *, scratch: Path, out: Path,
@@ -41,10 +82,16 @@ def grade_one(student: str, notebook: Path | None, setup: Setup, *, scratch: Pat
         return Result(student, "refused: the submission is a symbolic link")
     try:
         size = notebook.stat().st_size
-        if size > MAX_NOTEBOOK_MB * 2**20:
+        if size > MAX_FILE_MB * 2**20:
             return Result(student, f"notebook too large: {size / 2**20:.0f} MiB "
-                                   f"(at most {MAX_NOTEBOOK_MB} MiB)")
-        nbformat.validate(nbformat.read(notebook, as_version=4))
+                                   f"(at most {MAX_FILE_MB} MiB)")
+        nb = nbformat.read(notebook, as_version=4)
+        nbformat.validate(nb)
+        nb, notes = tidied(nb)
+        size = len(nbformat.writes(nb).encode())
+        if size > MAX_NOTEBOOK_MB * 2**20:
+            return Result(student, f"notebook too large: {size / 2**20:.0f} MiB of code and "
+                                   f"text (at most {MAX_NOTEBOOK_MB} MiB)")
     except Exception as error:  # invalid JSON, not a notebook, bad schema...
         return Result(student, f"invalid notebook: {type(error).__name__} (not a valid "
                                "Jupyter notebook)")
@@ -57,7 +104,9 @@ def grade_one(student: str, notebook: Path | None, setup: Setup, *, scratch: Pat
             exercises.nbgrader_config(work, timeout=int(setup.timeout)) + autograde.CONFIG)
         target = work / "submitted" / WORK_ID / assignment
         target.mkdir(parents=True)
-        shutil.copyfile(notebook, target / f"{assignment}.ipynb", follow_symlinks=False)
+        nbformat.write(nb, target / f"{assignment}.ipynb")
+        if notes:
+            result.status = f"graded ({'; '.join(notes)})"
         settings = dict(source=str(setup.source), runtime=str(setup.runtime),
                         limits=asdict(setup.limits), timeout=setup.timeout, slot=slot,
                         sandboxed=setup.sandboxed)

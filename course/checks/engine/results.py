@@ -156,6 +156,17 @@ def raised(error: BaseException) -> Raised:
     return Raised(type(error).__name__, str(error), learner_line(error))
 
 
+class Staged:
+    """A probe in two stages: `first` runs the learner's code, `then` finishes on its result
+    with what only the checks hold (a reference); the judge sends only `first` to the worker."""
+
+    def __init__(self, first: Callable[[Any], Any], then: Callable[[Any], Any]):
+        self.first, self.then = first, then
+
+    def __call__(self, obj: Any) -> Any:
+        return self.then(self.first(obj))
+
+
 def call(obj: Any, probe: Callable[[Any], Any], what: str) -> Any:
     """Run a probe on an object; an exception becomes a `Raised` value. (The judge routes this
     call to its worker when `obj` stands for the learner's object there.)"""
