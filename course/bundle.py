@@ -404,8 +404,8 @@ Each folder holds one exercise: open its notebook in JupyterLab (`jupyter lab`) 
 test cells to check your work as you go. The tests here are the visible ones; your instructor
 grades with more cases.
 
-Set-up (Python {python}: the code given compiled runs on it only):
-`pip install -r requirements.txt`
+Set-up: `pip install -r requirements.txt` on Python {python}. The course needs
+Python 3.11 or newer; the code this bundle gives compiled runs only on the Python that made it.
 
 No answer to any exercise is in this bundle as source: where an exercise builds on another's
 answers (exercise 5 uses the attention of exercise 3), it is given them compiled.
