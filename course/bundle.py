@@ -230,7 +230,7 @@ def given_module(module: str, stubs: dict[str, str], keep: set[str],
     if compiled:
         imports.append(f"from solutions.{COMPILED} import load as _load_compiled\n")
         defined = source.definitions(text)
-        text = source.rewrite(text, lambda node: stand_in(defined[node.name])
+        text = source.rewrite(text, lambda node: stand_in(node.name, defined[node.name])
                               if node.name in compiled else None)
     if imports:
         text = re.sub(r"^(?=import |from (?!__future__))", "".join(imports), text,
@@ -257,11 +257,12 @@ def load(code: str, namespace: dict) -> None:
 '''
 
 
-def stand_in(definition: str) -> str:
-    """A definition's compiled stand-in: one line that defines the same name from a marshalled
-    code object (hex, so renaming `solutions` leaves it intact)."""
+def stand_in(name: str, definition: str) -> str:
+    """A definition's compiled stand-in: a line that defines `name` from a marshalled code
+    object (hex, so renaming `solutions` leaves it intact)."""
     code = compile(renamed(definition), "<compiled>", "exec", dont_inherit=True)
-    return f"_load_compiled({marshal.dumps(code).hex()!r}, globals())\n"
+    return (f"# {name}: given compiled, without its source\n"
+            f"_load_compiled({marshal.dumps(code).hex()!r}, globals())\n")
 
 
 # ---------------------------------------------------------------- the tape
