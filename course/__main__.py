@@ -132,15 +132,16 @@ def student_bundle(args) -> int:
         print(f"error: the bundle is a .zip file, got {out}", file=sys.stderr)
         return 2
     try:
-        carried = bundle.build(out, args.assignment)
+        given = bundle.build(out, args.assignment)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"Wrote {out}: {', '.join(carried)}, with their visible tests and no reference "
-          "answers to them and no hidden cases.")
-    for name, others in carried.items():
-        if others:
-            print(f"  {name} builds on, and is given, the worked code of: {', '.join(others)}")
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"Wrote {out}: {', '.join(given)}, with their visible tests and no hidden cases; "
+          "no body any exercise asks for is in it.")
+    print("\n".join(bundle.summary(given)))
     return 0
 
 

