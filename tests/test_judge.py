@@ -20,7 +20,7 @@ import pytest
 
 from course import exercises, source
 from course.grading import judge, remote, sandbox
-from course.grading.runtime import build_runtime
+from course.grading.runtime import PROBE_HELPERS, build_runtime, graded_names
 
 pytestmark = pytest.mark.skipif(sandbox.bwrap() is None and not os.environ.get("CI"),
                                 reason="bubblewrap (bwrap) is not installed")
@@ -153,3 +153,9 @@ def test_a_check_that_would_lend_an_ungraded_part_waits_for_it():
     message = remote.BEFORE.format(part=2, name="get_pair_counts")
     assert {n for pair in order.NEEDS.findall(message) for n in pair if n} == \
         {"get_pair_counts"}
+
+
+def test_the_helpers_probes_call_in_the_worker_are_no_exercise_answer():
+    for name in exercises.names():
+        notebook = nbformat.read(exercises.SOURCE / name / f"{name}.ipynb", as_version=4)
+        assert not PROBE_HELPERS & graded_names(notebook), name

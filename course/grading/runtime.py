@@ -108,13 +108,18 @@ def _course_modules(source_nb) -> set[Path]:
     return seen
 
 
+# Reference helpers that the checks' probes call inside the worker (copying torch's weights into
+# the learner's module): never an answer of an exercise (tests/test_judge.py checks it).
+PROBE_HELPERS = frozenset({"load_torch_attention"})
+
+
 def given(source_nb, modules: dict[str, str]) -> set[str]:
     """The top-level definitions of `modules` (name -> source) the exercise gives: what its own
     cells, the course's modules, module-level code or a graded part's reference reach, and what
     those reach in turn. Every other definition (a twin of a graded part, a later answer) is
     not given."""
     defined: dict[str, list[ast.stmt]] = {}
-    reach: set[str] = set(graded_names(source_nb))
+    reach: set[str] = set(graded_names(source_nb)) | PROBE_HELPERS
     for cell in source_nb.cells:
         if cell.cell_type == "code":
             reach |= source.names_used(cell.source)
