@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from checking import hints_in
 
-from course import bundle, exercises
+from course.authoring import bundle, exercises
 from course.checks import core
 
 pytestmark = pytest.mark.slow
