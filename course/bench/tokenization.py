@@ -1,8 +1,8 @@
 """Tokenization benchmarks: BPE training (fast vs naive trainer) and BPE encoding (ours vs the
 Rust `tokenizers` library running the same merges).
 
-The Rust tokenizer runs our merges through `course.checks.oracles.to_hf_tokenizer`, the same oracle the
-tests use for encoding.
+The Rust tokenizer runs our merges through `course.checks.oracles.to_hf_tokenizer`, the same
+oracle the tests use for encoding.
 """
 
 from __future__ import annotations

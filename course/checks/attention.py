@@ -3,8 +3,8 @@
 The worked example of a topic module (AUTHORING.md, "Writing checks", has the rules). Oracles are
 independent of the reference: `torch.nn.functional.scaled_dot_product_attention` (outputs, and
 the weights read out by attending over identity values) and `torch.nn.MultiheadAttention` with
-its weights copied into our layout (`course.checks.oracles`). `hidden=True` adds other shapes, float64,
-a batch of one, a single token, cross-attention with T_q != T_k and masks with fully masked rows.
+its weights copied into our layout (`course.checks.oracles`). `hidden=True` adds other shapes,
+float64, a batch of one, a single token, cross-attention with T_q != T_k and masks with fully masked rows.
 """
 
 from __future__ import annotations

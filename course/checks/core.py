@@ -45,7 +45,7 @@ from course.checks.engine.tape import (  # noqa: F401
 )
 
 _namespace = namespace_of  # as `_checking` looks the learner's namespace up: the judge replaces it
-_notebook_cells, _demonstrations = notebook_cells, demonstrations  # as course/authoring/bundle.py reads them
+_notebook_cells, _demonstrations = notebook_cells, demonstrations  # bundle.py reads them
 
 
 def check(target: str, *, part: int, uses: Sequence[str] = ()):

@@ -1,8 +1,8 @@
 """Checks for Exercise 9 (training) and the catalogue of training mistakes.
 
 Oracles: the reference (`copy_of`) run on the same seeded inputs; the schedule is also checked
-against PyTorch's own LinearLR + CosineAnnealingLR in tests/solutions/test_training.py. Every probe seeds
-the global random generator first, so dropout and batches are the same for the learner, the
+against PyTorch's own LinearLR + CosineAnnealingLR in tests/solutions/test_training.py. Every
+probe seeds the global random generator first, so dropout and batches are the same for the learner, the
 reference and each mutant, and a mutant's result can be matched exactly. The last part trains a
 real GPT on the grammar corpus and compares its validation loss with the exact floor.
 """

@@ -58,7 +58,8 @@ def require_bwrap():
 
 
 # The representative class goes through nbgrader for the first exercise; every exercise's
-# checks, mistakes and slips are proven in process (tests/checks/test_checks.py, tests/checks/test_slips.py).
+# checks, mistakes and slips are proven in process (tests/checks/test_checks.py,
+# tests/checks/test_slips.py).
 GRADED = [FIRST]
 
 

@@ -1,4 +1,5 @@
-"""Checkpoint loading (solutions.pretrained) and the published-configuration data (course.datasets.families).
+"""Checkpoint loading (solutions.pretrained) and the published-configuration data
+(course.datasets.families).
 
 Oracles: Hugging Face ``transformers`` (BertModel on the same folder, parameter counts of
 models it builds from the same configurations)."""
