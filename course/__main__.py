@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def build_exercises(args) -> int:
-    from course import exercises
+    from course.authoring import exercises
 
     wanted = args.names or exercises.names()
     unknown = sorted(set(wanted) - set(exercises.names()))
@@ -125,7 +125,7 @@ def bench(args) -> int:
 
 
 def student_bundle(args) -> int:
-    from course import bundle
+    from course.authoring import bundle
 
     out = Path(args.out)
     if out.suffix != ".zip":
@@ -198,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="small inputs (a smoke test)")
     p.set_defaults(run=bench)
 
-    from course import train_cli  # train, sample
     from course.capstone import run as capstone
+    from course.cli import train as train_cli  # train, sample
 
     train_cli.add_parsers(sub)
     capstone.add_parser(sub)

@@ -304,14 +304,14 @@ def train_copy_tasks(attention_cls, train, steps: int = 100) -> dict:
     - "next token": offset +1 under the causal mask (the answer is out of sight);
     - "next token, no mask": offset +1, causal=False (the answer is in plain sight).
 
-    `train` is the training function of Chapter 3, course.tasks.train(attention_cls, *,
+    `train` is the training function of Chapter 3, course.datasets.tasks.train(attention_cls, *,
     offset, causal, steps, ...), passed in: any trainer of that signature fits."""
     if not callable(attention_cls):
         raise TypeError(f"attention_cls must be an attention class, got "
                         f"{attention_cls!r}")
     if not callable(train):
         raise TypeError(f"train must be a training function such as "
-                        f"course.tasks.train, got {train!r}")
+                        f"course.datasets.tasks.train, got {train!r}")
     require_positive_int(steps, "steps")
     settings = {"previous token": (-1, True), "next token": (1, True),
                 "next token, no mask": (1, False)}  # name -> (offset, causal)

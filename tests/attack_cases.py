@@ -261,14 +261,14 @@ def on_replies(code: str):
 
 
 ORACLE = '''
-import course.oracles as _o
+import course.checks.oracles as _o
 
 def attention_scores(q, k):
     return _o.attention_scores(q, k)
 '''
 
 ORACLE_SOFTMAX = '''
-import course.oracles as _o
+import course.checks.oracles as _o
 
 def masked_softmax(scores, mask=None):
     return _o.attention_weights(scores, mask)
@@ -325,9 +325,9 @@ ATTACKS = {
                            on_replies(FORGED_OK)),
     "garbage-reply": Attack(BPE, "garbage bytes on the reply channel", on_replies(GARBAGE)),
     "stalled-reply": Attack(BPE, "half a reply header, then silence", on_replies(STALL)),
-    "oracle-scores": Attack(ATTENTION, "attention_scores from course.oracles",
+    "oracle-scores": Attack(ATTENTION, "attention_scores from course.checks.oracles",
                             attention_with("attention_scores", ORACLE)),
-    "oracle-softmax": Attack(ATTENTION, "masked_softmax from course.oracles",
+    "oracle-softmax": Attack(ATTENTION, "masked_softmax from course.checks.oracles",
                              attention_with("masked_softmax", ORACLE_SOFTMAX)),
     "twin-attention-loop": Attack(ATTENTION, "attention_scores through attention_loop",
                                   attention_with("attention_scores", LOOP)),

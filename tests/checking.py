@@ -9,9 +9,9 @@ from contextlib import redirect_stdout
 from dataclasses import dataclass
 from typing import Any
 
+from course.authoring.source import made
 from course.checks.engine.catalogue import Mistake, Slip
 from course.checks.engine.notebook import demonstrations, notebook_cells
-from course.source import made
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-from course import exercises, source
+from course.authoring import exercises, source
 from course.checks import core
 
 SOLUTIONS = exercises.ROOT / "solutions"

@@ -11,7 +11,7 @@ import torch
 from killed_run import killed_and_resumed
 
 from course.__main__ import main
-from course.grammar import Grammar
+from course.datasets.grammar import Grammar
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +72,7 @@ def test_train_then_sample(tmp_path, grammar_file, capsys):
 
 
 def test_bpe_tokenizer_round_trips_through_the_checkpoint(tmp_path, grammar_file, capsys):
-    from course.train_cli import load_model
+    from course.cli.train import load_model
 
     out = tmp_path / "bpe"
     assert main(["train", "--data", str(grammar_file), "--out", str(out), "--max-iters", "2",

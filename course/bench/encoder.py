@@ -139,7 +139,7 @@ def bench_minilm(quick: bool = False) -> dict:
     ours = Encoder.from_pretrained(folder)
     theirs = AutoModel.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    from course.data import english_prose
+    from course.datasets import english_prose
 
     paragraphs = [" ".join(p.split()) for p in english_prose().split("\n\n") if len(p) > 80]
     B = 4 if quick else 32

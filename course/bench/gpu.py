@@ -54,7 +54,7 @@ FAMILIES = (("cudnn", "cudnn"), ("flash", "flash"), ("fmha", "efficient"),
 
 
 def gpt2_small() -> tuple[ModelConfig, TrainConfig]:
-    from course.train_cli import PRESETS
+    from course.cli.train import PRESETS
 
     model_kw, train_kw = PRESETS["gpt2-small"]
     return ModelConfig(**model_kw), TrainConfig(**train_kw)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import nbformat
 
-from course import exercises
+from course.authoring import exercises
 from course.grading import grade as grading
 
 CLASS = 100  # submissions of one exercise a course grades at once

@@ -1,16 +1,16 @@
 """Tokenization benchmarks: BPE training (fast vs naive trainer) and BPE encoding (ours vs the
 Rust `tokenizers` library running the same merges).
 
-The Rust tokenizer runs our merges through `course.oracles.to_hf_tokenizer`, the same oracle the
-tests use for encoding.
+The Rust tokenizer runs our merges through `course.checks.oracles.to_hf_tokenizer`, the same
+oracle the tests use for encoding.
 """
 
 from __future__ import annotations
 
 import time
 
-from course.data import english_prose
-from course.oracles import to_hf_tokenizer
+from course.checks.oracles import to_hf_tokenizer
+from course.datasets import english_prose
 from solutions.tokenization_bpe import (
     BPETokenizer,
     train_bpe,

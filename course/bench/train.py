@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course.data import english_prose
-from course.grammar import Grammar, model_nll, windows
+from course.datasets import english_prose
+from course.datasets.grammar import Grammar, model_nll, windows
 from solutions.decoder import GPT
 from solutions.model import ModelConfig
 from solutions.tokenization_char import CharTokenizer
@@ -237,7 +237,7 @@ def nanogpt_train(model, data, max_iters, batch_size=12, block_size=64, lr=1e-3,
 
 
 def bench_cpu_small(quick: bool = False) -> dict:
-    from course.train_cli import PRESETS
+    from course.cli.train import PRESETS
 
     model_kw, train_kw = PRESETS["cpu-small"]
     text = english_prose()

@@ -1,1 +1,1 @@
-"""Sphinx extensions used by the book build."""
+"""The book's helpers: chapter set-up, plots, and the Sphinx extensions of the build."""

@@ -170,7 +170,7 @@ def rewrite_solutions_imports(source: str, target) -> str:
 def _given(starts: set[tuple[str, str]], learner: set[str]):
     """{solutions module: the names its given copy keeps}, and the names left out because
     they are built on the learner's classes."""
-    from course import bundle
+    from course.authoring import bundle
 
     modules: set[str] = set()
     while True:
@@ -196,7 +196,7 @@ def _given_source(module: str, keep: set[str], keep_all: dict[str, set[str]],
                   learner: set[str]) -> str:
     """The given copy of a solutions module: the definitions in `keep`, its imports of other
     modules' kept names from their given copies, and no name the learner writes."""
-    from course import bundle
+    from course.authoring import bundle
 
     source = bundle.given_module(module, {}, keep)
     source = rewrite_solutions_imports(
@@ -345,7 +345,7 @@ def left_out(name: str):
 def _init_source(read, owner, keep, left_out, imported) -> str:
     """The package's __init__: the learner's names, the given names the notebooks import, and
     the binding of the learner's names (and stand-ins for what is left out) in given code."""
-    from course import bundle
+    from course.authoring import bundle
 
     lines = ['"""Your transformer: the code you wrote in exercises 1-9, collected from your '
              'notebooks by the capstone (`python -m course capstone`, `train --mine`, '

@@ -47,8 +47,8 @@ def workspace(folder=".") -> Path:
     """The learner's workspace: `folder` if it holds the exercise notebooks (the capstone's
     notebook sits beside them); else, for the book and for grading, a workspace made of the
     instructor notebooks (every answer written), and a note says so."""
+    from course.authoring.exercises import SOURCE
     from course.capstone.collect import notebooks
-    from course.exercises import SOURCE
 
     if notebooks(folder):
         return Path(folder)
@@ -92,7 +92,7 @@ def mine_trainer(workspace):
 
     from course.capstone.collect import CollectError
     from course.capstone.preflight import PartFails
-    from course.train_cli import DataError
+    from course.cli.train import DataError
 
     try:
         mine = package_of(workspace)
@@ -133,7 +133,7 @@ def capstone(workspace, max_iters: int | None = None, n_words: int = 24) -> Resu
     """Collect, check, train the learner's GPT on the grammar corpus with their `fit`, and
     sample `n_words` words with their `generate`. `max_iters` shortens the run (tests)."""
     from course.checks.training import FLOOR_MODEL, FLOOR_TRAIN, floor_data
-    from course.grammar import model_nll
+    from course.datasets.grammar import model_nll
 
     mine = package_of(workspace)
     grammar, data, val = floor_data()

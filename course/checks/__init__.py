@@ -6,6 +6,6 @@ each solution object the exercise grades; `core` is the engine they use."""
 def topics() -> list[str]:
     """Every exercise's topic, in course order, derived from the templates: each has a checks
     module here."""
-    from course import exercises
+    from course.authoring import exercises
 
     return [name.split("_", 1)[1] for name in exercises.names()]

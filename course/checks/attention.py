@@ -3,15 +3,15 @@
 The worked example of a topic module (AUTHORING.md, "Writing checks", has the rules). Oracles are
 independent of the reference: `torch.nn.functional.scaled_dot_product_attention` (outputs, and
 the weights read out by attending over identity values) and `torch.nn.MultiheadAttention` with
-its weights copied into our layout (`course.oracles`). `hidden=True` adds other shapes, float64,
-a batch of one, a single token, cross-attention with T_q != T_k and masks with fully masked rows.
+its weights copied into our layout (`course.checks.oracles`). `hidden=True` adds other shapes,
+float64, a batch of one, a single token, cross-attention with T_q != T_k and masks with fully masked rows.
 """
 
 from __future__ import annotations
 
 import torch
 
-from course import oracles
+from course.checks import oracles
 from course.checks.core import (
     CheckFailed,
     Mistake,
@@ -557,7 +557,7 @@ _UNSET = object()  # a name the learner's function reads that is not one of its 
 
 def _held_out(hidden: bool) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """offset -> (inputs, targets) of sequences that no training run sees (other seeds)."""
-    from course.tasks import copy_task
+    from course.datasets.tasks import copy_task
 
     n = 1000 if hidden else 400
     return {offset: copy_task(n, offset=offset, seed=30_000 + 7 * hidden + offset)
@@ -568,7 +568,7 @@ def _experiment_probe(fn, attention_cls, steps: int, inputs: dict[int, torch.Ten
     """Run the learner's experiment where their code runs; give back, for each run: the steps
     it trained, whether it trained `attention_cls`, and its predictions on the held-out inputs
     of both tasks, with and without the causal mask (the accuracies are computed here)."""
-    from course.tasks import train
+    from course.datasets.tasks import train
 
     runs = fn(attention_cls, train, steps)
     if not isinstance(runs, dict) or set(runs) != set(RUNS):
@@ -611,7 +611,7 @@ def _code_key(fn) -> tuple:
 def _experiment(fn, hidden: bool) -> tuple[str, int, dict | str]:
     """(what was called, steps, {run: (steps trained, trained attention_cls?, {(offset,
     causal): held-out accuracy})} or what went wrong), computed once per code and case."""
-    from course.tasks import IGNORE
+    from course.datasets.tasks import IGNORE
 
     steps = 60 if hidden else 100
     what = f"train_copy_tasks(attention_cls, train, steps={steps})"

@@ -114,7 +114,7 @@ def check_build_gpt(build_gpt, hidden: bool = False) -> None:
 
 def _small_run(train_gpt, seed: int):
     from course.capstone.spy import Spy
-    from course.grammar import Grammar
+    from course.datasets.grammar import Grammar
 
     mine = _mine()
     grammar = Grammar()
@@ -152,7 +152,7 @@ def floor_run(train_gpt) -> tuple[float, float, float]:
     """(validation loss, exact floor, seconds) of the learner's GPT after Chapter 9's floor run
     with `train_gpt`."""
     from course.checks.training import FLOOR_MODEL, FLOOR_TRAIN, floor_data
-    from course.grammar import model_nll
+    from course.datasets.grammar import model_nll
 
     mine = _mine()
     grammar, data, val = floor_data()
@@ -192,7 +192,7 @@ def check_train_floor(train_gpt, hidden: bool = False) -> None:
 
 
 def _sample(complete, seed: int, training: bool):
-    from course.grammar import Grammar
+    from course.datasets.grammar import Grammar
 
     mine = _mine()
     torch.manual_seed(1)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from course.authoring.source import code_only, edit, made, replace_definition, source_of  # noqa: F401
 from course.checks.engine.catalogue import Mistake, Slip, mutant  # noqa: F401
 from course.checks.engine.diagnosis import compare, diagnose, fail  # noqa: F401
 from course.checks.engine.mode import MISSING, Context, current
@@ -42,10 +43,9 @@ from course.checks.engine.tape import (  # noqa: F401
     recording,
     replaying,
 )
-from course.source import code_only, edit, made, replace_definition, source_of  # noqa: F401
 
 _namespace = namespace_of  # as `_checking` looks the learner's namespace up: the judge replaces it
-_notebook_cells, _demonstrations = notebook_cells, demonstrations  # as course/bundle.py reads them
+_notebook_cells, _demonstrations = notebook_cells, demonstrations  # bundle.py reads them
 
 
 def check(target: str, *, part: int, uses: Sequence[str] = ()):

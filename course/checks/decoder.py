@@ -15,7 +15,7 @@ from functools import cache
 import torch
 import torch.nn.functional as F
 
-from course import oracles
+from course.checks import oracles
 from course.checks.core import CheckFailed, Mistake, Slip, check, compare, copy_of
 
 M = "solutions.decoder."

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course import oracles
+from course.checks import oracles
 from course.checks.core import (
     CheckFailed,
     Mistake,
@@ -33,7 +33,7 @@ from course.checks.core import (
     fail,
     short,
 )
-from course.oracles import closed_form_table
+from course.checks.oracles import closed_form_table
 
 T = "solutions.embeddings."
 
@@ -411,7 +411,7 @@ def _check_device_and_length(cls, oracle, name: str, hidden: bool) -> None:
 def check_sinusoidal_module(SinusoidalPositionalEncoding, hidden: bool = False) -> None:
     """Rows 0..T-1 of the given buffer for ids or activations, following .double() and
     .to(device); a clear ValueError past max_len. (That the table is a non-persistent buffer is
-    the given constructor's business: tests/test_embeddings.py proves it.)"""
+    the given constructor's business: tests/solutions/test_embeddings.py proves it.)"""
     cls, oracle = SinusoidalPositionalEncoding, ClosedFormPositions
     name = "SinusoidalPositionalEncoding"
     for L, d, x, kind in _position_inputs(hidden):

@@ -15,7 +15,7 @@ from functools import cache
 
 import torch
 
-from course import oracles
+from course.checks import oracles
 from course.checks.core import (
     Mistake,
     Raised,

@@ -4,8 +4,8 @@ Oracles are independent of the reference: `torch.nn.functional.gelu` (with `appr
 and `"tanh"`), `torch.nn.Linear` layers around PyTorch's activations, a `torch.nn.Conv1d` of
 kernel size 1 (the position-wise view), and parameter counts of `torch.nn.Linear` layers built
 on the meta device. `hidden=True` adds float64, other shapes, a batch of one, extreme inputs and
-other sizes. The constructor of `FeedForward` is given (tests/test_feedforward.py proves its
-layout); the checks grade its `forward`. `SLIPS` is a second catalogue: wrong versions written
+other sizes. The constructor of `FeedForward` is given (tests/solutions/test_feedforward.py proves
+its layout); the checks grade its `forward`. `SLIPS` is a second catalogue: wrong versions written
 as a learner would write them (not edits of the reference); tests prove each fails and never
 gets another mistake's hint.
 """
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course import oracles
+from course.checks import oracles
 from course.checks.core import Mistake, Raised, Slip, call, check, compare, diagnose, fail
 
 T = "solutions.feedforward."

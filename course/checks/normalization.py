@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course import oracles
+from course.checks import oracles
 from course.checks.core import Mistake, Slip, check, compare
 
 T = "solutions.normalization."

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course import oracles
+from course.checks import oracles
 from course.checks.core import Mistake, Raised, Raises, Slip, call, check, compare, fail
 
 M = "solutions.residual."

@@ -179,7 +179,7 @@ def check_train_bpe(train_bpe_naive, hidden: bool = False) -> None:
 
 @cache
 def _prose(start: int, length: int) -> str:
-    from course.data import english_prose
+    from course.datasets import english_prose
 
     return english_prose()[start:start + length]
 
@@ -245,7 +245,7 @@ def check_decode_bytes(decode_bytes, hidden: bool = False) -> None:
 
 @cache
 def _minilm_vocab() -> dict:
-    from course.data import minilm_path
+    from course.datasets import minilm_path
     from solutions.tokenization_wordpiece import load_vocab
 
     return load_vocab(minilm_path() / "vocab.txt")

@@ -1,8 +1,8 @@
 """Checks for Exercise 9 (training) and the catalogue of training mistakes.
 
 Oracles: the reference (`copy_of`) run on the same seeded inputs; the schedule is also checked
-against PyTorch's own LinearLR + CosineAnnealingLR in tests/test_training.py. Every probe seeds
-the global random generator first, so dropout and batches are the same for the learner, the
+against PyTorch's own LinearLR + CosineAnnealingLR in tests/solutions/test_training.py. Every
+probe seeds the global random generator first, so dropout and batches are the same for the learner, the
 reference and each mutant, and a mutant's result can be matched exactly. The last part trains a
 real GPT on the grammar corpus and compares its validation loss with the exact floor.
 """
@@ -479,7 +479,7 @@ def check_load_checkpoint(load_checkpoint, hidden: bool = False) -> None:
 
 
 def _small_fit(fit, seed: int, accum: int):
-    from course.grammar import Grammar
+    from course.datasets.grammar import Grammar
     from solutions.training import TrainConfig
 
     ids = Grammar().corpus(4000, seed=seed)
@@ -527,7 +527,7 @@ FLOOR_TRAIN = dict(batch_size=16, block_size=32, max_iters=300, lr=1e-2, min_lr=
 def floor_data():
     """The grammar, its train/val split of the floor run, and the 256 validation windows of
     32 words on which its loss and the exact floor are measured."""
-    from course.grammar import Grammar, windows
+    from course.datasets.grammar import Grammar, windows
 
     grammar = Grammar()
     ids = grammar.corpus(60_000, seed=0)
@@ -559,7 +559,7 @@ def floor_train(fit) -> dict[str, torch.Tensor]:
 def floor_loss(weights: dict[str, torch.Tensor]) -> tuple[float, float]:
     """(validation loss, exact floor) of the trained weights, on the same 256 windows of 32
     words."""
-    from course.grammar import model_nll
+    from course.datasets.grammar import model_nll
 
     grammar, _, val = floor_data()
     _, _, model = _floor_setup()

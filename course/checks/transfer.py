@@ -287,7 +287,7 @@ HEAD_ACCURACY = 0.68  # the accuracy the exercise states for Part 4
 def minilm_review_features():
     """all-MiniLM-L6-v2 mean-pooled features of 512 training and 256 test reviews, with
     labels: ((x_train, y_train), (x_test, y_test))."""
-    from course import sentiment
+    from course.datasets import sentiment
     from solutions.encoder import Encoder
     from solutions.pretrained import minilm_path
     from solutions.tokenization_wordpiece import WordPieceTokenizer

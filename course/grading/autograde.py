@@ -26,7 +26,7 @@ import resource
 import sys
 from pathlib import Path
 
-from course import exercises
+from course.authoring import exercises
 
 # What grading adds to the course's nbgrader configuration.
 CONFIG = '''

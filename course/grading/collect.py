@@ -11,7 +11,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course import exercises
+from course.authoring import exercises
 
 STUDENT_ID = re.compile(r"^\w(?:[\w .@'-]{0,98}[\w.])?$")
 NAME_RULE = ("a student name is 1-100 letters (any language), digits, spaces and . _ @ ' -, "

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 
-from course import exercises
+from course.authoring import exercises
 from course.capstone import EXERCISE as CAPSTONE
 from course.grading import sandbox
 from course.grading.collect import extract, find, present

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import re
 
-from course import source
+from course.authoring import source
 from course.grading import runtime
 from course.grading.process import Worker, WorkerGone
 from course.grading.remote import BEFORE

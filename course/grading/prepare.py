@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook
 
-from course import exercises
+from course.authoring import exercises
 from course.grading import runtime, sandbox
 from course.grading.server import Server
 

@@ -158,7 +158,7 @@ class Spares:
             self.workers.popitem()[1].close()
 
 
-BY_VALUE = ("course.checks", "course.oracles")  # code the worker lacks or must not rely on
+BY_VALUE = ("course.checks", "course.checks.oracles")  # code the worker lacks or must not rely on
 _SENT_BY_VALUE: set[str] = set()
 
 
@@ -207,7 +207,7 @@ def lent(name: str, graded: bool) -> str:
 def _probe_pickler():
     import cloudpickle
 
-    from course.source import COPIES
+    from course.authoring.source import COPIES
 
     class Probe(cloudpickle.Pickler):
         def __init__(self, file, graded: set[str]):

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from course import exercises
+from course.authoring import exercises
 from course.grading import sandbox
 
 MEMORY_GB = 8  # address space of a trusted grading process: what a reply makes it build ends

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook
 
-from course import exercises
+from course.authoring import exercises
 from course.grading import autograde, feedback
 from course.grading.collect import NAME_RULE, STUDENT_ID
 from course.grading.prepare import Setup

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from course.authoring.source import code_only, edit, rebuild, source_of
 from course.checks.engine.results import CheckFailed, call
-from course.source import code_only, edit, rebuild, source_of
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from functools import cache
 
 @cache
 def notebook_cells(exercise: str) -> tuple:
-    from course import exercises
+    from course.authoring import exercises
 
     return tuple(exercises.instructor_notebook(exercises.TEMPLATES / f"{exercise}.md").cells)
 

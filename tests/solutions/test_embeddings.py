@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course.data import minilm_path
-from course.oracles import closed_form_table
+from course.checks.oracles import closed_form_table
+from course.datasets import minilm_path
 from solutions.embeddings import (
     LearnedPositionalEmbedding,
     SinusoidalPositionalEncoding,

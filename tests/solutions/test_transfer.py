@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course import sentiment
+from course.datasets import sentiment
 from solutions.encoder import Encoder
 from solutions.model import ModelConfig
 from solutions.transfer import (

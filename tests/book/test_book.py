@@ -72,5 +72,5 @@ def test_chapters_start_with_the_hidden_setup_cell():
         cell = first.group(1)
         assert re.search(r"^:tags: \[[^\]]*remove-cell", cell, flags=re.M), (
             f"{name}: the first code cell must be hidden (:tags: [remove-cell])")
-        assert "from course.chapter import setup" in cell and "setup(" in cell, (
-            f"{name}: the first code cell must run course.chapter.setup()")
+        assert "from course.book.chapter import setup" in cell and "setup(" in cell, (
+            f"{name}: the first code cell must run course.book.chapter.setup()")

@@ -1,4 +1,4 @@
-"""The one module that reads and rewrites solution source (`course.source`)."""
+"""The one module that reads and rewrites solution source (`course.authoring.source`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from course import source
+from course.authoring import source
 from course.grading import runtime, stand_in
 
 MODULE = textwrap.dedent('''\

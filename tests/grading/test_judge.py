@@ -18,7 +18,7 @@ import grading_cases as cases
 import nbformat
 import pytest
 
-from course import exercises, source
+from course.authoring import exercises, source
 from course.grading import judge, remote, sandbox
 from course.grading.runtime import PROBE_HELPERS, build_runtime, graded_names
 

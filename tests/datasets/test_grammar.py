@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from course.grammar import Grammar
+from course.datasets.grammar import Grammar
 
 G = Grammar()
 
@@ -65,7 +65,7 @@ def test_sampling_is_seeded_and_text_round_trips():
 
 
 def test_agreement_holds_in_generated_sentences():
-    from course.grammar import INTRANSITIVE, NOUNS_PL, NOUNS_SG, TRANSITIVE
+    from course.datasets.grammar import INTRANSITIVE, NOUNS_PL, NOUNS_SG, TRANSITIVE
 
     verbs = {v: n for n in ("sg", "pl") for v in INTRANSITIVE[n] + TRANSITIVE[n]}
     text = G.text(G.corpus(20_000, seed=5))
@@ -111,7 +111,7 @@ def test_bad_grammars_and_inputs_are_refused():
 def test_windows_and_model_nll_follow_the_batch_layout():
     from torch import nn
 
-    from course.grammar import model_nll, windows
+    from course.datasets.grammar import model_nll, windows
 
     ids = G.corpus(5000, seed=1)
     x = windows(ids, 16, 10, seed=2)

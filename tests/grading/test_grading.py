@@ -6,7 +6,7 @@ mistake in every part, every part imported from the reference, a tampering noteb
 nbgrader config, a shadow nbgrader package), an invalid notebook and a folder with no notebook.
 The first exercise's class also holds a correct notebook that deletes every file it can reach,
 student names with accents and spaces, script in feedback, a duplicate and a symlink.
-Every mistake of every catalogue is proven in-process (tests/test_checks.py and the topic
+Every mistake of every catalogue is proven in-process (tests/checks/test_checks.py and the topic
 tests); here each kind of submission goes once through nbgrader. Every other exercise's
 canary goes through nbgrader and the judge, with a notebook of catalogued mistakes judged
 after it; a batch killed midway and run again, and `--assignment all`, are graded once each.
@@ -33,7 +33,8 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from course import capstone, exercises
+from course import capstone
+from course.authoring import exercises
 from course.grading import grade as grading
 from course.grading import judge, sandbox
 from course.grading.collect import STUDENT_ID, collect
@@ -57,7 +58,8 @@ def require_bwrap():
 
 
 # The representative class goes through nbgrader for the first exercise; every exercise's
-# checks, mistakes and slips are proven in process (tests/test_checks.py, tests/test_slips.py).
+# checks, mistakes and slips are proven in process (tests/checks/test_checks.py,
+# tests/checks/test_slips.py).
 GRADED = [FIRST]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import grading_cases as cases
 import pytest
 
-from course import exercises
+from course.authoring import exercises
 from course.grading import process, sandbox
 from course.grading.runtime import build_runtime
 

@@ -21,9 +21,9 @@ from course.capstone import collect as collecting
 from course.capstone.preflight import PartFails, preflight
 from course.capstone.run import ReferenceRan, build_gpt, capstone, package_of, spy_step
 from course.checks import core
-from course.grammar import Grammar
+from course.datasets.grammar import Grammar
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "exercises" / "source").glob("0[1-9]_*/*.ipynb"))
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from course import families
+from course.datasets import families
 from solutions.decoder import GPT, EncoderDecoder, KVCache
 from solutions.model import ModelConfig
 from solutions.pretrained import CheckpointError, gpt2_tensors, load_gpt2
@@ -265,7 +265,7 @@ def test_our_gpt_has_gpt2s_parameter_count():
 
 
 def test_translation_rules():
-    from course import translation as tr
+    from course.datasets import translation as tr
 
     assert tr.translate("this small cat sees the old dogs".split()) == \
         "ce chat petit les chiens vieux voit".split()
@@ -284,7 +284,7 @@ def test_translation_rules():
 
 @pytest.mark.slow
 def test_translation_reaches_99_percent_exact_match():
-    from course import translation as tr
+    from course.datasets import translation as tr
 
     result = tr.train()
     assert result.accuracy >= 0.99, result.accuracy

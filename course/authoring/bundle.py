@@ -37,12 +37,12 @@ from pathlib import Path
 
 import nbformat
 
-from course import exercises, source
+from course.authoring import exercises, source
 from course.checks import core
 
 ROOT = exercises.ROOT
-LEFT_OUT = ("course.exercises", "course.grading", "course.bench", "course.book", "course.bundle",
-            "course.__main__", "course.train_cli", "course.plots")
+LEFT_OUT = ("course.authoring.exercises", "course.authoring.bundle", "course.grading",
+            "course.bench", "course.book", "course.cli", "course.__main__")
 HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS\n.*?^[ \t]*### END HIDDEN TESTS\n?",
                     re.M | re.S)
 
@@ -96,7 +96,7 @@ def closure(start: set[str]) -> set[str]:
         if module in seen or module.startswith(LEFT_OUT):
             continue
         path = _module_file(module)
-        if path is None:  # `from course.data import minilm_path`: a name, not a module
+        if path is None:  # `from course.datasets import minilm_path`: a name, not a module
             continue
         seen.add(module)
         parts = module.split(".")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course.tasks import IGNORE, OneLayerAttention, accuracy, copy_task, train
+from course.datasets.tasks import IGNORE, OneLayerAttention, accuracy, copy_task, train
 
 
 @pytest.mark.parametrize("offset", [-1, -3, 1, 2])

@@ -7,7 +7,7 @@ import json
 import nbformat
 import pytest
 
-from course import exercises, source
+from course.authoring import exercises, source
 
 NAMES = exercises.names()
 

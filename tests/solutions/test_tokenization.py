@@ -21,7 +21,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course.data import english_prose, minilm_path
+from course.datasets import english_prose, minilm_path
 from solutions.tokenization import (
     GPT2_SPLIT_PATTERN,
     build_vocab,
@@ -339,7 +339,7 @@ def test_bpe_encodes_common_words_as_single_tokens(bpe_plain):
 
 
 def test_bpe_matches_hf_tokenizers_on_prose(bpe, bpe_plain):
-    from course.oracles import to_hf_tokenizer
+    from course.checks.oracles import to_hf_tokenizer
 
     text = english_prose()
     for tok in (bpe_plain, bpe):

@@ -1,4 +1,5 @@
-"""Checkpoint loading (solutions.pretrained) and the published-configuration data (course.families).
+"""Checkpoint loading (solutions.pretrained) and the published-configuration data
+(course.datasets.families).
 
 Oracles: Hugging Face ``transformers`` (BertModel on the same folder, parameter counts of
 models it builds from the same configurations)."""
@@ -13,7 +14,7 @@ import torch
 import transformers
 from safetensors.torch import load_file, save_file
 
-from course import families
+from course.datasets import families
 from solutions import pretrained
 from solutions.encoder import Encoder
 from solutions.model import ModelConfig

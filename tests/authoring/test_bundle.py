@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from checking import hints_in
 
-from course import bundle, exercises, source
+from course.authoring import bundle, exercises, source
 from course.checks import core
 
 pytestmark = pytest.mark.slow

@@ -2,7 +2,7 @@
 
 Typical use in a chapter::
 
-    from course import plots
+    from course.book import plots
     plots.use_house_style()
 
     fig, ax = plt.subplots(figsize=(7, 2))

@@ -17,7 +17,7 @@ import jupytext
 import pytest
 from checking import hints_in
 
-from course import exercises
+from course.authoring import exercises
 from course.checks import core, topics
 from course.checks.core import CheckFailed, Raised, copy_of, mutant, require_own
 from course.checks.engine import catalogue, registry

@@ -31,7 +31,7 @@ from solutions.training import (
     train_step,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 TINY_LM = '''
 import time

@@ -17,10 +17,10 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-from course import generated
-from course.source import BEGIN, END, mark_solution, source_of  # noqa: F401  (the markers)
+from course.authoring import generated
+from course.authoring.source import BEGIN, END, mark_solution, source_of  # noqa: F401  (the markers)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "exercises" / "templates"
 SOURCE = ROOT / "exercises" / "source"
 RELEASE = ROOT / "exercises" / "release"
@@ -120,7 +120,7 @@ def nbgrader_config(root: Path, *, timeout: int = 120) -> str:
     return textwrap.dedent(f"""\
         from nbgrader.converters import GenerateAssignment
 
-        from course.generated import DropBanner
+        from course.authoring.generated import DropBanner
 
         c = get_config()
         c.CourseDirectory.root = {str(root)!r}

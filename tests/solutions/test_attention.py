@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course.oracles import lengths_mask, randn, tol, torch_mha
+from course.checks.oracles import lengths_mask, randn, tol, torch_mha
 from solutions.attention import (
     MultiHeadAttention,
     attention_loop,
@@ -336,7 +336,7 @@ def test_train_copy_tasks_makes_one_run_per_setting():
 
 
 def test_train_copy_tasks_learns_what_it_can_see():
-    from course.tasks import accuracy, copy_task, train
+    from course.datasets.tasks import accuracy, copy_task, train
 
     runs = train_copy_tasks(MultiHeadAttention, train, steps=80)
     assert all(len(r.losses) == 80 for r in runs.values())
@@ -348,7 +348,7 @@ def test_train_copy_tasks_learns_what_it_can_see():
 
 
 def test_train_copy_tasks_rejects_bad_input():
-    from course.tasks import train
+    from course.datasets.tasks import train
 
     with pytest.raises(TypeError, match="attention_cls"):
         train_copy_tasks("MultiHeadAttention", train)
@@ -366,7 +366,7 @@ def minilm():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import transformers
 
-    from course.data import minilm_path
+    from course.datasets import minilm_path
 
     transformers.logging.set_verbosity_error()
     tokenizer = transformers.AutoTokenizer.from_pretrained(minilm_path())

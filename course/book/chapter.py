@@ -2,13 +2,13 @@
 
 A chapter starts with one hidden cell (tagged ``remove-cell`` so the reader never sees it)::
 
-    from course.chapter import setup
+    from course.book.chapter import setup
     setup()
 
 :func:`setup` makes the page reproducible and offline: no request to the model hub, no tokenizer
 thread warnings, no ``transformers`` progress bars or notices, the house plot style, and a fixed
 random seed. In a notebook it also checks every figure as it is displayed against the book's
-figure rules (:func:`course.plots.figure_problems`: at most 7 inches wide, at most two panels
+figure rules (:func:`course.book.plots.figure_problems`: at most 7 inches wide, at most two panels
 side by side, no text under 9 pt) and prints what is wrong to stderr, which fails the book's
 tests. The loaders (:func:`minilm`, :func:`minilm_tokenizer`) build the packaged
 all-MiniLM-L6-v2 once per kernel and hand the same objects back on later calls.
@@ -38,7 +38,7 @@ def setup(seed: int = 0) -> None:
     import torch
     import transformers
 
-    from course import plots
+    from course.book import plots
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -56,7 +56,7 @@ def minilm_tokenizer():
     tokenizer), loaded once."""
     from transformers import AutoTokenizer
 
-    from course.data import minilm_path
+    from course.datasets import minilm_path
 
     return AutoTokenizer.from_pretrained(minilm_path())
 
@@ -65,7 +65,7 @@ def minilm_tokenizer():
 def _minilm_model(eager: bool):
     from transformers import AutoModel
 
-    from course.data import minilm_path
+    from course.datasets import minilm_path
 
     kwargs = {"attn_implementation": "eager"} if eager else {}
     return AutoModel.from_pretrained(minilm_path(), **kwargs).eval()
@@ -104,7 +104,7 @@ def _check_figures_when_shown() -> None:
 def _wrap_png_formatter(ip) -> None:
     from matplotlib.figure import Figure
 
-    from course import plots
+    from course.book import plots
 
     png = ip.display_formatter.formatters["image/png"]
     draw = png.type_printers.get(Figure)

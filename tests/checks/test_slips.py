@@ -14,7 +14,7 @@ import re
 import pytest
 from checking import TestCell, grade_in_process, hints_in
 
-from course import exercises
+from course.authoring import exercises
 from course.checks import core, topics
 
 TOPICS = topics()

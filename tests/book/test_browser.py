@@ -4,7 +4,7 @@
 - layout: no code block, output or formula is wider than its column (nothing scrolls sideways);
 - figures: no figure text smaller than 9 px on screen. Figures are drawn at
   ``plots.FIGURE_DPI`` with text of at least ``plots.MIN_FONT_PT`` (checked when a chapter runs,
-  see ``course.chapter``), so the smallest text on screen is that size times the ratio of the
+  see ``course.book.chapter``), so the smallest text on screen is that size times the ratio of the
   displayed to the natural width of the image; figures are no wider than the book's limit;
 - no raw Markdown markers (``**``, stray ``*``, back-ticks, ``{doc}``) in the rendered text;
 - "Next" and "Previous" follow the table of contents.
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from conftest import toc_files
 
-from course import plots
+from course.book import plots
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -1,0 +1,1 @@
+"""Authoring: the exercise builder, solution-source rewriting, the student bundle."""
