@@ -1,7 +1,10 @@
 """The rendered book in a real browser, every page of the table of contents, at a 1280-px window:
 
 - pages load offline, without script errors; math renders; images load;
-- layout: no code block, output or formula is wider than its column (nothing scrolls sideways);
+- layout: no formula, table, code or output box is wider than its column; code inputs, outputs and literal
+  blocks never wrap (``white-space: pre``), and no chapter's code input scrolls sideways (its
+  lines fit the column, see ``tests/book/test_code_lines.py``). Outputs, and the exercise pages, whose
+  code comes from ``solutions/`` (written to 100 columns), may scroll;
 - figures: no figure text smaller than 9 px on screen. Figures are drawn at
   ``plots.FIGURE_DPI`` with text of at least ``plots.MIN_FONT_PT`` (checked when a chapter runs,
   see ``course.book.chapter``), so the smallest text on screen is that size times the ratio of the
@@ -36,13 +39,14 @@ MIN_TEXT_PX = 9.0
 MAX_NATURAL_PX = plots.MAX_WIDTH_IN * plots.FIGURE_DPI * 1.15
 SMALLEST_TEXT_PX = plots.MIN_FONT_PT * plots.FIGURE_DPI / 72  # at natural size
 
-# Elements that must fit in their column; all measured inside the article.
+# Elements that must fit in their column; all measured inside the article. The <pre> of code
+# and outputs is left to CODE_JS: it may scroll inside its box.
 WIDE_JS = """
 () => {
   const article = document.querySelector('article.bd-article') || document.querySelector('main');
   const right = article.getBoundingClientRect().right;
   const out = [];
-  const sel = 'pre, div.cell_output, div.output, div.math, mjx-container[display="true"], '
+  const sel = 'div.cell_output, div.output, div.math, mjx-container[display="true"], '
             + 'table, div.highlight';
   for (const el of article.querySelectorAll(sel)) {
     const box = el.getBoundingClientRect();
@@ -56,6 +60,24 @@ WIDE_JS = """
     }
   }
   return out;
+}
+"""
+
+# Code inputs, outputs and literal blocks: how they lay out their lines.
+CODE_JS = """
+() => {
+  const article = document.querySelector('article.bd-article') || document.querySelector('main');
+  const right = article.getBoundingClientRect().right;
+  const sel = 'div.cell_input pre, div.cell_output pre, div.output pre, pre.literal-block, '
+            + 'div.highlight pre';
+  return [...article.querySelectorAll(sel)]
+    .filter(el => el.getBoundingClientRect().width > 0)   // hidden (collapsed) content
+    .map(el => ({input: el.closest('div.cell_input') !== null,
+                 whiteSpace: getComputedStyle(el).whiteSpace,
+                 scrolls: el.scrollWidth > el.clientWidth + 1,
+                 sticksOut: el.getBoundingClientRect().right > right + 1,
+                 scroll: el.scrollWidth, client: el.clientWidth,
+                 text: (el.innerText || '').split('\\n').find(l => l.length > 0) || ''}));
 }
 """
 
@@ -147,6 +169,15 @@ def test_page_reads_well_at_1280_px(browser, book, shots, name):
 
         wide = page.evaluate(WIDE_JS)
         assert not wide, f"{name}: {len(wide)} blocks wider than the column: {wide[:5]}"
+
+        code = page.evaluate(CODE_JS)
+        wraps = [c for c in code if c["whiteSpace"] != "pre"]
+        assert not wraps, f"{name}: {len(wraps)} code blocks wrap their lines: {wraps[:3]}"
+        outside = [c for c in code if c["sticksOut"]]
+        assert not outside, f"{name}: {len(outside)} code blocks stick out: {outside[:3]}"
+        if name.startswith("chapters/"):
+            scrolls = [c for c in code if c["input"] and c["scrolls"]]
+            assert not scrolls, f"{name}: {len(scrolls)} code cells scroll: {scrolls[:3]}"
 
         for image in page.evaluate(IMAGES_JS):
             on_screen = SMALLEST_TEXT_PX * image["shown"] / image["natural"]
