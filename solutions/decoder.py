@@ -83,10 +83,12 @@ def _init_gpt_weights(model: nn.Module, n_layer: int) -> None:
     projections that write into the residual stream scaled down by 1 / sqrt(2 n_layer).
     (LayerNorm weights keep their initial ones.)"""
     for name, p in model.named_parameters():
+        if not p.requires_grad:                            # a fixed table (sinusoidal)
+            continue
         if name.endswith("bias"):
             nn.init.zeros_(p)
         elif p.dim() >= 2:
-            residual = name.endswith(("attn.out.weight", "mlp.proj.weight"))
+            residual = name.endswith(("attn.out.weight", "mlp.proj.weight", "mlp.down.weight"))
             std = 0.02 * (2 * n_layer) ** -0.5 if residual else 0.02
             nn.init.normal_(p, mean=0.0, std=std)
 
@@ -94,6 +96,10 @@ def _init_gpt_weights(model: nn.Module, n_layer: int) -> None:
 class GPT(nn.Module):
     """A decoder-only language model laid out like GPT-2: token + learned position embeddings,
     `n_layer` causal pre-LN Blocks, a final LayerNorm and an LM head tied to the token table.
+    The configuration swaps the parts of today's decoders in (chapter 12): a fixed sinusoidal
+    table, or rotary positions (they act inside attention, and the table adds nothing), RMSNorm,
+    SwiGLU, grouped-query attention and an untied head (:class:`solutions.llama.Llama` loads
+    Llama and Qwen3 checkpoints into such a GPT).
 
     forward(idx (B, T), targets (B, T) or None) -> (logits (B, T, V), loss or None).
     """
@@ -104,12 +110,13 @@ class GPT(nn.Module):
             raise ValueError("vocab_size and block_size must be positive")
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)   # token table (V, C)
-        self.wpe = nn.Embedding(config.block_size, config.n_embd)   # position table (L, C)
+        self.wpe = config.position_table()                 # position table (L, C)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config, causal=True) for _ in range(config.n_layer))
         self.ln_f = config.layer_norm()                    # LayerNorm(C, eps=config.eps)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.wte.weight              # tied: one (V, C) matrix
+        if config.tie_weights:
+            self.lm_head.weight = self.wte.weight          # tied: one (V, C) matrix
         self.register_buffer("positions", torch.arange(config.block_size), persistent=False)
         _init_gpt_weights(self, config.n_layer)
 

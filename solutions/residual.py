@@ -82,7 +82,7 @@ class Block(nn.Module):
         self.attn = config.attention()                    # MultiHeadAttention(C, H, ...)
         self.ln_1 = config.layer_norm()                   # LayerNorm(C, eps=config.eps)
         if cross:
-            self.cross_attn = config.attention()
+            self.cross_attn = config.attention(cross=True)
             self.ln_cross = config.layer_norm()
         self.mlp = config.feedforward()                   # FeedForward(C, config.d_ff, ...)
         self.ln_2 = config.layer_norm()

@@ -180,14 +180,17 @@ def _given(starts: set[tuple[str, str]], learner: set[str]):
             break
         modules |= more
     kept = {(m, n) for m, n in bundle.needed(modules, starts) if n not in learner}
-    left_out = set()
-    for module in modules:
-        tree = ast.parse(bundle._module_file(module).read_text())
-        for node in tree.body:
-            if isinstance(node, ast.ClassDef) and (module, node.name) in kept and any(
-                    isinstance(b, ast.Name) and b.id in learner for b in node.bases):
-                kept.discard((module, node.name))
-                left_out.add(node.name)
+    left_out: set[str] = set()
+    classes = [(module, node) for module in modules
+               for node in ast.parse(bundle._module_file(module).read_text()).body
+               if isinstance(node, ast.ClassDef)]
+    while True:  # built on the learner's classes, or on classes left out for that reason
+        out = {(m, node.name) for m, node in classes if (m, node.name) in kept and any(
+            isinstance(b, ast.Name) and b.id in learner | left_out for b in node.bases)}
+        if not out:
+            break
+        kept -= out
+        left_out |= {name for _, name in out}
     keep = {m: {n for mm, n in kept if mm == m} for m in sorted(modules)}
     return keep, left_out
 

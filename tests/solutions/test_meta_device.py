@@ -22,7 +22,9 @@ from solutions import decoder as dec
 from solutions import embeddings as emb
 from solutions import encoder as enc
 from solutions import feedforward as ffn
+from solutions import llama as lla
 from solutions import model as mdl
+from solutions import modern as mod
 from solutions import normalization as norm
 from solutions import residual as res
 from solutions import transfer as tr
@@ -149,6 +151,24 @@ EXAMPLES: dict[str, tuple] = {
     "SequenceClassifier/mean": (lambda: _without_pooler_grad(tr.SequenceClassifier(enc.Encoder(
         mdl.ModelConfig(vocab_size=30, n_layer=1, **_SMALL)), 3, pooling="mean")),
         lambda device: _encoder_inputs(device)[:2]),
+    "RotaryEmbedding": (lambda: mod.RotaryEmbedding(4, 16),
+                        lambda device: (torch.randn(2, 4, 5, 4, device=device), 3)),
+    "NoPositionTable": (lambda: mod.NoPositionTable(),
+                        lambda device: (torch.arange(5, device=device),)),
+    "SwiGLU": (lambda: mod.SwiGLU(16, 24, dropout=0.1), _tokens),
+    "GroupedQueryAttention": (
+        lambda: mod.GroupedQueryAttention(16, 4, 2, 0.1, rotary=mod.RotaryEmbedding(4, 16),
+                                          qk_norm=True), _self_causal),
+    "FusedGroupedQueryAttention": (
+        lambda: mod.FusedGroupedQueryAttention(16, 4, 1, 0.1, head_dim=6), _self_causal),
+    "Llama": (lambda: lla.Llama(mdl.ModelConfig(
+        vocab_size=30, block_size=12, n_layer=2, norm="rms", activation="swiglu",
+        position="rope", n_kv_head=2, qk_norm=True, tie_weights=False, bias=False,
+        **_SMALL)), lambda device: (torch.randint(30, (2, 10), device=device),
+                                    torch.randint(30, (2, 10), device=device))),
+    "GPT/sinusoidal-silu": (lambda: dec.GPT(mdl.ModelConfig(
+        vocab_size=30, block_size=12, n_layer=1, position="sinusoidal", activation="silu",
+        fused=False, **_SMALL)), lambda device: (torch.randint(30, (2, 10), device=device),)),
 }
 
 
