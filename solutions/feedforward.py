@@ -48,8 +48,8 @@ class FeedForward(nn.Module):
     def __init__(self, d_model: int, d_ff: int | None = None, dropout: float = 0.0,
                  activation: str = "gelu", bias: bool = True):
         super().__init__()
-        if activation not in ("gelu", "gelu_tanh", "relu", "silu"):
-            raise ValueError("activation must be 'gelu', 'gelu_tanh', 'relu' or 'silu', "
+        if activation not in ("gelu", "gelu_tanh", "relu"):
+            raise ValueError("activation must be 'gelu', 'gelu_tanh' or 'relu', "
                              f"got {activation!r}")
         if d_model < 1 or (d_ff is not None and d_ff < 1):
             raise ValueError(f"sizes must be positive, got d_model={d_model}, d_ff={d_ff}")
@@ -71,8 +71,6 @@ class FeedForward(nn.Module):
             h = gelu(h)
         elif self.activation == "gelu_tanh":
             h = gelu_tanh(h)
-        elif self.activation == "silu":
-            h = h * torch.sigmoid(h)                      # SiLU (swish): x * sigmoid(x)
         else:
             h = torch.relu(h)
         y = self.proj(h)                                  # (B, T, C)
@@ -80,12 +78,12 @@ class FeedForward(nn.Module):
 
 
 FUSED_ACTIVATIONS = {"gelu": F.gelu, "gelu_tanh": partial(F.gelu, approximate="tanh"),
-                     "relu": F.relu, "silu": F.silu}
+                     "relu": F.relu}
 
 
 class FusedFeedForward(FeedForward):
     """:class:`FeedForward` with the activation computed by PyTorch's fused kernel (``F.gelu``,
-    ``F.gelu(approximate="tanh")``, ``F.relu``, ``F.silu``): the same function of the same parameters,
+    ``F.gelu(approximate="tanh")``, ``F.relu``): the same function of the same parameters,
     tested equal to :func:`gelu` and :func:`gelu_tanh`, in one kernel each way."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

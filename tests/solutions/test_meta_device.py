@@ -166,8 +166,8 @@ EXAMPLES: dict[str, tuple] = {
         position="rope", n_kv_head=2, qk_norm=True, tie_weights=False, bias=False,
         **_SMALL)), lambda device: (torch.randint(30, (2, 10), device=device),
                                     torch.randint(30, (2, 10), device=device))),
-    "GPT/sinusoidal-silu": (lambda: dec.GPT(mdl.ModelConfig(
-        vocab_size=30, block_size=12, n_layer=1, position="sinusoidal", activation="silu",
+    "GPT/sinusoidal-relu": (lambda: dec.GPT(mdl.ModelConfig(
+        vocab_size=30, block_size=12, n_layer=1, position="sinusoidal", activation="relu",
         fused=False, **_SMALL)), lambda device: (torch.randint(30, (2, 10), device=device),)),
 }
 
