@@ -63,6 +63,11 @@ MISTAKES = [
             "x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype)",
             "x * sin.to(x.dtype) + rotate_half(x) * cos.to(x.dtype)",
             "cos and sin are swapped: the rotated vector is x * cos + rotate_half(x) * sin"),
+    Mistake("apply_minus_sin", T + "apply_rotary",
+            "x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype)",
+            "x * cos.to(x.dtype) - rotate_half(x) * sin.to(x.dtype)",
+            "the sine term is subtracted, so every pair turns backwards (by minus its angle): "
+            "x * cos + rotate_half(x) * sin"),
     Mistake("apply_no_rotate_half", T + "apply_rotary",
             "x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype)",
             "x * cos.to(x.dtype) + x * sin.to(x.dtype)",
@@ -222,24 +227,34 @@ def check_apply_rotary(apply_rotary, hidden: bool = False) -> None:
                      f"theta {theta:g}, {dtype} ({label})", **oracles.tol(dtype))
 
 
+def _closed_form_tables(head_dim: int, max_len: int, theta: float):
+    """cos and sin (max_len, head_dim) of p * theta^(-2i/D), from Python floats in float64."""
+    angles = [[p * theta ** (-2 * (j % (head_dim // 2)) / head_dim) for j in range(head_dim)]
+              for p in range(max_len)]
+    angles = torch.tensor(angles, dtype=torch.float64)
+    return angles.cos(), angles.sin()
+
+
 @check(T + "apply_rotary", part=2, uses=(T + "rotate_half",))
 def check_rotary_distance(apply_rotary, hidden: bool = False) -> None:
     """Queries and keys rotated at positions shift, ..., shift + T - 1 give the scores they
-    give at 0, ..., T - 1 (Hugging Face's rotation): a score depends on the distance only."""
+    give at 0, ..., T - 1 (float64 tables): a score depends on the distance only."""
     cases = [(6, 8, 7, 10000.0)] + ([(4, 16, 30, 500000.0), (9, 4, 1, 10.0)] if hidden else [])
     for i, (T, D, shift, theta) in enumerate(cases):
-        q = oracles.randn(1, 2, T, D, seed=30 + i)
-        k = oracles.randn(1, 2, T, D, seed=40 + i)
-        cos, sin = _hf_tables(D, shift + T, theta)
-        expected = _hf_rotated(q, cos[:T], sin[:T]) @ _hf_rotated(k, cos[:T], sin[:T]).mT
+        q = oracles.randn(1, 2, T, D, seed=30 + i, dtype=torch.float64)
+        k = oracles.randn(1, 2, T, D, seed=40 + i, dtype=torch.float64)
+        cos, sin = _closed_form_tables(D, shift + T, theta)
 
-        def probe(f, q=q, k=k, c=cos[shift:], s=sin[shift:]):
-            return f(q.clone(), c.clone(), s.clone()) @ f(k.clone(), c.clone(), s.clone()).mT
+        def probe(f, q=q, k=k, cos=cos, sin=sin, shift=shift, T=T):
+            def scores(at: int) -> torch.Tensor:
+                c, s = cos[at:at + T].clone(), sin[at:at + T].clone()
+                return f(q.clone(), c, s) @ f(k.clone(), c, s).mT   # (1, 2, T, T)
+            return scores(shift) - scores(0)
 
-        compare(apply_rotary, probe, expected,
-                what=f"scores q_m . k_n (2 heads, D={D}) at positions {shift}..{shift + T - 1} "
-                     f"must equal those at 0..{T - 1}: a score depends only on m - n",
-                **oracles.tol(torch.float32))
+        compare(apply_rotary, probe, torch.zeros(1, 2, T, T, dtype=torch.float64),
+                what=f"scores q_m . k_n (2 heads, D={D}, theta {theta:g}) at positions "
+                     f"{shift}..{shift + T - 1} minus those at 0..{T - 1}: a score depends "
+                     "only on m - n, so the difference is 0", **oracles.tol(torch.float64))
 
 
 # ---------------------------------------------------------------- Part 3: SwiGLU
@@ -486,7 +501,7 @@ def apply_rotary(x, cos, sin):
     Slip("apply_minus_sin", T + "apply_rotary", """
 def apply_rotary(x, cos, sin):
     return x * cos - rotate_half(x) * sin
-""", None),
+""", "apply_minus_sin"),
     Slip("swiglu_gate_up_mixed", T + "SwiGLU.forward", """
 def forward(self, x):
     hidden = F.silu(self.up(x)) * self.gate(x)
