@@ -25,6 +25,7 @@ T = "solutions.modern."
 ROTATE = "q, k = self.rotary(q, start), self.rotary(k, start)"
 REPEAT = "k, v = repeat_kv(k, self.n_rep), repeat_kv(v, self.n_rep)"
 UPDATE = "if cache is not None:\n            k, v = cache.update(k, v)"
+ATTEND = "return self.attend(q, k, v, mask, causal, need_weights)"
 
 MISTAKES = [
     # Part 1: rotary_tables
@@ -119,6 +120,15 @@ MISTAKES = [
             REPEAT + "\n        " + UPDATE,
             "the keys and values are repeated before they are cached, so the cache holds "
             "n_heads heads and saves nothing: cache the n_kv_heads heads, then repeat them"),
+    Mistake("rotate_after_attention", T + "GroupedQueryAttention",
+            ROTATE + "\n        " + UPDATE + "\n        " + REPEAT + "\n        " + ATTEND,
+            "pass\n        " + UPDATE + "\n        " + REPEAT + "\n        y, weights = " + ATTEND[7:]
+            + "\n        if self.rotary is not None:\n            heads = split_heads(y, "
+            "self.n_heads)\n            y = self.rotary(heads, start).transpose(1, 2).flatten(2)"
+            "\n        return y, weights",
+            "the rotation comes after the dot product, on attention's output: positions "
+            "turn the queries and the keys before q . k, so that every score sees how far "
+            "apart its query and key are"),
     Mistake("rotate_after_cache", T + "GroupedQueryAttention",
             ROTATE + "\n        " + UPDATE,
             "q = self.rotary(q, start)\n        " + UPDATE
