@@ -280,6 +280,24 @@ def test_subclass_of_reference_counts_as_imported():
         require_own(Mine, "CharTokenizer")
 
 
+def test_a_class_derived_from_a_given_class_is_the_learners_own():
+    """Exercise 12's GroupedQueryAttention derives from the given MultiHeadAttention: the
+    learner's own; a class holding the reference's method is not."""
+    from solutions.attention import MultiHeadAttention
+    from solutions.modern import GroupedQueryAttention
+
+    class Mine(MultiHeadAttention):
+        def forward(self, x):
+            return x
+
+    require_own(Mine, "GroupedQueryAttention")
+    for lifted in (type("Lifted", (MultiHeadAttention,),
+                        {"forward": GroupedQueryAttention.forward}),
+                   type("Sub", (GroupedQueryAttention,), {})):
+        with pytest.raises(CheckFailed, match="imported from the reference"):
+            require_own(lifted, "GroupedQueryAttention")
+
+
 SINUSOIDS = """
 import math
 import torch
