@@ -12,6 +12,7 @@ import heapq
 import json
 import os
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from itertools import pairwise
 
 import regex
@@ -124,6 +125,9 @@ def apply_merges(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int
     return ids
 
 
+_SPACE = regex.compile(r"\s")
+CACHE_SIZE = 1 << 16  # chunks whose ids are remembered; the cache starts over when full
+
 BPE_FORMAT = "course-bpe"
 BPE_FORMAT_VERSION = 1
 
@@ -193,6 +197,54 @@ class BPETokenizer:
                 ids.extend(self._encode_ordinary(part))
         return ids
 
+    def encode_iterable(self, pieces: Iterable[str], allowed_special="all") -> Iterator[int]:
+        """The ids of the text the strings in `pieces` make together (the lines of an open
+        file, or any pieces), yielded as the pieces arrive: the same ids as
+        encode("".join(pieces)), holding only the text since the last safe cut in memory.
+
+        A cut goes where encoding the two sides apart cannot differ, whatever text follows:
+        between two chunks, with no whitespace on either side (a run of spaces and newlines
+        may split differently when more comes), far enough from the end for the pattern's
+        look-ahead and for a special token still arriving. This holds for patterns that look
+        ahead at most 3 characters or to the end of a run of whitespace, and never behind
+        (GPT-2's and GPT-4's). Memory grows only with the longest stretch without such a cut."""
+        if isinstance(pieces, str):
+            raise TypeError("pieces must be an iterable of strings (an open file, a list of "
+                            "lines); for one string use encode(text)")
+        specials = self._allowed(allowed_special)
+        margin = max([4] + [len(s) + 1 for s in specials])
+        text = ""
+        for piece in pieces:
+            require_str(piece, "each piece")
+            text += piece
+            cut = self._safe_cut(text, specials, margin)
+            if cut:
+                yield from self.encode(text[:cut], allowed_special)
+                text = text[cut:]
+        yield from self.encode(text, allowed_special)
+
+    def _safe_cut(self, text: str, specials: set[str], margin: int) -> int:
+        """The last chunk boundary of `text` with non-space characters on both sides and at
+        least `margin` characters after it; 0 if there is none."""
+        limit = len(text) - margin
+        if limit <= 0:
+            return 0
+        parts = [text]
+        if specials:
+            names = sorted(specials, key=len, reverse=True)
+            parts = regex.split("(" + "|".join(regex.escape(s) for s in names) + ")", text)
+        ends, start = [], 0
+        for part in parts:
+            if part in specials:
+                ends.append(start + len(part))
+            else:
+                ends.extend(start + m.end() for m in self._split.finditer(part))
+            start += len(part)
+        for end in reversed(ends):
+            if end <= limit and not _SPACE.match(text, end - 1) and not _SPACE.match(text, end):
+                return end
+        return 0
+
     def decode(self, ids: list[int]) -> str:
         """Ids -> text (invalid UTF-8 from a partial sequence shows as U+FFFD)."""
         ids = require_id_list(ids)
@@ -207,6 +259,8 @@ class BPETokenizer:
             chunk_ids = self._cache.get(chunk)
             if chunk_ids is None:
                 chunk_ids = apply_merges(list(chunk.encode("utf-8")), self.merges)
+                if len(self._cache) >= CACHE_SIZE:
+                    self._cache.clear()  # bounded memory on any amount of text
                 self._cache[chunk] = chunk_ids
             ids.extend(chunk_ids)
         return ids
