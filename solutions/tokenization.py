@@ -20,6 +20,8 @@ Ids are plain ``list[int]``.
 
 from __future__ import annotations
 
+import numbers
+
 from solutions.inputs import require_positive_int, require_str
 
 # GPT-2's pre-tokenization: contractions, words with an optional leading space, numbers,
@@ -90,13 +92,20 @@ def require_special_tokens(special_tokens) -> list[str]:
     return specials
 
 
-def require_id_list(ids, name: str = "ids") -> list[int]:
-    """A list (or tensor, or tuple) of int ids; a single int is refused with a pointer."""
+def require_id_list(ids, name: str = "ids", several: str = "decode each one") -> list[int]:
+    """One sequence of int ids (a list, tuple, 1-D tensor or array; NumPy integers count) as a
+    list of Python ints. A single int is refused with a pointer, and so is a batch of sequences
+    (a 2-D tensor, a list of lists), with `several`: what to do for several."""
     if hasattr(ids, "tolist") and not isinstance(ids, (list, tuple)):
-        ids = ids.tolist()  # a tensor or array
-    if isinstance(ids, int) or not isinstance(ids, (list, tuple)):
+        ids = ids.tolist()  # a tensor or array (or a NumPy integer: then an int)
+    if isinstance(ids, numbers.Integral) or not isinstance(ids, (list, tuple)):
         raise TypeError(f"{name} must be a list of ints, got {ids!r}; for one id write [{ids!r}]")
+    if ids and all(isinstance(row, (list, tuple)) or getattr(row, "ndim", 0) >= 1
+                   for row in ids):
+        raise TypeError(f"{name} must be one sequence of ids, got {len(ids)} sequences (a 2-D "
+                        f"tensor or a list of lists): decode takes one sequence; for several, "
+                        f"{several}")
     for i in ids:
-        if isinstance(i, bool) or not isinstance(i, int):
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
             raise TypeError(f"{name} must hold ints, got {i!r} ({type(i).__name__})")
-    return list(ids)
+    return [int(i) for i in ids]

@@ -142,7 +142,7 @@ class BPETokenizer:
         special_tokens: list[str] | tuple = (),
         pattern: str = GPT2_SPLIT_PATTERN,
     ):
-        merges = dict(merges or {})
+        merges = {} if merges is None else merges
         _check_merges(merges)
         self.merges = dict(sorted(merges.items(), key=lambda item: item[1]))  # rank order
         self.pattern = pattern
@@ -326,12 +326,31 @@ class BPETokenizer:
         return cls(merges, specials, pattern)
 
 
-def _check_merges(merges: dict) -> None:
-    """Merges must create ids 256, 257, ... and only combine ids that exist before them."""
-    if sorted(merges.values()) != list(range(256, 256 + len(merges))):
-        raise ValueError("merge ids must be 256, 257, ... without gaps")
-    for pair, new_id in merges.items():
+MERGES_FORM = ("merges must be a dict {(id_a, id_b): new_id} whose new ids are 256, 257, ... "
+               "in the order the merges were learned (ids 0-255 are the bytes)")
+
+
+def _check_merges(merges) -> None:
+    """Merges must create ids 256, 257, ... and only combine ids that exist before them; other
+    common forms get the way to convert them."""
+    if not isinstance(merges, dict):
+        raise TypeError(f"{MERGES_FORM}; got a {type(merges).__name__}. From id pairs in rank "
+                        "order: {pair: 256 + rank for rank, pair in enumerate(pairs)}")
+    for pair in merges:
         if not (isinstance(pair, tuple) and len(pair) == 2):
             raise ValueError(f"a merge must map a pair of ids to a new id, got {pair!r}")
+        if any(isinstance(part, (bytes, str)) for part in pair):
+            raise TypeError(
+                f"{MERGES_FORM}; got a pair of {type(pair[0]).__name__} {pair!r}. From pairs "
+                "of bytes in rank order: ids = {bytes([i]): i for i in range(256)}, then for "
+                "each pair (a, b): merges[ids[a], ids[b]] = ids[a + b] = len(ids)")
+    new_ids = sorted(merges.values())
+    if new_ids != list(range(256, 256 + len(merges))):
+        raise ValueError(
+            f"merge ids must be 256, 257, ... without gaps, got {new_ids[0]} to {new_ids[-1]} "
+            f"for {len(merges)} merge(s) ({MERGES_FORM}). Merges numbered from another start: "
+            "give the merge of rank r the id 256 + r, inside the pairs too (a pair combines "
+            "byte ids 0-255 and ids of earlier merges)")
+    for pair, new_id in merges.items():
         if not all(isinstance(i, int) and 0 <= i < new_id for i in pair):
             raise ValueError(f"merge {pair} -> {new_id} uses an id not defined before {new_id}")
