@@ -220,8 +220,9 @@ def run_train(args) -> int:
     else:
         tok = make_tokenizer(args.tokenizer, path)
         model_cfg, train_cfg = build_configs(args, tok.vocab_size)
-    out.mkdir(parents=True, exist_ok=True)
-    data = encode_splits(tok, path, train_cfg.block_size, out)
+    # the ids go to a temporary file beside the run (not /tmp, often memory); no folder is made
+    folder = next(f for f in (out.absolute(), *out.absolute().parents) if f.is_dir())
+    data = encode_splits(tok, path, train_cfg.block_size, folder)
     from solutions.decoder import GPT
     from solutions.training import train
 
