@@ -5,7 +5,7 @@ One file per tokenizer, from the simplest to the ones real models use:
 - `solutions.tokenization_char`: :class:`CharTokenizer`, one id per character, id 0 for unknown
   characters.
 - `solutions.tokenization_bpe`: byte-level BPE (GPT-2 style), the trainers (naive and fast), the
-  :class:`BPETokenizer` and its file format. It works on UTF-8 bytes, so it never needs an
+  :class:`BPETokenizer`, its file format and its streaming encoder. It works on UTF-8 bytes, so it never needs an
   unknown token: ``decode(encode(s)) == s`` for every string ``s`` that can be written as UTF-8
   (every Python ``str`` except those holding lone surrogates such as ``"\\ud800"``).
 - `solutions.tokenization_wordpiece`: WordPiece (BERT style), its normalization and

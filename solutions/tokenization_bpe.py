@@ -3,7 +3,8 @@
 Small functions (:func:`best_pair`, :func:`train_bpe_naive`, :func:`train_bpe`,
 :func:`apply_merges`) on top of the shared primitives of `solutions.tokenization`, and the
 :class:`BPETokenizer` that puts them together, with its file format (:meth:`BPETokenizer.save`,
-:meth:`BPETokenizer.load`).
+:meth:`BPETokenizer.load`) and a streaming encoder for text larger than memory
+(:meth:`BPETokenizer.encode_iterable`).
 """
 
 from __future__ import annotations
