@@ -5,9 +5,10 @@ One file per tokenizer, from the simplest to the ones real models use:
 - `solutions.tokenization_char`: :class:`CharTokenizer`, one id per character, id 0 for unknown
   characters.
 - `solutions.tokenization_bpe`: byte-level BPE (GPT-2 style), the trainers (naive and fast), the
-  :class:`BPETokenizer`, its file format and its streaming encoder. It works on UTF-8 bytes, so it never needs an
-  unknown token: ``decode(encode(s)) == s`` for every string ``s`` that can be written as UTF-8
-  (every Python ``str`` except those holding lone surrogates such as ``"\\ud800"``).
+  :class:`BPETokenizer`, its file format and its streaming encoder. It works on UTF-8 bytes,
+  so it never needs an unknown token: ``decode(encode(s)) == s`` for every string ``s`` that can
+  be written as UTF-8 (every Python ``str`` except those holding lone surrogates such as
+  ``"\\ud800"``).
 - `solutions.tokenization_wordpiece`: WordPiece (BERT style), its normalization and
   pre-tokenization, batching (special tokens, truncation, padding, attention masks) and the
   :class:`WordPieceTokenizer` that gives the same ids as the Hugging Face BERT tokenizer.
