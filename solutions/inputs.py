@@ -6,6 +6,8 @@ tensor checks import torch.
 
 from __future__ import annotations
 
+import numbers
+
 
 def require_str(text, name: str) -> None:
     """Raise unless `text` is a str."""
@@ -14,8 +16,9 @@ def require_str(text, name: str) -> None:
 
 
 def require_positive_int(value, name: str) -> None:
-    """Raise unless `value` is an int >= 1 (not a bool, not a float such as 300.0)."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """Raise unless `value` is an int >= 1 (a NumPy integer counts; not a bool, not a float
+    such as 300.0)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")

@@ -5,9 +5,10 @@ One file per tokenizer, from the simplest to the ones real models use:
 - `solutions.tokenization_char`: :class:`CharTokenizer`, one id per character, id 0 for unknown
   characters.
 - `solutions.tokenization_bpe`: byte-level BPE (GPT-2 style), the trainers (naive and fast), the
-  :class:`BPETokenizer` and its file format. It works on UTF-8 bytes, so it never needs an
-  unknown token: ``decode(encode(s)) == s`` for every string ``s`` that can be written as UTF-8
-  (every Python ``str`` except those holding lone surrogates such as ``"\\ud800"``).
+  :class:`BPETokenizer`, its file format and its streaming encoder. It works on UTF-8 bytes,
+  so it never needs an unknown token: ``decode(encode(s)) == s`` for every string ``s`` that can
+  be written as UTF-8 (every Python ``str`` except those holding lone surrogates such as
+  ``"\\ud800"``).
 - `solutions.tokenization_wordpiece`: WordPiece (BERT style), its normalization and
   pre-tokenization, batching (special tokens, truncation, padding, attention masks) and the
   :class:`WordPieceTokenizer` that gives the same ids as the Hugging Face BERT tokenizer.
@@ -19,6 +20,8 @@ Ids are plain ``list[int]``.
 """
 
 from __future__ import annotations
+
+import numbers
 
 from solutions.inputs import require_positive_int, require_str
 
@@ -90,13 +93,20 @@ def require_special_tokens(special_tokens) -> list[str]:
     return specials
 
 
-def require_id_list(ids, name: str = "ids") -> list[int]:
-    """A list (or tensor, or tuple) of int ids; a single int is refused with a pointer."""
+def require_id_list(ids, name: str = "ids", several: str = "decode each one") -> list[int]:
+    """One sequence of int ids (a list, tuple, 1-D tensor or array; NumPy integers count) as a
+    list of Python ints. A single int is refused with a pointer, and so is a batch of sequences
+    (a 2-D tensor, a list of lists), with `several`: what to do for several."""
     if hasattr(ids, "tolist") and not isinstance(ids, (list, tuple)):
-        ids = ids.tolist()  # a tensor or array
-    if isinstance(ids, int) or not isinstance(ids, (list, tuple)):
+        ids = ids.tolist()  # a tensor or array (or a NumPy integer: then an int)
+    if isinstance(ids, numbers.Integral) or not isinstance(ids, (list, tuple)):
         raise TypeError(f"{name} must be a list of ints, got {ids!r}; for one id write [{ids!r}]")
+    if ids and all(isinstance(row, (list, tuple)) or getattr(row, "ndim", 0) >= 1
+                   for row in ids):
+        raise TypeError(f"{name} must be one sequence of ids, got {len(ids)} sequences (a 2-D "
+                        f"tensor or a list of lists): decode takes one sequence; for several, "
+                        f"{several}")
     for i in ids:
-        if isinstance(i, bool) or not isinstance(i, int):
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
             raise TypeError(f"{name} must hold ints, got {i!r} ({type(i).__name__})")
-    return list(ids)
+    return [int(i) for i in ids]

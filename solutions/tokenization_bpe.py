@@ -3,7 +3,8 @@
 Small functions (:func:`best_pair`, :func:`train_bpe_naive`, :func:`train_bpe`,
 :func:`apply_merges`) on top of the shared primitives of `solutions.tokenization`, and the
 :class:`BPETokenizer` that puts them together, with its file format (:meth:`BPETokenizer.save`,
-:meth:`BPETokenizer.load`).
+:meth:`BPETokenizer.load`) and a streaming encoder for text larger than memory
+(:meth:`BPETokenizer.encode_iterable`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import heapq
 import json
 import os
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from itertools import pairwise
 
 import regex
@@ -124,6 +126,9 @@ def apply_merges(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int
     return ids
 
 
+_SPACE = regex.compile(r"\s")
+CACHE_SIZE = 1 << 16  # chunks whose ids are remembered; the cache starts over when full
+
 BPE_FORMAT = "course-bpe"
 BPE_FORMAT_VERSION = 1
 
@@ -138,7 +143,7 @@ class BPETokenizer:
         special_tokens: list[str] | tuple = (),
         pattern: str = GPT2_SPLIT_PATTERN,
     ):
-        merges = dict(merges or {})
+        merges = {} if merges is None else merges
         _check_merges(merges)
         self.merges = dict(sorted(merges.items(), key=lambda item: item[1]))  # rank order
         self.pattern = pattern
@@ -193,6 +198,54 @@ class BPETokenizer:
                 ids.extend(self._encode_ordinary(part))
         return ids
 
+    def encode_iterable(self, pieces: Iterable[str], allowed_special="all") -> Iterator[int]:
+        """The ids of the text the strings in `pieces` make together (the lines of an open
+        file, or any pieces), yielded as the pieces arrive: the same ids as
+        encode("".join(pieces)), holding only the text since the last safe cut in memory.
+
+        A cut goes where encoding the two sides apart cannot differ, whatever text follows:
+        between two chunks, with no whitespace on either side (a run of spaces and newlines
+        may split differently when more comes), far enough from the end for the pattern's
+        look-ahead and for a special token still arriving. This holds for patterns that look
+        ahead at most 3 characters or to the end of a run of whitespace, and never behind
+        (GPT-2's and GPT-4's). Memory grows only with the longest stretch without such a cut."""
+        if isinstance(pieces, str):
+            raise TypeError("pieces must be an iterable of strings (an open file, a list of "
+                            "lines); for one string use encode(text)")
+        specials = self._allowed(allowed_special)
+        margin = max([4] + [len(s) + 1 for s in specials])
+        text = ""
+        for piece in pieces:
+            require_str(piece, "each piece")
+            text += piece
+            cut = self._safe_cut(text, specials, margin)
+            if cut:
+                yield from self.encode(text[:cut], allowed_special)
+                text = text[cut:]
+        yield from self.encode(text, allowed_special)
+
+    def _safe_cut(self, text: str, specials: set[str], margin: int) -> int:
+        """The last chunk boundary of `text` with non-space characters on both sides and at
+        least `margin` characters after it; 0 if there is none."""
+        limit = len(text) - margin
+        if limit <= 0:
+            return 0
+        parts = [text]
+        if specials:
+            names = sorted(specials, key=len, reverse=True)
+            parts = regex.split("(" + "|".join(regex.escape(s) for s in names) + ")", text)
+        ends, start = [], 0
+        for part in parts:
+            if part in specials:
+                ends.append(start + len(part))
+            else:
+                ends.extend(start + m.end() for m in self._split.finditer(part))
+            start += len(part)
+        for end in reversed(ends):
+            if end <= limit and not _SPACE.match(text, end - 1) and not _SPACE.match(text, end):
+                return end
+        return 0
+
     def decode(self, ids: list[int]) -> str:
         """Ids -> text (invalid UTF-8 from a partial sequence shows as U+FFFD)."""
         ids = require_id_list(ids)
@@ -207,6 +260,8 @@ class BPETokenizer:
             chunk_ids = self._cache.get(chunk)
             if chunk_ids is None:
                 chunk_ids = apply_merges(list(chunk.encode("utf-8")), self.merges)
+                if len(self._cache) >= CACHE_SIZE:
+                    self._cache.clear()  # bounded memory on any amount of text
                 self._cache[chunk] = chunk_ids
             ids.extend(chunk_ids)
         return ids
@@ -272,12 +327,31 @@ class BPETokenizer:
         return cls(merges, specials, pattern)
 
 
-def _check_merges(merges: dict) -> None:
-    """Merges must create ids 256, 257, ... and only combine ids that exist before them."""
-    if sorted(merges.values()) != list(range(256, 256 + len(merges))):
-        raise ValueError("merge ids must be 256, 257, ... without gaps")
-    for pair, new_id in merges.items():
+MERGES_FORM = ("merges must be a dict {(id_a, id_b): new_id} whose new ids are 256, 257, ... "
+               "in the order the merges were learned (ids 0-255 are the bytes)")
+
+
+def _check_merges(merges) -> None:
+    """Merges must create ids 256, 257, ... and only combine ids that exist before them; other
+    common forms get the way to convert them."""
+    if not isinstance(merges, dict):
+        raise TypeError(f"{MERGES_FORM}; got a {type(merges).__name__}. From id pairs in rank "
+                        "order: {pair: 256 + rank for rank, pair in enumerate(pairs)}")
+    for pair in merges:
         if not (isinstance(pair, tuple) and len(pair) == 2):
             raise ValueError(f"a merge must map a pair of ids to a new id, got {pair!r}")
+        if any(isinstance(part, (bytes, str)) for part in pair):
+            raise TypeError(
+                f"{MERGES_FORM}; got a pair of {type(pair[0]).__name__} {pair!r}. From pairs "
+                "of bytes in rank order: ids = {bytes([i]): i for i in range(256)}, then for "
+                "each pair (a, b): merges[ids[a], ids[b]] = ids[a + b] = len(ids)")
+    new_ids = sorted(merges.values())
+    if new_ids != list(range(256, 256 + len(merges))):
+        raise ValueError(
+            f"merge ids must be 256, 257, ... without gaps, got {new_ids[0]} to {new_ids[-1]} "
+            f"for {len(merges)} merge(s) ({MERGES_FORM}). Merges numbered from another start: "
+            "give the merge of rank r the id 256 + r, inside the pairs too (a pair combines "
+            "byte ids 0-255 and ids of earlier merges)")
+    for pair, new_id in merges.items():
         if not all(isinstance(i, int) and 0 <= i < new_id for i in pair):
             raise ValueError(f"merge {pair} -> {new_id} uses an id not defined before {new_id}")

@@ -8,6 +8,7 @@ Only ``WordPieceTokenizer(..., return_tensors="pt")`` imports torch.
 
 from __future__ import annotations
 
+import numbers
 import os
 import unicodedata
 
@@ -270,7 +271,7 @@ class WordPieceTokenizer:
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
         """Ids -> text: '##' continuations join the previous token, '.' ',' '!' '?' join it too;
         with skip_special_tokens the special tokens ([UNK] included) are dropped."""
-        ids = require_id_list(ids)
+        ids = require_id_list(ids, several="use batch_decode")
         tokens = self.convert_ids_to_tokens(ids)
         if skip_special_tokens:
             tokens = [t for t in tokens if t not in self.all_special_tokens]
@@ -283,6 +284,12 @@ class WordPieceTokenizer:
             text.append(token)
         return "".join(text)
 
+    def batch_decode(self, sequences, skip_special_tokens: bool = True) -> list[str]:
+        """Several sequences of ids (a 2-D tensor, a list of lists) -> one text each."""
+        if hasattr(sequences, "tolist"):
+            sequences = sequences.tolist()
+        return [self.decode(ids, skip_special_tokens) for ids in sequences]
+
     def convert_tokens_to_ids(self, tokens):
         """A token (str) or list of tokens -> id(s); unknown tokens -> the [UNK] id."""
         unk = self.vocab[self.unk_token]
@@ -291,10 +298,12 @@ class WordPieceTokenizer:
         return [self.vocab.get(t, unk) for t in tokens]
 
     def convert_ids_to_tokens(self, ids):
-        """An id (int) or list of ids -> token(s)."""
-        if isinstance(ids, int):
-            return self._token(ids)
-        return [self._token(i) for i in ids]
+        """An id (an int, NumPy integers included) or a sequence of ids -> token(s)."""
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()  # a tensor, an array or a NumPy integer
+        if isinstance(ids, numbers.Integral) and not isinstance(ids, bool):
+            return self._token(int(ids))
+        return [self._token(i) for i in require_id_list(ids)]
 
     def _token(self, i: int) -> str:
         if i not in self.ids_to_tokens:
@@ -307,9 +316,11 @@ class WordPieceTokenizer:
         """Text or list of texts -> {"input_ids", "attention_mask"}, like a Hugging Face
         tokenizer: lists of ints for one string, lists of lists for a list of strings, or torch
         tensors of shape (B, T) with return_tensors="pt" (B = 1 for one string). As in Hugging
-        Face, a max_length without `truncation` truncates (truncation=False keeps every id)."""
+        Face, a max_length without `truncation` truncates only without padding; with padding it
+        does not (padding="max_length" then pads only the shorter rows, padding=True pads to
+        the longest row whatever max_length says), and truncation=False keeps every id."""
         if truncation is None:
-            truncation = max_length is not None
+            truncation = max_length is not None and padding_strategy(padding) is None
         single = isinstance(text, str)
         texts = [text] if single else text
         if not isinstance(texts, (list, tuple)):

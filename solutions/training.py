@@ -8,6 +8,7 @@ nanoGPT's train.py), usable for any ``nn.Module`` whose ``forward(idx, targets)`
 - :func:`lr_at` -- linear warm-up, then cosine decay to ``min_lr``; :func:`make_scheduler`.
 - :func:`param_groups` / :func:`make_optimizer` -- AdamW with weight decay on matrices only.
 - :func:`autocast` -- bf16 autocast on CUDA (and on CPU when asked).
+- :func:`clip_grad_norm` -- scale all gradients together to a global L2 norm of at most max_norm.
 - :func:`train_step` -- one optimizer step: gradient accumulation over micro-batches, clipping.
 - :func:`fit` -- the bare loop: batches and steps, nothing else.
 - :func:`train` -- the loop: periodic evaluation, progress bar, checkpoints (written and read
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import numbers
 import os
 import random
 import time
@@ -190,6 +192,30 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device="cpu") -> torch
                              foreach=not fused)
 
 
+@torch.no_grad()
+def clip_grad_norm(parameters, max_norm: float) -> torch.Tensor:
+    """Scale every gradient by min(1, max_norm / (norm + 1e-6)), in place, where norm is the L2
+    norm of all gradient entries taken as one vector; returns that norm before clipping (0-d).
+    Parameters without a gradient are skipped. No `if`: the scale is always applied, so a GPU
+    never waits for the CPU. An inf or NaN gradient gives an inf or NaN norm, returned as it is,
+    and useless gradients (zeros and NaN, as torch.nn.utils.clip_grad_norm_ leaves): skip the
+    step when the norm is not finite."""
+    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real) or max_norm <= 0:
+        raise ValueError(f"max_norm must be a number > 0, got {max_norm!r}")
+    if isinstance(parameters, torch.Tensor):
+        parameters = [parameters]
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.tensor(0.0)
+    device = grads[0].device
+    norms = [torch.linalg.vector_norm(g).to(device) for g in grads]  # one per tensor
+    total = torch.linalg.vector_norm(torch.stack(norms))  # sqrt of the sum of their squares
+    scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(scale.to(g.device))
+    return total
+
+
 # ---------------------------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +238,7 @@ def train_step(model: nn.Module, optimizer, scheduler, micro_batches: list, grad
             (loss / n).backward()                        # gradients add up over micro-batches
         total = total + loss.detach().float() / n       # stays on the device: no sync
     if grad_clip > 0:
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        clip_grad_norm(model.parameters(), grad_clip)
     optimizer.step()
     scheduler.step()
     return total

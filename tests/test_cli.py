@@ -82,6 +82,32 @@ def test_bpe_tokenizer_round_trips_through_the_checkpoint(tmp_path, grammar_file
     assert tok.decode(tok.encode(text)) == text and tok.vocab_size > 256
 
 
+def test_the_corpus_streams_in_blocks_with_the_ids_of_the_whole_text(tmp_path, monkeypatch):
+    """Read in blocks of 7 bytes (characters cut in two), ids written 5 at a time: the same
+    tokenizers and ids as from the whole text, and a bad byte reported at its file offset."""
+    from course.cli import train as cli
+    from solutions.tokenization_bpe import BPETokenizer
+    from solutions.tokenization_char import CharTokenizer
+
+    monkeypatch.setattr(cli, "BLOCK_BYTES", 7)
+    monkeypatch.setattr(cli, "BLOCK_IDS", 5)
+    monkeypatch.setattr(cli, "BPE_TRAIN_CHARS", 3000)
+    text = Grammar().text(Grammar().corpus(300, seed=1)) + "\n\n  naïve 日本語 🙂'll\n" * 20
+    path = tmp_path / "data.txt"
+    path.write_text(text, encoding="utf-8")
+    char = cli.make_tokenizer("char", path)
+    assert char.itos == CharTokenizer(text).itos
+    bpe = cli.make_tokenizer("bpe", path)
+    assert bpe.merges == BPETokenizer.train(text[:3000], cli.BPE_VOCAB).merges
+    for tok in (char, bpe):
+        ids = cli.encode_file(tok, path, tmp_path)
+        assert ids.dtype == torch.long and ids.tolist() == tok.encode(text)
+    raw = text.encode("utf-8")
+    path.write_bytes(raw[:100] + b"\xff" + raw[100:])
+    with pytest.raises(cli.DataError, match="byte 100 cannot be decoded"):
+        cli.encode_file(char, path, tmp_path)
+
+
 def test_cli_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path, grammar_file):
     common = ["--data", grammar_file, "--max-iters", 60, "--eval-every", 20,
               "--ckpt-every", 5, "--quiet", "--seed", "2"]

@@ -76,13 +76,13 @@ MISTAKES = [
     Mistake("clip_before_backward", T + "train_step",
             "    optimizer.zero_grad(set_to_none=True)\n    n = len(micro_batches)",
             "    optimizer.zero_grad(set_to_none=True)\n"
-            "    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)\n"
+            "    clip_grad_norm(model.parameters(), grad_clip)\n"
             "    grad_clip = 0\n    n = len(micro_batches)",
             "the gradients are clipped before backward(), when there are none yet: clip after "
             "the backward passes and before optimizer.step()"),
-    Mistake("clip_by_value", T + "train_step", "nn.utils.clip_grad_norm_(", "nn.utils.clip_grad_value_(",
+    Mistake("clip_by_value", T + "train_step", "clip_grad_norm(", "nn.utils.clip_grad_value_(",
             "each gradient entry is clipped to [-grad_clip, grad_clip]; clip the total norm "
-            "with nn.utils.clip_grad_norm_"),
+            "with clip_grad_norm"),
     Mistake("no_scheduler_step", T + "train_step", "    scheduler.step()\n", "",
             "the scheduler never steps, so the learning rate never follows the schedule: call "
             "scheduler.step() after optimizer.step()"),

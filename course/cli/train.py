@@ -7,7 +7,8 @@ and sample from it.
     python -m course sample --ckpt DIR --prompt TEXT --max-new-tokens N
         [--temperature T] [--top-k K] [--top-p P] [--seed S]
 
-The first 90% of the tokens train, the last 10% validate. DIR/metrics.jsonl gets one JSON
+The first 90% of the tokens train, the last 10% validate. The file is read as a stream and its
+token ids kept on disk (memory-mapped), so it may be larger than memory. DIR/metrics.jsonl gets one JSON
 object per evaluation (step, train_loss, val_loss, elapsed_s, tokens_per_s); DIR/ckpt.pt holds
 the model, optimizer, scheduler, random states, data position, model configuration and tokenizer.
 Several processes (``torchrun --nproc_per_node=N -m course train ...``) train data-parallel.
@@ -22,9 +23,12 @@ DDP, exact resume, as without it). The tokenizer is the course's.
 
 from __future__ import annotations
 
+import codecs
+import itertools
 import json
 import os
 import sys
+import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -44,29 +48,54 @@ PRESETS = {
 }
 BPE_VOCAB = 512            # merges learned on the first BPE_TRAIN_CHARS characters
 BPE_TRAIN_CHARS = 200_000
+BLOCK_BYTES = 1 << 20      # the file is read a megabyte at a time
+BLOCK_IDS = 1 << 20        # and its ids written to disk a million at a time
 
 
 class DataError(ValueError):
     """A training file that cannot be used, with the reason in plain words."""
 
 
-def read_text(path) -> str:
-    """The file's text; a clear DataError if it is missing, empty, binary or not UTF-8."""
+def check_file(path) -> Path:
+    """The path of a usable text file; a clear DataError if it is missing, a folder, empty,
+    or binary (NUL bytes in its first megabyte). Reads no more than it must."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"no such file: {path}")
     if path.is_dir():
         raise DataError(f"{path} is a folder; give a UTF-8 text file")
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise DataError(f"{path} is empty: a language model needs text to learn from")
-    if b"\x00" in raw[:1_000_000]:
-        raise DataError(f"{path} looks binary (it holds NUL bytes); give a UTF-8 text file")
+    with open(path, "rb") as f:
+        head = f.read(BLOCK_BYTES)
+        if b"\x00" in head:
+            raise DataError(f"{path} looks binary (it holds NUL bytes); give a UTF-8 text file")
+        block = head
+        while not block.strip():
+            if not block:
+                raise DataError(f"{path} is empty: a language model needs text to learn from")
+            block = f.read(BLOCK_BYTES)
+    return path
+
+
+def read_pieces(path):
+    """The file's text, decoded as UTF-8 block by block as it is read (never all at once); a
+    clear DataError at the first byte that is not UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0                                           # bytes read before this block
+    with open(path, "rb") as f:
+        while block := f.read(BLOCK_BYTES):
+            pending = len(decoder.getstate()[0])         # bytes of a character cut in two
+            try:
+                yield decoder.decode(block)
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path} is not UTF-8 text (byte {offset - pending + err.start} "
+                                "cannot be decoded); convert it, e.g. with iconv -t utf-8"
+                                ) from None
+            offset += len(block)
     try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not UTF-8 text (byte {err.start} cannot be decoded); "
-                        "convert it, e.g. with iconv -t utf-8") from None
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text (it ends inside a character); convert it, "
+                        "e.g. with iconv -t utf-8") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,14 +103,23 @@ def read_text(path) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def make_tokenizer(kind: str, text: str):
+def make_tokenizer(kind: str, path):
+    """The tokenizer for the file: its characters, or BPE merges learned on its beginning."""
     from solutions.tokenization_bpe import BPETokenizer
     from solutions.tokenization_char import CharTokenizer
 
     if kind == "char":
-        return CharTokenizer(text)
+        chars = set()
+        for piece in read_pieces(path):
+            chars.update(piece)
+        return CharTokenizer("".join(chars))
     if kind == "bpe":
-        return BPETokenizer.train(text[:BPE_TRAIN_CHARS], BPE_VOCAB)
+        start = ""
+        for piece in read_pieces(path):
+            start += piece[: BPE_TRAIN_CHARS - len(start)]
+            if len(start) == BPE_TRAIN_CHARS:
+                break
+        return BPETokenizer.train(start, BPE_VOCAB)
     raise DataError(f"unknown tokenizer {kind!r}; use 'char' or 'bpe'")
 
 
@@ -137,11 +175,28 @@ def build_configs(args, vocab_size: int, saved: dict | None = None):
     return ModelConfig(**model_kw), TrainConfig(**train_kw)
 
 
-def encode_splits(tok, text: str, block_size: int) -> dict:
-    """Token ids of the text: the first 90% train, the last 10% validate."""
+def encode_file(tok, path, folder):
+    """The file's token ids as a 1-D LongTensor backed by a temporary file in `folder`, not by
+    memory: the text streams through the tokenizer (BPE's encode_iterable) and the ids go to
+    disk in blocks, so a corpus larger than memory can be trained on."""
+    import numpy as np
     import torch
 
-    ids = torch.tensor(tok.encode(text), dtype=torch.long)
+    ids = (tok.encode_iterable(read_pieces(path)) if hasattr(tok, "encode_iterable")
+           else (i for piece in read_pieces(path) for i in tok.encode(piece)))
+    store = tempfile.TemporaryFile(dir=folder)           # deleted when the process ends
+    while block := list(itertools.islice(ids, BLOCK_IDS)):
+        store.write(np.asarray(block, dtype=np.int64).tobytes())
+    store.flush()
+    n = store.tell() // 8
+    if n == 0:
+        return torch.zeros(0, dtype=torch.long)
+    return torch.from_numpy(np.memmap(store, dtype=np.int64, mode="c", shape=(n,)))
+
+
+def encode_splits(tok, path, block_size: int, folder) -> dict:
+    """Token ids of the file: the first 90% train, the last 10% validate."""
+    ids = encode_file(tok, path, folder)
     n_val = len(ids) // 10
     need = 10 * (block_size + 1)
     if len(ids) < need:
@@ -157,15 +212,17 @@ def run_train(args) -> int:
     from solutions.checkpoint import load_checkpoint
 
     out = Path(args.out)
-    text = read_text(args.data)
+    path = check_file(args.data)
     if args.resume:
         state = load_checkpoint(out / "ckpt.pt")
         tok = tokenizer_from_state(state["tokenizer"])
         model_cfg, train_cfg = build_configs(args, 0, saved=state)
     else:
-        tok = make_tokenizer(args.tokenizer, text)
+        tok = make_tokenizer(args.tokenizer, path)
         model_cfg, train_cfg = build_configs(args, tok.vocab_size)
-    data = encode_splits(tok, text, train_cfg.block_size)
+    # the ids go to a temporary file beside the run (not /tmp, often memory); no folder is made
+    folder = next(f for f in (out.absolute(), *out.absolute().parents) if f.is_dir())
+    data = encode_splits(tok, path, train_cfg.block_size, folder)
     from solutions.decoder import GPT
     from solutions.training import train
 

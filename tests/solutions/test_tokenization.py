@@ -634,8 +634,13 @@ BATCH = [
         ("One single string.", dict()),
         ("One single string.", dict(padding="max_length", max_length=10)),
         ("One single string, truncated.", dict(truncation=True, max_length=4)),
+        # max_length without truncation: padding turns Hugging Face's truncation off
+        (BATCH, dict(padding=True, max_length=5)),
+        (BATCH, dict(padding="longest", max_length=8)),
+        (BATCH, dict(padding="max_length", max_length=24)),
     ],
 )
+@pytest.mark.filterwarnings("ignore:`max_length` is ignored")
 def test_batch_tensors_match_hf(bert, hf_auto, texts, kwargs):
     ours = bert(texts, return_tensors="pt", **kwargs)
     theirs = hf_auto(texts, return_tensors="pt", **kwargs)
@@ -653,8 +658,13 @@ def test_batch_tensors_match_hf(bert, hf_auto, texts, kwargs):
         (BATCH, dict(padding=True)),
         ("single", dict()),
         ("single", dict(padding="max_length", max_length=6)),
+        # max_length without truncation, with padding: no truncation, as in Hugging Face
+        *[(texts, dict(padding=padding, max_length=max_length))
+          for texts in (BATCH, "One single string, rather long for this.")
+          for padding in (True, "longest", "max_length") for max_length in (2, 5, 8, 24)],
     ],
 )
+@pytest.mark.filterwarnings("ignore:`max_length` is ignored")
 def test_batch_lists_match_hf(bert, hf_auto, texts, kwargs):
     ours, theirs = bert(texts, **kwargs), hf_auto(texts, **kwargs)
     assert ours["input_ids"] == theirs["input_ids"]
@@ -799,3 +809,50 @@ def test_vocab_size_must_be_an_int(train):
         train("hello world", 300.0)
     with pytest.raises(TypeError, match="vocab_size must be an int"):
         train("hello world", True)
+
+
+def test_decode_of_a_batch_points_to_batch_decode(bpe, bert, hf_auto):
+    batch = torch.tensor([[101, 7592, 102], [101, 2088, 102]])   # (B, T)
+    with pytest.raises(TypeError, match="one sequence of ids, got 2 sequences.*batch_decode"):
+        bert.decode(batch)
+    with pytest.raises(TypeError, match="one sequence.*decode each one"):
+        bpe.decode([[104, 105], [106]])
+    assert bert.batch_decode(batch) == hf_auto.batch_decode(batch, skip_special_tokens=True)
+    assert bert.batch_decode(batch.tolist(), skip_special_tokens=False) == \
+        hf_auto.batch_decode(batch.tolist())
+
+
+def test_numpy_integers_are_ints(bpe, bert):
+    import numpy as np
+
+    text = english_prose()[:3000]
+    assert BPETokenizer.train(text, np.int64(300)).merges == BPETokenizer.train(text, 300).merges
+    assert train_bpe(text, np.int32(280)) == train_bpe(text, 280)
+    assert bert.convert_ids_to_tokens(np.int64(101)) == "[CLS]"
+    assert bert.convert_ids_to_tokens(np.array([101, 102])) == ["[CLS]", "[SEP]"]
+    assert bert.convert_ids_to_tokens([np.int64(101)]) == ["[CLS]"]
+    ids = bert.encode("hello world")
+    for tok, seq in ((bert, ids), (bpe, bpe.encode("hello world"))):
+        expected = tok.decode(seq)
+        assert tok.decode(np.array(seq)) == expected
+        assert tok.decode([np.int64(i) for i in seq]) == expected
+    with pytest.raises(TypeError, match="vocab_size must be an int"):
+        BPETokenizer.train(text, np.float64(300))
+    with pytest.raises(TypeError, match="must hold ints"):
+        bpe.decode([np.float64(104)])
+
+
+def test_merges_in_another_form_are_refused_with_the_conversion():
+    pairs = [(b"t", b"h"), (b"th", b"e")]                   # pairs of bytes, rank order
+    with pytest.raises(TypeError, match=r"got a list.*256 \+ rank"):
+        BPETokenizer([(116, 104)])
+    with pytest.raises(TypeError, match=r"got a pair of bytes.*ids\[a \+ b\] = len\(ids\)"):
+        BPETokenizer({pair: 256 + rank for rank, pair in enumerate(pairs)})
+    with pytest.raises(ValueError, match=r"without gaps, got 0 to 1.*256 \+ r"):
+        BPETokenizer({(116, 104): 0, (0, 101): 1})              # ranks from 0
+    ids = {bytes([i]): i for i in range(256)}                  # the conversion the message gives
+    merges = {}
+    for a, b in pairs:
+        merges[ids[a], ids[b]] = ids[a + b] = len(ids)
+    tok = BPETokenizer(merges)
+    assert tok.encode("the") == [257] and tok.vocab[257] == b"the"

@@ -20,6 +20,7 @@ from solutions.checkpoint import load_checkpoint
 from solutions.training import (
     TrainConfig,
     autocast,
+    clip_grad_norm,
     estimate_loss,
     get_batch,
     lr_at,
@@ -218,21 +219,106 @@ def test_accumulation_equals_one_big_batch():
         assert torch.allclose(pa, pb, atol=1e-6)
 
 
+def _grads(shapes, scale, seed, missing=()):
+    """Parameters of the given shapes with random gradients times `scale` (None at `missing`)."""
+    g = torch.Generator().manual_seed(seed)
+    params = [nn.Parameter(torch.zeros(shape)) for shape in shapes]
+    for i, p in enumerate(params):
+        if i not in missing:
+            p.grad = torch.randn(p.shape, generator=g) * scale
+    return params
+
+
+def _twins(params):
+    """A copy of the parameters with copies of their gradients."""
+    twins = [nn.Parameter(p.detach().clone()) for p in params]
+    for p, t in zip(params, twins, strict=True):
+        t.grad = None if p.grad is None else p.grad.clone()
+    return twins
+
+
+CLIP_SHAPES = [
+    [(3,)],                                           # one vector
+    [(4, 5), (5,), (2, 3, 4), ()],                    # matrix, bias, 3-D, scalar
+    [(64, 32), (32,), (32, 64), (1,), (7, 1, 3)],
+]
+
+
+@pytest.mark.parametrize("shapes", CLIP_SHAPES)
+@pytest.mark.parametrize("scale, max_norm", [(10.0, 1.0), (0.01, 1.0), (1.0, 0.3), (3.0, 5)])
+def test_clip_grad_norm_equals_torch(shapes, scale, max_norm):
+    """Same returned norm and same gradients as torch.nn.utils.clip_grad_norm_, whether the
+    norm is above the limit (scaled down) or below it (unchanged); None gradients skipped."""
+    missing = (1,) if len(shapes) > 2 else ()
+    ours = _grads(shapes, scale, seed=len(shapes), missing=missing)
+    theirs = _twins(ours)
+    before = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in ours if
+                                                 p.grad is not None]))
+    norm = clip_grad_norm(ours, max_norm)
+    expected = nn.utils.clip_grad_norm_(theirs, max_norm)
+    assert norm.shape == () and torch.allclose(norm, expected, rtol=1e-6, atol=0)
+    assert torch.allclose(norm, before, rtol=1e-5)
+    for p, t in zip(ours, theirs, strict=True):
+        assert (p.grad is None) == (t.grad is None)
+        if p.grad is not None:
+            assert torch.allclose(p.grad, t.grad, rtol=1e-6, atol=1e-9)
+    after = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in ours if
+                                                p.grad is not None]))
+    assert after <= max_norm * (1 + 1e-5)
+    if before <= max_norm:
+        assert after == pytest.approx(float(before), rel=1e-6)  # below the limit: unchanged
+
+
+def test_clip_grad_norm_edge_cases():
+    """No gradient at all: norm 0 like torch; a single tensor is accepted; max_norm > 0."""
+    assert float(clip_grad_norm(_grads([(2, 2)], 1.0, 0, missing=(0,)), 1.0)) == 0.0
+    assert float(nn.utils.clip_grad_norm_(_grads([(2, 2)], 1.0, 0, missing=(0,)), 1.0)) == 0.0
+    (p,) = _grads([(5,)], 10.0, 1)
+    (t,) = _twins([p])
+    assert torch.allclose(clip_grad_norm(p, 1.0), nn.utils.clip_grad_norm_(t, 1.0))
+    assert torch.allclose(p.grad, t.grad)
+    for bad in (0, -1.0, "1", None, True):
+        with pytest.raises(ValueError, match="max_norm must be a number > 0"):
+            clip_grad_norm([p], bad)
+
+
+@pytest.mark.parametrize("bad", [math.inf, math.nan])
+def test_clip_grad_norm_non_finite_behaves_like_torch(bad):
+    """A gradient holding inf or NaN: the returned norm is inf or NaN (so a loop can skip the
+    step), and the gradients are what torch's become: with inf the scale is 0, so zeros and a
+    NaN where the inf was; with NaN every entry is NaN."""
+    ours = _grads([(3, 4), (4,)], 1.0, 2)
+    ours[0].grad[1, 2] = bad
+    theirs = _twins(ours)
+    norm = clip_grad_norm(ours, 1.0)
+    expected = nn.utils.clip_grad_norm_(theirs, 1.0)
+    assert (math.isinf(norm) if bad == math.inf else math.isnan(norm))
+    assert torch.equal(norm.isnan(), expected.isnan()) and torch.equal(norm.isinf(),
+                                                                       expected.isinf())
+    for p, t in zip(ours, theirs, strict=True):
+        assert torch.equal(p.grad.isnan(), t.grad.isnan())
+        assert torch.allclose(p.grad, t.grad, equal_nan=True)
+    assert ours[0].grad[1, 2].isnan()
+    finite = torch.cat([p.grad.flatten() for p in ours])
+    finite = finite[torch.arange(len(finite)) != 6]           # all but the bad entry
+    assert (finite == 0).all() if bad == math.inf else finite.isnan().all()
+
+
 def test_clipping_happens_after_backward_with_the_configured_norm(monkeypatch):
     import solutions.training as training
 
     seen = []
-    real = nn.utils.clip_grad_norm_
+    real = training.clip_grad_norm
 
-    def spy(params, max_norm, *args, **kw):
+    def spy(params, max_norm):
         params = list(params)
         seen.append((max_norm, all(p.grad is not None for p in params)))
-        norm = real(params, max_norm, *args, **kw)
+        norm = real(params, max_norm)
         clipped = torch.cat([p.grad.flatten() for p in params]).norm()
         assert clipped <= max_norm * (1 + 1e-4)
         return norm
 
-    monkeypatch.setattr(training.nn.utils, "clip_grad_norm_", spy)
+    monkeypatch.setattr(training, "clip_grad_norm", spy)
     torch.manual_seed(0)
     train(TinyLM(11, 16), corpus(), small_config(max_iters=3, grad_clip=0.05), "cpu")
     assert seen == [(0.05, True)] * 3
