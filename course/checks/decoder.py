@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from course.checks import oracles
-from course.checks.core import CheckFailed, Mistake, Slip, check, compare, copy_of
+from course.checks.core import CheckFailed, Mistake, Slip, call, check, compare, copy_of
 
 M = "solutions.decoder."
 G = "solutions.generation."
@@ -219,10 +219,9 @@ def _check_gpt_dropout(GPT, hidden: bool) -> None:
                 with torch.no_grad():
                     return model(idx.clone())[0]
 
-        compare(GPT, probe, probe(reference),
-                what=f"GPT(dropout=0.2).train() logits on idx ({B}, {T}), {label}, seeded, "
-                     "compared with the reference GPT under the same seed",
-                **oracles.tol(dtype))
+        what = (f"GPT(dropout=0.2).train() logits on idx ({B}, {T}), {label}, seeded, "
+                "compared with the reference GPT under the same seed")
+        compare(GPT, probe, call(reference, probe, what), what=what, **oracles.tol(dtype))
 
 
 @check(M + "GPT", part=1)
@@ -488,10 +487,13 @@ def check_generate(generate, hidden: bool = False) -> None:
             what="gradients on during generate's forward passes (greedy, 3 new tokens)")
     for prompt_len, n in [(5, 30)] + ([(24, 3)] if hidden else []):
         prompt = oracles.token_ids(50, (2, prompt_len), seed=980 + prompt_len)
-        compare(generate, lambda f, prompt=prompt, n=n: _tokens_fed(f, hf, prompt, n),
-                _tokens_fed(reference, hf, prompt, n),
-                what=f"tokens the model reads at each forward pass of generate(use_cache=True, "
-                     f"greedy=True), prompt (2, {prompt_len}), {n} new tokens, block_size 24")
+        what = (f"tokens the model reads at each forward pass of generate(use_cache=True, "
+                f"greedy=True), prompt (2, {prompt_len}), {n} new tokens, block_size 24")
+
+        def fed(f, prompt=prompt, n=n):
+            return _tokens_fed(f, hf, prompt, n)
+
+        compare(generate, fed, call(reference, fed, what), what=what)
 
 
 def _tokens_fed(generate, hf, prompt: torch.Tensor, n: int) -> list[int]:

@@ -417,7 +417,8 @@ def _check_training_dropout(Block, norm_first: bool, hidden: bool) -> None:
                 kw = {} if context is None else {"context": context.clone()}
                 return block(x.clone(), **kw)
 
-        compare(Block, probe, probe(reference), what=what, **oracles.tol(torch.float32))
+        compare(Block, probe, call(reference, probe, what), what=what,
+                **oracles.tol(torch.float32))
 
 
 def _cases(norm_first: bool, hidden: bool) -> list[dict]:
