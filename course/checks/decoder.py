@@ -10,13 +10,14 @@ float64, a batch of one, prompts longer than the window and other seeds.
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cache
 
 import torch
 import torch.nn.functional as F
 
 from course.checks import oracles
-from course.checks.core import CheckFailed, Mistake, Slip, check, compare, copy_of
+from course.checks.core import CheckFailed, Mistake, Slip, call, check, compare, copy_of
 
 M = "solutions.decoder."
 G = "solutions.generation."
@@ -45,6 +46,10 @@ MISTAKES = [
             "use self.positions[start:start + T]"),
     Mistake("no_final_norm", M + "GPT", "self.lm_head(self.ln_f(x))", "self.lm_head(x)",
             "the final LayerNorm is missing: apply self.ln_f before the LM head"),
+    Mistake("no_embedding_dropout", M + "GPT", "x = self.drop(self.wte(idx) + self.wpe(pos))",
+            "x = self.wte(idx) + self.wpe(pos)",
+            "the embedding dropout is missing: in training mode GPT-2 drops the sum of the "
+            "token and position embeddings, x = self.drop(wte(idx) + wpe(positions))"),
     Mistake("no_positions", M + "GPT", "self.wte(idx) + self.wpe(pos)", "self.wte(idx)",
             "the position embeddings are missing: add self.wpe(positions) to the token "
             "embeddings"),
@@ -105,7 +110,17 @@ MISTAKES = [
             "logits.argmax(dim=0, keepdim=True)",
             "greedy takes the argmax over the batch: take it over the vocabulary (dim=-1), "
             "one token per row"),
+    Mistake("generator_ignored", G + "next_token",
+            "torch.multinomial(probs, 1, generator=generator)", "torch.multinomial(probs, 1)",
+            "the draw ignores `generator`, so a seeded generator does not make sampling "
+            "reproducible: pass it on, torch.multinomial(probs, 1, generator=generator)"),
     # Part 4: generate
+    Mistake("cache_never_reused", G + "generate",
+            "if use_cache and cache is not None and cache.length < block_size:", "if False:",
+            "the cache is never reused: every step runs the whole window with a fresh cache. "
+            "After the first step, feed only the newest token with the cache of the steps "
+            "before, model(idx[:, -1:], cache=cache), and start over only when the cache holds "
+            "block_size positions"),
     Mistake("no_crop", G + "generate", "window = idx[:, -block_size:]", "window = idx",
             "the model is given more than block_size tokens: read only the last block_size "
             "(idx[:, -block_size:])"),
@@ -168,7 +183,8 @@ def _gpt_cases(hidden: bool):
 
 @check(M + "GPT", part=1)
 def check_gpt(GPT, hidden: bool = False) -> None:
-    """Logits equal GPT-2's (same weights) on whole sequences."""
+    """Logits equal GPT-2's (same weights) on whole sequences; in training mode, dropout falls
+    where the reference's does."""
     for i, (label, sizes, B, T, dtype) in enumerate(_gpt_cases(hidden)):
         hf = _hf_gpt2(*sizes, dtype)
         idx = oracles.token_ids(sizes[4], (B, T), seed=300 + i)
@@ -181,6 +197,31 @@ def check_gpt(GPT, hidden: bool = False) -> None:
 
         compare(GPT, probe, expected, what=f"GPT logits on idx ({B}, {T}), {label}",
                 **oracles.tol(dtype))
+    _check_gpt_dropout(GPT, hidden)
+
+
+def _check_gpt_dropout(GPT, hidden: bool) -> None:
+    """In training mode with dropout 0.2, under one seed, the logits equal the reference GPT's
+    under the same seed: the embeddings are dropped first, then each block drops its branches
+    (a missing dropout shifts every random draw after it)."""
+    reference = copy_of(M + "GPT")
+    for i, (label, sizes, B, T, dtype) in enumerate(_gpt_cases(hidden)[::2]):
+        hf = _hf_gpt2(*sizes, dtype)
+        idx = oracles.token_ids(sizes[4], (B, T), seed=350 + i)
+
+        def probe(cls, hf=hf, idx=idx, dtype=dtype):
+            from solutions.pretrained import gpt2_config, load_gpt2
+
+            config = dataclasses.replace(gpt2_config(hf.config), dropout=0.2)
+            with torch.random.fork_rng(devices=[]):
+                model = load_gpt2(cls(config), hf.state_dict()).to(dtype).train()
+                torch.manual_seed(4321)
+                with torch.no_grad():
+                    return model(idx.clone())[0]
+
+        what = (f"GPT(dropout=0.2).train() logits on idx ({B}, {T}), {label}, seeded, "
+                "compared with the reference GPT under the same seed")
+        compare(GPT, probe, call(reference, probe, what), what=what, **oracles.tol(dtype))
 
 
 @check(M + "GPT", part=1)
@@ -333,7 +374,8 @@ def check_top_p(filter_top_p, hidden: bool = False) -> None:
 
 @check(G + "next_token", part=3, uses=(G + "filter_top_k", G + "filter_top_p"))
 def check_next_token(next_token, hidden: bool = False) -> None:
-    """Greedy is the argmax of each row; sampled tokens follow softmax(filtered(z / T))."""
+    """Greedy is the argmax of each row; sampled tokens follow softmax(filtered(z / T)) and
+    come from the given generator."""
     f32, f64 = torch.float32, torch.float64
     z = oracles.randn(4, 7, seed=800) * 2
     compare(next_token, lambda f: f(z.clone(), greedy=True), z.argmax(-1, keepdim=True),
@@ -364,6 +406,27 @@ def check_next_token(next_token, hidden: bool = False) -> None:
         compare(next_token, probe, expected, rtol=0.0, atol=0.02,
                 what=f"frequencies of {N} draws of next_token(logits (1, 6), "
                      + ", ".join(f"{k}={v}" for k, v in kw.items()) + ")")
+    _check_generator_used(next_token)
+
+
+def _check_generator_used(next_token) -> None:
+    """Two calls with generators seeded alike draw the same tokens, whatever the global random
+    state in between: the draw comes from `generator`."""
+    z = oracles.randn(64, 9, seed=820)
+
+    def probe(f):
+        draws = []
+        with torch.random.fork_rng(devices=[]):
+            for global_seed in (1, 2):
+                torch.manual_seed(global_seed)
+                draws.append(f(z.clone(), generator=torch.Generator().manual_seed(11)))
+        if not all(isinstance(d, torch.Tensor) for d in draws):
+            return draws
+        return bool(torch.equal(*draws))
+
+    compare(next_token, probe, True,
+            what="next_token(logits (64, 9), generator=torch.Generator().manual_seed(11)) "
+                 "twice, the global seed changed in between: the same tokens both times")
 
 
 # ---------------------------------------------------------------- Part 4: generate
@@ -373,7 +436,8 @@ def check_next_token(next_token, hidden: bool = False) -> None:
 def check_generate(generate, hidden: bool = False) -> None:
     """Greedy decoding equals GPT-2's generate(do_sample=False), with and without the cache;
     past block_size, sampling and mode handling equal the reference loop; no forward pass runs
-    with gradients on."""
+    with gradients on; with the cache each step after the first reads only the newest token
+    until the window is full."""
     from solutions.decoder import GPT
 
     sizes = [(0, 2, 4, 32, 50, 24, 3, 5, 12)]
@@ -421,6 +485,26 @@ def check_generate(generate, hidden: bool = False) -> None:
 
     compare(generate, grad_enabled, False,
             what="gradients on during generate's forward passes (greedy, 3 new tokens)")
+    for prompt_len, n in [(5, 30)] + ([(24, 3)] if hidden else []):
+        prompt = oracles.token_ids(50, (2, prompt_len), seed=980 + prompt_len)
+        what = (f"tokens the model reads at each forward pass of generate(use_cache=True, "
+                f"greedy=True), prompt (2, {prompt_len}), {n} new tokens, block_size 24")
+
+        def fed(f, prompt=prompt, n=n):
+            return _tokens_fed(f, hf, prompt, n)
+
+        compare(generate, fed, call(reference, fed, what), what=what)
+
+
+def _tokens_fed(generate, hf, prompt: torch.Tensor, n: int) -> list[int]:
+    """How many tokens the model embeds at each forward pass (seen by its token table, however
+    the model is called): the prompt, then one token a step while the cache lasts."""
+    from solutions.decoder import GPT
+
+    model, fed = GPT.from_hf(hf), []
+    model.wte.register_forward_pre_hook(lambda module, args: fed.append(args[0].size(-1)))
+    generate(model, prompt.clone(), n, greedy=True, use_cache=True)
+    return fed
 
 
 @check(G + "generate", part=4, uses=(G + "next_token",))
@@ -622,4 +706,56 @@ def generate(model, idx, max_new_tokens, *, greedy=False, temperature=1.0, top_k
     model.train(was)
     return idx
 """, "first_position_logits"),
+    Slip("generate_fresh_cache_each_step", G + "generate", """
+def generate(model, idx, max_new_tokens, *, greedy=False, temperature=1.0, top_k=None,
+             top_p=None, use_cache=True, stop=None, generator=None):
+    training = model.training
+    model.eval()
+    n = model.config.block_size
+    stopped = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
+    try:
+        with torch.no_grad():
+            for _ in range(max_new_tokens):
+                context = idx[:, -n:]
+                if use_cache:
+                    out = model(context, cache=model.new_cache())
+                else:
+                    out = model(context)
+                new = next_token(logits_of(out)[:, -1, :], greedy=greedy,
+                                 temperature=temperature, top_k=top_k, top_p=top_p,
+                                 generator=generator)
+                if stop is not None:
+                    new = torch.where(stopped, torch.full_like(new, stop), new)
+                    stopped = stopped | (new == stop)
+                idx = torch.cat([idx, new], dim=1)
+                if stop is not None and stopped.all():
+                    break
+    finally:
+        model.train(training)
+    return idx
+""", "cache_never_reused"),
+    Slip("next_token_global_rng", G + "next_token", """
+def next_token(logits, *, greedy=False, temperature=1.0, top_k=None, top_p=None,
+               generator=None):
+    if greedy:
+        return torch.argmax(logits, dim=-1, keepdim=True)
+    scaled = logits / temperature
+    if top_k is not None:
+        scaled = filter_top_k(scaled, top_k)
+    if top_p is not None:
+        scaled = filter_top_p(scaled, top_p)
+    return torch.multinomial(F.softmax(scaled, dim=-1), num_samples=1)
+""", "generator_ignored"),
+    Slip("gpt_embeddings_not_dropped", M + "GPT.forward", """
+def forward(self, idx, targets=None, *, ignore_index=-100, cache=None):
+    self.check_inputs(idx, cache)
+    past = 0 if cache is None else cache.length
+    h = self.wte(idx) + self.wpe(self.positions[past:past + idx.size(1)])
+    for layer, block in enumerate(self.blocks):
+        h = block(h) if cache is None else block(h, cache=cache[layer])
+    logits = self.lm_head(self.ln_f(h))
+    if targets is None:
+        return logits, None
+    return logits, lm_loss(logits, targets, ignore_index)
+""", "no_embedding_dropout"),
 ]

@@ -267,13 +267,14 @@ def _table_effects(expected: torch.Tensor):
             ("sin_cos_concatenated", lambda got: close(got, concatenated))]
 
 
-def on_meta(module: nn.Module, x: torch.Tensor) -> tuple:
-    """(device, shape, names of the torch functions that made CPU tensors) of module(x), with the
-    module and x on the meta device. Indexing a meta table with a CPU `arange` silently works,
-    so the spy, not the output's device, is what catches it."""
-    module, x = module.to("meta"), x.to("meta")
+def on_meta(module: nn.Module, *inputs: torch.Tensor | None) -> tuple:
+    """(device, shape, names of the torch functions that made CPU tensors) of module(*inputs),
+    with the module and the tensors on the meta device. Indexing a meta table with a CPU
+    `arange` silently works, so the spy, not the output's device, is what catches it."""
+    module = module.to("meta")
+    inputs = tuple(x if x is None else x.to("meta") for x in inputs)
     with cpu_tensor_spy() as spy:
-        out = module(x)
+        out = module(*inputs)
     return out.device.type, tuple(out.shape), sorted(set(spy.made_on_cpu))
 
 

@@ -31,6 +31,7 @@ from course.checks.core import (
     replaying,
     short,
 )
+from course.checks.embeddings import on_meta
 
 M = "solutions.encoder."
 P = "solutions.pretrained."
@@ -50,6 +51,18 @@ MISTAKES = [
             "(self.positions[:T])"),
     Mistake("no_positions", M + "EncoderEmbeddings", "+ self.position(self.positions[:T])", "",
             "the position embeddings are missing: add self.position(self.positions[:T])"),
+    Mistake("embedding_dropout_before_norm", M + "EncoderEmbeddings",
+            "return self.dropout(self.ln(x))", "return self.ln(self.dropout(x))",
+            "dropout comes before the LayerNorm: BERT normalises the sum first and drops the "
+            "normalised vectors, self.dropout(self.ln(x))"),
+    Mistake("positions_made_on_cpu", M + "EncoderEmbeddings", "self.positions[:T]",
+            "torch.arange(T)",
+            "the positions are made on the CPU (torch.arange(T) without device=), so the model "
+            "fails on a GPU: take them from the buffer, self.positions[:T]"),
+    Mistake("token_types_on_cpu", M + "EncoderEmbeddings", "torch.zeros_like(input_ids)",
+            "torch.zeros(input_ids.shape, dtype=torch.long)",
+            "the default token types are made on the CPU (torch.zeros without device=), so the "
+            "model fails on a GPU: make them like the ids, torch.zeros_like(input_ids)"),
     Mistake("token_types_default_one", M + "EncoderEmbeddings", "torch.zeros_like(input_ids)",
             "torch.ones_like(input_ids)",
             "without token_type_ids every token belongs to segment 0, not 1: use "
@@ -71,6 +84,13 @@ MISTAKES = [
             "self.embeddings(input_ids)",
             "token_type_ids are not passed to the embeddings: every token is treated as "
             "segment 0"),
+    Mistake("mask_made_on_cpu", M + "Encoder",
+            "mask = None if attention_mask is None else padding_mask(attention_mask)",
+            "mask = padding_mask(torch.ones(input_ids.shape, dtype=torch.long) if "
+            "attention_mask is None else attention_mask)",
+            "without an attention_mask a mask is made on the CPU (torch.ones without "
+            "device=), so the encoder fails on a GPU: pass mask=None to the layers (every "
+            "token is real), or make it like the ids, torch.ones_like(input_ids)"),
     Mistake("final_norm_skipped", M + "Encoder", "x = self.ln_f(x)", "pass",
             "a pre-LN stack needs its final LayerNorm: apply self.ln_f when it is not None"),
     Mistake("extra_residual", M + "Encoder", "x = layer(x, mask)", "x = x + layer(x, mask)",
@@ -168,7 +188,9 @@ def _our_embeddings(cls, hf, dtype):
 
 @check(M + "EncoderEmbeddings", part=1)
 def check_embeddings(EncoderEmbeddings, hidden: bool = False) -> None:
-    """LayerNorm(word + position + token type) equals Hugging Face's BertEmbeddings."""
+    """LayerNorm(word + position + token type) equals Hugging Face's BertEmbeddings, in
+    training mode too (dropout after the LayerNorm); it runs on the meta device without making
+    CPU tensors."""
     f32, f64 = torch.float32, torch.float64
     cases = [("two segments", 2, 7, True, f32), ("token_type_ids=None", 2, 7, False, f32)]
     if hidden:
@@ -190,6 +212,61 @@ def check_embeddings(EncoderEmbeddings, hidden: bool = False) -> None:
         compare(EncoderEmbeddings, probe, expected,
                 what=f"EncoderEmbeddings on ids ({B}, {T}), {dtype}, {label}",
                 **oracles.tol(dtype))
+    _check_embedding_dropout(EncoderEmbeddings, hidden)
+    for label, with_types in [("token_type_ids=None", False)] + (
+            [("two segments", True)] if hidden else []):
+        _check_on_meta(EncoderEmbeddings, "EncoderEmbeddings", with_types, label,
+                       lambda ids, mask, types: (ids, types))
+
+
+def _check_embedding_dropout(EncoderEmbeddings, hidden: bool) -> None:
+    """In training mode with dropout 0.3, under one seed, the output equals Hugging Face's
+    BertEmbeddings in training mode under the same seed: dropout after the LayerNorm."""
+    cases = [(2, 6, torch.float32)] + ([(1, 9, torch.float64)] if hidden else [])
+    for i, (B, T, dtype) in enumerate(cases):
+        hf = _hf_bert(150 + i, dtype, hidden_dropout_prob=0.3)
+        ids, _, types = _batch(B, T, [T] * B, seed=160 + i)
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(4321)
+            expected = hf.embeddings.train()(input_ids=ids, token_type_ids=types)
+        hf.embeddings.eval()
+
+        def probe(cls, hf=hf, ids=ids, types=types, dtype=dtype):
+            module = _our_embeddings(cls, hf, dtype).train()
+            with torch.random.fork_rng(devices=[]), torch.no_grad():
+                torch.manual_seed(4321)
+                return module(ids.clone(), types.clone())
+
+        compare(EncoderEmbeddings, probe, expected,
+                what=f"EncoderEmbeddings(dropout=0.3).train() on ids ({B}, {T}), {dtype}, "
+                     "seeded, compared with BertEmbeddings in training mode under the same seed",
+                **oracles.tol(dtype))
+
+
+def _check_on_meta(cls, name: str, given: bool, label: str, inputs) -> None:
+    """The module, built from a small BERT config, runs on the meta device without making a
+    tensor on the CPU: nothing in forward is created without the input's device. `given`:
+    attention mask and token types passed; `inputs(ids, mask, types)`: the forward's
+    arguments."""
+    config = _config(_hf_bert(0))
+    ids, mask, types = _batch(2, 5, [5, 3], seed=170)
+    mask, types = (mask, types) if given else (None, None)
+    args = inputs(ids, mask, types)
+
+    def probe(cls, config=config, args=args):
+        return on_meta(cls(config), *args)
+
+    compare(cls, probe, ("meta", (2, 5, config.n_embd), []),
+            what=f"{name} moved to the meta device, on ids (2, 5), {label}: (device, shape, "
+                 "torch functions that made CPU tensors)",
+            effects=[(mistake, lambda got, made=made: made in got[2])
+                     for mistake, made in _MADE_ON_CPU[name]])
+
+
+_MADE_ON_CPU = {  # the mistake a CPU tensor of this kind explains, whatever else is wrong
+    "EncoderEmbeddings": [("positions_made_on_cpu", "arange"), ("token_types_on_cpu", "zeros")],
+    "Encoder": [("mask_made_on_cpu", "ones")],
+}
 
 
 # ---------------------------------------------------------------- Part 2: pooler
@@ -251,7 +328,8 @@ def _real(out, mask):
 @check(M + "Encoder", part=3, uses=ENCODER_USES)
 def check_encoder(Encoder, hidden: bool = False) -> None:
     """The last hidden state at every real token equals Hugging Face's BertModel with the same
-    weights (post-LN); a pre-LN stack ends with its final LayerNorm."""
+    weights (post-LN); a pre-LN stack ends with its final LayerNorm; it runs on the meta device
+    without making CPU tensors."""
     f32, f64 = torch.float32, torch.float64
     cases = [("padding and two segments", [7, 4], 7, f32, False),
              ("pre-LN stack (norm_first=True)", [6, 6], 6, f32, True)]
@@ -284,6 +362,10 @@ def check_encoder(Encoder, hidden: bool = False) -> None:
                 what=f"Encoder forward on ids {tuple(ids.shape)} with attention_mask and "
                      f"token_type_ids, {dtype}, {label} (real tokens only)",
                 **oracles.tol(dtype))
+    for label, given in [("no attention_mask", False)] + (
+            [("attention_mask and token_type_ids", True)] if hidden else []):
+        _check_on_meta(Encoder, "Encoder", given, label, lambda ids, mask, types:
+                       (ids,) if mask is None else (ids, mask, types))
 
 
 @check(M + "Encoder", part=3, uses=ENCODER_USES)
@@ -568,6 +650,33 @@ def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         x = block(x, mask=mask)
     return x
 """, "final_norm_skipped"),
+    Slip("embeddings_arange_positions", M + "EncoderEmbeddings.forward", """
+def forward(self, input_ids, token_type_ids=None):
+    B, T = input_ids.shape
+    if token_type_ids is None:
+        token_type_ids = torch.zeros_like(input_ids)
+    pos = torch.arange(T).unsqueeze(0)
+    x = self.word(input_ids) + self.position(pos) + self.token_type(token_type_ids)
+    return self.dropout(self.ln(x))
+""", "positions_made_on_cpu"),
+    Slip("embeddings_dropout_first", M + "EncoderEmbeddings.forward", """
+def forward(self, input_ids, token_type_ids=None):
+    T = input_ids.size(1)
+    types = torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+    x = self.word(input_ids) + self.position(self.positions[:T]) + self.token_type(types)
+    x = self.dropout(x)
+    return self.ln(x)
+""", "embedding_dropout_before_norm"),
+    Slip("encoder_mask_of_ones", M + "Encoder.forward", """
+def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+    if attention_mask is None:
+        attention_mask = torch.ones(input_ids.size(0), input_ids.size(1), dtype=torch.long)
+    x = self.embeddings(input_ids, token_type_ids)
+    mask = padding_mask(attention_mask)
+    for layer in self.layers:
+        x = layer(x, mask)
+    return x if self.ln_f is None else self.ln_f(x)
+""", "mask_made_on_cpu"),
     Slip("mean_pool_all_positions", M + "mean_pool", """
 def mean_pool(hidden, attention_mask):
     return hidden.sum(dim=1) / hidden.shape[1]

@@ -15,7 +15,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from course.checks import oracles
-from course.checks.core import Mistake, Raised, Raises, Slip, call, check, compare, fail
+from course.checks.core import (
+    Mistake,
+    Raised,
+    Raises,
+    Slip,
+    call,
+    check,
+    compare,
+    copy_of,
+    fail,
+)
 
 M = "solutions.residual."
 
@@ -40,6 +50,12 @@ MISTAKES = [
             "if not isinstance(out, torch.Tensor) or out.shape != x.shape:", "if False:",
             "a sub-layer that changes the shape must be refused with a ValueError before the "
             "sum (x + F(x) would fail with a confusing error, or broadcast silently)"),
+    Mistake("tuple_unpacked", M + "Residual", "out = sublayer(x)",
+            "out = sublayer(x)\n        out = out[0] if isinstance(out, tuple) else out",
+            "a sub-layer that returns a tuple (attention's (output, weights)) is unpacked "
+            "quietly: Residual takes a callable that returns a tensor shaped like x, so "
+            "anything else must raise a ValueError (the caller picks the output, "
+            "lambda h: attn(h)[0])"),
     # Part 2: Block.forward
     Mistake("norms_swapped", M + "Block", "if self.norm_first:", "if not self.norm_first:",
             "pre-LN and post-LN are swapped: norm_first=True (pre-LN) normalises the input of "
@@ -82,6 +98,12 @@ MISTAKES = [
             "x = self.res_mlp(x, lambda h: self.mlp(self.ln_2(h)))",
             "the post-LN block (norm_first=False) normalises the feed-forward input like "
             "pre-LN: post-LN adds first, then normalises, ln_2(x + mlp(x))"),
+    Mistake("attention_not_dropped", M + "Block",
+            "x = self.res_attn(x, lambda h: self.attn(self.ln_1(h), **kw)[0])",
+            "x = x + self.attn(self.ln_1(x), **kw)[0]",
+            "the self-attention branch is added without its dropout (x + attn(ln_1(x))): in "
+            "training mode the branch is dropped before the sum; write it with its Residual, "
+            "res_attn(x, lambda h: attn(ln_1(h))[0])"),
     Mistake("causal_not_passed", M + "Block", "causal=self.causal", "causal=False",
             "the block is causal but its self-attention is not told: pass "
             "causal=self.causal, so that position i sees no position after it"),
@@ -118,6 +140,13 @@ MISTAKES = [
     Mistake("grad_ignored", M + "gradient_norms", "grad_outputs=grad,",
             "grad_outputs=torch.ones_like(h),",
             "the given gradient is ignored (ones are backpropagated): pass grad_outputs=grad"),
+    Mistake("grads_accumulate", M + "gradient_norms",
+            "grads = torch.autograd.grad(h, flat, grad_outputs=grad, allow_unused=True)",
+            "h.backward(grad)\n    grads = [p.grad for p in flat]",
+            "the norms are read from .grad after .backward(), which ADDS to the gradients "
+            "already there: a second call on the same layers gives doubled numbers. Use "
+            "torch.autograd.grad(out, params, grad_outputs=grad, allow_unused=True), which "
+            "leaves .grad alone"),
     Mistake("no_grad_shape_check", M + "gradient_norms", "if grad.shape != h.shape:",
             "if False:",
             "a grad that does not have the output's shape must be refused with a ValueError"),
@@ -139,11 +168,14 @@ def _linear(C_in: int, C_out: int, dtype: torch.dtype, seed: int) -> nn.Linear:
 @check(M + "Residual", part=1)
 def check_residual(Residual, hidden: bool = False) -> None:
     """Residual()(x, F) == x + F(x) for a module or a plain function F, gradients flow through
-    both paths; a sub-layer that changes the shape is refused with a ValueError."""
+    both paths; a sub-layer that changes the shape, or returns a pair (output, weights) as
+    attention does, is refused with a ValueError."""
     f32, f64 = torch.float32, torch.float64
     cases = [("a Linear sub-layer", (2, 5, 8), f32, None),
              ("the function h -> 2.0 * h + 0.5 as sub-layer", (3, 4), f32, "fn"),
-             ("a sub-layer that changes the shape", (2, 5, 8), f32, "bad")]
+             ("a sub-layer that changes the shape", (2, 5, 8), f32, "bad"),
+             ("a sub-layer that returns a pair (output, weights), as attention does",
+              (2, 5, 8), f32, "pair")]
     if hidden:
         cases += [("float64, a batch of one token", (1, 1, 16), f64, None),
                   ("eval mode with dropout 0.5 (no dropout at evaluation)", (2, 3, 6), f32,
@@ -156,6 +188,10 @@ def check_residual(Residual, hidden: bool = False) -> None:
         what = f"Residual()(x {_fmt(shape)}, sublayer), {dtype}, with {label}"
         if kind == "bad":
             compare(Residual, lambda cls, x=x, C=C: cls()(x.clone(), _linear(C, C - 1, f32, 1)),
+                    Raises("ValueError"), what=what)
+            continue
+        if kind == "pair":
+            compare(Residual, lambda cls, x=x: cls()(x.clone(), lambda h: (2.0 * h, None)),
                     Raises("ValueError"), what=what)
             continue
         if kind and kind.startswith("fn"):
@@ -356,6 +392,35 @@ def _check_silenced_branches(Block, norm_first: bool, hidden: bool) -> None:
         compare(Block, probe, expected, what=what, **oracles.tol(torch.float32))
 
 
+def _check_training_dropout(Block, norm_first: bool, hidden: bool) -> None:
+    """In training mode with dropout 0.3, under one seed, the block equals the reference under
+    the same seed: dropout on each attention branch and inside the feed-forward network, so the
+    same random draws land in the same places (a branch without its dropout shifts them)."""
+    from solutions.model import ModelConfig
+
+    reference = copy_of(M + "Block")
+    cases = [((2, 5, 16), False)] + ([((1, 3, 8), True)] if hidden else [])
+    for i, (shape, cross) in enumerate(cases):
+        x = oracles.randn(*shape, seed=260 + i)
+        context = oracles.randn(shape[0], 4, shape[-1], seed=270 + i) if cross else None
+        kind = "pre" if norm_first else "post"
+        what = (f"Block({kind}-LN, dropout=0.3{', causal=True, cross=True' if cross else ''})"
+                f".train() on x {_fmt(shape)}, seeded, compared with the reference block "
+                "under the same seed")
+
+        def probe(Block, x=x, context=context, C=shape[-1], i=i, cross=cross):
+            config = ModelConfig(n_embd=C, n_head=2, d_ff=2 * C, dropout=0.3,
+                                 norm_first=norm_first)
+            with torch.random.fork_rng(devices=[]):
+                block = _randomize(Block(config, causal=cross, cross=cross), 280 + i).train()
+                torch.manual_seed(4321)
+                kw = {} if context is None else {"context": context.clone()}
+                return block(x.clone(), **kw)
+
+        compare(Block, probe, call(reference, probe, what), what=what,
+                **oracles.tol(torch.float32))
+
+
 def _cases(norm_first: bool, hidden: bool) -> list[dict]:
     """Blocks without a mask (padding has its own test, so a mask slip costs that test)."""
     f32, f64 = torch.float32, torch.float64
@@ -373,17 +438,19 @@ def _cases(norm_first: bool, hidden: bool) -> list[dict]:
 @check(M + "Block", part=2, uses=(M + "Residual",))
 def check_block_pre_ln(Block, hidden: bool = False) -> None:
     """A pre-LN Block equals nn.TransformerEncoderLayer(norm_first=True) with the same weights
-    (output and gradient); dropout never touches the skip path."""
+    (output and gradient); dropout never touches the skip path and drops each branch."""
     _check_block(Block, _cases(True, hidden), seed=100)
     _check_silenced_branches(Block, True, hidden)
+    _check_training_dropout(Block, True, hidden)
 
 
 @check(M + "Block", part=2, uses=(M + "Residual",))
 def check_block_post_ln(Block, hidden: bool = False) -> None:
     """A post-LN Block equals nn.TransformerEncoderLayer(norm_first=False) with the same
-    weights (output and gradient)."""
+    weights (output and gradient); in training mode dropout drops each branch."""
     _check_block(Block, _cases(False, hidden), seed=300)
     _check_silenced_branches(Block, False, hidden)
+    _check_training_dropout(Block, False, hidden)
 
 
 @check(M + "Block", part=2, uses=(M + "Residual",))
@@ -495,11 +562,33 @@ def _check_norms(gradient_norms, skip: bool, hidden: bool, seed: int) -> None:
 
         compare(gradient_norms, probe, expected, what=what,
                 rtol=1e-4 if dtype == f32 else 1e-8, atol=0.0)
+    if not skip:
+        _check_second_call(gradient_norms, seed)
+
+
+def _check_second_call(gradient_norms, seed: int) -> None:
+    """Called twice on the same layers (as the exercise's demonstration does), the second call
+    gives the same norms: nothing of the first call's gradients stays behind."""
+    shape = (8, 6)
+    x = oracles.randn(*shape, seed=seed + 50, dtype=torch.float64)
+    grad = oracles.randn(*shape, seed=seed + 51, dtype=torch.float64)
+    expected = _oracle_norms(_layers("tanh", 3, 6, torch.float64, seed + 50), x, grad, False)
+
+    def probe(f):
+        layers = _layers("tanh", 3, 6, torch.float64, seed + 50)
+        f(layers, x.clone(), grad.clone())
+        out = f(layers, x.clone(), grad.clone())
+        return [float(v) for v in out] if isinstance(out, (list, tuple)) else out
+
+    compare(gradient_norms, probe, expected, rtol=1e-8, atol=0.0,
+            what=f"gradient_norms(3 Linear+Tanh layers, x {_fmt(shape)}, float64), the second "
+                 "of two calls on the same layers")
 
 
 @check(M + "gradient_norms", part=3)
 def check_gradient_norms(gradient_norms, hidden: bool = False) -> None:
-    """Plain stacks: one norm per layer, input side first, equal to a plain backward pass."""
+    """Plain stacks: one norm per layer, input side first, equal to a plain backward pass; a
+    second call on the same layers gives the same norms."""
     _check_norms(gradient_norms, skip=False, hidden=hidden, seed=600)
 
 
@@ -628,6 +717,8 @@ def gradient_norms(layers, x, grad, skip=False):
         x = f(x)
     if grad.shape != x.shape:
         raise ValueError("grad must be shaped like the output")
+    for f in layers:
+        f.zero_grad()
     x.backward(grad)
     out = []
     for f in layers:
@@ -664,4 +755,43 @@ def gradient_norms(layers, x, grad, skip=False):
         norms.append(torch.stack(sq).sum().sqrt().item() if sq else 0.0)
     return norms
 """, "output_side_first"),
+    Slip("norms_backward_accumulates", M + "gradient_norms", """
+def gradient_norms(layers, x, grad, skip=False):
+    out = x
+    for layer in layers:
+        out = out + layer(out) if skip else layer(out)
+    if out.shape != grad.shape:
+        raise ValueError("grad must have the shape of the output")
+    out.backward(gradient=grad)
+    norms = []
+    for layer in layers:
+        total = 0.0
+        for p in layer.parameters():
+            if p.grad is not None:
+                total += float((p.grad ** 2).sum())
+        norms.append(math.sqrt(total))
+    return norms
+""", "grads_accumulate"),
+    Slip("residual_unwraps_pairs", M + "Residual.forward", """
+def forward(self, x, sublayer):
+    y = sublayer(x)
+    if isinstance(y, (tuple, list)):
+        y = y[0]
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+        raise ValueError("sub-layer must return a tensor shaped like x")
+    return x + self.dropout(y)
+""", "tuple_unpacked"),
+    Slip("block_attention_without_dropout", M + "Block.forward", """
+def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
+    kw = dict(mask=mask, causal=self.causal, cache=cache)
+    if self.norm_first:
+        x = x + self.attn(self.ln_1(x), **kw)[0]
+        if self.cross:
+            x = x + self.cross_attn(self.ln_cross(x), context, mask=context_mask)[0]
+        return x + self.mlp(self.ln_2(x))
+    x = self.ln_1(x + self.attn(x, **kw)[0])
+    if self.cross:
+        x = self.ln_cross(x + self.cross_attn(x, context, mask=context_mask)[0])
+    return self.ln_2(x + self.mlp(x))
+""", "attention_not_dropped"),
 ]

@@ -118,6 +118,11 @@ MISTAKES = [
     Mistake("optimizer_not_saved", C + "save_checkpoint", '"optimizer": optimizer.state_dict(),',
             "", "the optimizer's state is not saved: store optimizer.state_dict() under "
             "\"optimizer\""),
+    Mistake("not_atomic", C + "save_checkpoint", "torch.save(state, tmp)\n    os.replace(tmp, path)",
+            "torch.save(state, path)",
+            "the checkpoint is written straight to path, so a crash while writing leaves a "
+            "broken file where the previous checkpoint was: torch.save to a temporary file in "
+            "the same folder, then os.replace(tmp, path)"),
     # Part 6: fit
     Mistake("trains_on_validation", T + "fit", 'get_batch(data["train"]', 'get_batch(data["val"]',
             "the batches come from the validation split: train on data[\"train\"] only"),
@@ -426,7 +431,8 @@ def _load_cases(hidden: bool):
 
 @check(C + "save_checkpoint", part=5)
 def check_save_checkpoint(save_checkpoint, hidden: bool = False) -> None:
-    """Your save, the reference load: the resumed run equals the uninterrupted one."""
+    """Your save, the reference load: the resumed run equals the uninterrupted one; a crash
+    while writing leaves the earlier checkpoint intact."""
     ref_save, ref_load = copy_of(C + "save_checkpoint"), copy_of(C + "load_checkpoint")
     for label, seed, dropout, folder in _load_cases(hidden):
         expected = _resume(ref_save, ref_load, seed, dropout, folder)
@@ -443,6 +449,50 @@ def check_save_checkpoint(save_checkpoint, hidden: bool = False) -> None:
         fail(f"after {what} the folder holds {leftovers} and the file has step {step!r}, "
              f"tokenizer {tokenizer!r}; expected only ckpt.pt (the temporary file renamed "
              f"onto it), step 7 and the extra entries")
+    compare(save_checkpoint, _crash_mid_write, EARLIER,
+            what="save_checkpoint over an earlier ckpt.pt, the process killed while torch.save "
+                 "writes: what is left at the path")
+
+
+EARLIER = "the earlier checkpoint, unchanged"
+
+
+def _crash_mid_write(save_checkpoint) -> str:
+    """Save over an earlier checkpoint while torch.save dies halfway through writing (as a
+    killed process would): what is left at the path."""
+
+    class Killed(BaseException):  # not an Exception: no `except Exception` survives a kill
+        pass
+
+    def dying(obj, f, *args, **kwargs):
+        calls.append(f)
+        if hasattr(f, "write"):
+            f.write(b"PK half a checkpoint")
+        else:
+            with open(f, "wb") as out:
+                out.write(b"PK half a checkpoint")
+        raise Killed
+
+    save, calls = torch.save, []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ckpt.pt"
+        torch.save({"step": 3}, path)
+        earlier = path.read_bytes()
+        model = _gpt(0)
+        optimizer = torch.optim.AdamW(model.parameters())
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+        torch.save = dying
+        try:
+            save_checkpoint(path, model, optimizer, scheduler, 7, torch.Generator())
+        except Killed:
+            pass
+        finally:
+            torch.save = save
+        if not calls:
+            return "a new checkpoint written without torch.save"
+        if not path.exists():
+            return "no file"
+        return EARLIER if path.read_bytes() == earlier else "a half-written file"
 
 
 def _saved_files(save_checkpoint) -> tuple[list[str], object, object]:
@@ -718,6 +768,16 @@ def save_checkpoint(path, model, optimizer, scheduler, step, data_generator, ext
     state.update(extra or {})
     torch.save(state, path)
 """, None),
+    Slip("save_in_place", C + "save_checkpoint", """
+def save_checkpoint(path, model, optimizer, scheduler, step, data_generator, extra=None):
+    checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                  "scheduler": scheduler.state_dict(), "step": step, "rng": rng_states(),
+                  "data_rng": data_generator.get_state()}
+    if extra:
+        checkpoint.update(extra)
+    with open(path, "wb") as f:
+        torch.save(checkpoint, f)
+""", "not_atomic"),
     Slip("fit_all_parameters_decayed", T + "fit", """
 def fit(model, data, config, device="cpu"):
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,

@@ -40,6 +40,12 @@ MISTAKES = [
             'n == name or n.startswith(name + ".")', "n.startswith(name)",
             "a name is matched as a bare prefix, so 'layers.1' also unfreezes 'layers.10', "
             "'layers.11', ...: match the name itself or the name followed by a dot"),
+    Mistake("unfreeze_component_name", T + "unfreeze",
+            'n == name or n.startswith(name + ".")', 'f".{name}." in f".{n}."',
+            "a name is matched anywhere inside a parameter's name, so 'attn' unfreezes every "
+            "layer's attention: names are full dotted names from the top of the model; match "
+            "the name itself or the name followed by a dot at the start, n == name or "
+            "n.startswith(name + '.')"),
     Mistake("unfreeze_silent_typo", T + "unfreeze", "        if not chosen:\n", "        if False:\n",
             "a name that matches no parameter is silently ignored: raise a ValueError so a "
             "typo (say 'poolr') does not leave the model training nothing"),
@@ -56,6 +62,10 @@ MISTAKES = [
             "the optimizer holds the frozen parameters too: any that has a gradient left over "
             "from before freezing still moves (Adam's step and weight decay). Give AdamW only "
             "the parameters with requires_grad=True"),
+    Mistake("weight_decay_dropped", T + "trainable_optimizer",
+            "lr=lr, weight_decay=weight_decay)", "lr=lr)",
+            "the weight_decay argument is not passed on, so AdamW uses its own default (0.01): "
+            "give it weight_decay=weight_decay"),
     # extract_features
     Mistake("features_in_train_mode", T + "extract_features", "    encoder.eval()\n", "",
             "the features are computed in training mode, so dropout changes them from call to "
@@ -72,6 +82,12 @@ MISTAKES = [
             "mean_pool(hidden, attention_mask)", "hidden[:, 0]",
             "the features are the [CLS] state; this exercise's features are the mean of each "
             "text's real tokens (mean pooling)"),
+    # train_head
+    Mistake("head_unseeded", T + "train_head", "    torch.manual_seed(seed)\n", "",
+            "the head's initialisation is not seeded, so two runs with the same seed give "
+            "different heads: call torch.manual_seed(seed) before making the nn.Linear"),
+    Mistake("head_left_training", T + "train_head", "return head.eval()", "return head",
+            "the head is returned in training mode: return head.eval(), ready to predict"),
     # postprocess
     Mistake("softmax_over_batch", T + "postprocess", "F.softmax(logits.detach().float(), dim=-1)",
             "F.softmax(logits.detach().float(), dim=0)",
@@ -119,6 +135,11 @@ def _trainable_names(model: nn.Module) -> list[str]:
     return sorted(n for n, p in model.named_parameters() if p.requires_grad)
 
 
+def _flat(module: nn.Module) -> torch.Tensor:
+    """All of a module's parameters in one vector."""
+    return torch.cat([p.flatten() for p in module.parameters()])
+
+
 def _oracle_count(model: nn.Module) -> int:
     unique = {id(p): p for p in model.parameters()}
     return sum(p.numel() for p in unique.values() if p.requires_grad)
@@ -145,7 +166,7 @@ def check_freeze(freeze, hidden: bool = False) -> None:
 @check(T + "unfreeze", part=1)
 def check_unfreeze(unfreeze, hidden: bool = False) -> None:
     """Exactly the named submodules (and what lies below them) learn again; a name that
-    matches nothing raises ValueError."""
+    matches nothing, a component inside the full dotted names included, raises ValueError."""
     cases = [("['pooler']", 2, ["pooler"]), ("['layers.1']", 11, ["layers.1"])]
     if hidden:
         cases += [("['layers.0.attn', 'pooler.dense.bias']", 2,
@@ -172,6 +193,20 @@ def check_unfreeze(unfreeze, hidden: bool = False) -> None:
         compare(unfreeze, lambda f, names=names: (f(_tiny_encoder(2), names), "no error")[1],
                 Raises("ValueError"), what=f"unfreeze(an encoder, {label}): a name that "
                                            "matches nothing")
+    inner = [("an encoder", "attn", lambda: _tiny_encoder(2))]
+    if hidden:
+        inner += [("a module holding an encoder as `encoder`", "pooler", lambda: _Scaled(1))]
+    def unfrozen(f, make, name):
+        """The parameters left trainable when unfreezing `name` in a frozen model."""
+        model = make().requires_grad_(False)
+        f(model, [name])
+        return _trainable_names(model)
+
+    for model_label, name, make in inner:
+        compare(unfreeze, lambda f, make=make, name=name: unfrozen(f, make, name),
+                Raises("ValueError"),
+                what=f"unfreeze({model_label}, [{name!r}]): a name found inside parameters' "
+                     "names, not a full dotted name from the top, matches nothing")
 
 
 @check(T + "count_trainable", part=1)
@@ -204,8 +239,9 @@ def check_count_trainable(count_trainable, hidden: bool = False) -> None:
 
 @check(T + "trainable_optimizer", part=2)
 def check_trainable_optimizer(trainable_optimizer, hidden: bool = False) -> None:
-    """AdamW over the trainable parameters only: a frozen weight with a stale gradient does
-    not move; the trainable ones do; no trainable parameter at all raises ValueError."""
+    """AdamW over the trainable parameters only, with the given weight decay: a frozen weight
+    with a stale gradient does not move; the trainable ones take torch's AdamW step; no
+    trainable parameter at all raises ValueError."""
     def probe(f, decay=0.5):
         model = _tiny_encoder()
         for n, p in model.named_parameters():
@@ -219,19 +255,26 @@ def check_trainable_optimizer(trainable_optimizer, hidden: bool = False) -> None
         opt.step()
         moved = sorted(n for n, p in model.named_parameters() if not torch.equal(p, before[n]))
         held = sum(p.numel() for g in opt.param_groups for p in g["params"])
-        return moved, held
+        return moved, held, _flat(model.pooler).detach()
 
-    model = _tiny_encoder()
-    pooler = sorted(n for n, _ in model.named_parameters() if n.startswith("pooler."))
-    expected = (pooler, sum(p.numel() for p in model.pooler.parameters()))
-    compare(trainable_optimizer, probe, expected,
+    def oracle(decay):
+        """torch's AdamW over the pooler alone, one step from the same gradients."""
+        model = _tiny_encoder()
+        for p in model.pooler.parameters():
+            p.grad = torch.ones_like(p)
+        torch.optim.AdamW(model.pooler.parameters(), lr=0.1, weight_decay=decay).step()
+        pooler = sorted(n for n, _ in model.named_parameters() if n.startswith("pooler."))
+        return (pooler, sum(p.numel() for p in model.pooler.parameters()),
+                _flat(model.pooler).detach())
+
+    parts = ("parameters that moved in one step", "numbers the optimizer holds",
+             "the pooler's values after the step")
+    compare(trainable_optimizer, probe, oracle(0.5),
             what="trainable_optimizer(an encoder with only the pooler trainable, frozen "
-                 "weights holding old gradients)",
-            parts=("parameters that moved in one step", "numbers the optimizer holds"))
+                 "weights holding old gradients, lr=0.1, weight_decay=0.5)", parts=parts)
     if hidden:
-        compare(trainable_optimizer, lambda f: probe(f, decay=0.0), expected,
-                what="trainable_optimizer(the same, weight_decay=0)",
-                parts=("parameters that moved in one step", "numbers the optimizer holds"))
+        compare(trainable_optimizer, lambda f: probe(f, decay=0.0), oracle(0.0),
+                what="trainable_optimizer(the same, weight_decay=0)", parts=parts)
 
         def nothing(f):
             model = nn.Linear(2, 2).requires_grad_(False)
@@ -327,8 +370,9 @@ def _head_accuracy(weights, x: torch.Tensor, y: torch.Tensor, what: str, probe) 
 
 @check(T + "train_head", part=4)
 def check_train_head(train_head, hidden: bool = False) -> None:
-    """A Linear(C, n_classes) that learns a separable toy problem perfectly and reaches the
-    stated test accuracy on MiniLM features. The learner's code returns the head; its weights
+    """A Linear(C, n_classes) that learns a separable toy problem perfectly, is the same for the
+    same seed, comes back in eval mode, and reaches the stated test accuracy on MiniLM
+    features. The learner's code returns the head; its weights
     are judged here."""
     g = torch.Generator().manual_seed(3)
     x = torch.randn(60, 5, generator=g, dtype=torch.float64).float()
@@ -346,6 +390,25 @@ def check_train_head(train_head, hidden: bool = False) -> None:
     if accuracy < 0.95:
         fail(f"{what}: training accuracy {accuracy:.0%}, expected at least 95% (the points "
              "are separable)", diagnose(weights, toy, what))
+
+    def seeded(f):
+        """Heads trained with seeds 5, 5 and 6 under global seeds 1, 2 and 3."""
+        heads = []
+        with torch.random.fork_rng(devices=[]):
+            for global_seed, seed in ((1, 5), (2, 5), (3, 6)):
+                torch.manual_seed(global_seed)
+                heads.append(f(x.clone(), y.clone(), n_classes=3, steps=20, lr=0.05,
+                               seed=seed))
+        weights = [torch.cat([t.flatten() for t in _linear_weights(h) if t is not None])
+                   for h in heads]
+        return (bool(torch.equal(weights[0], weights[1])),
+                bool(torch.equal(weights[0], weights[2])), heads[0].training)
+
+    compare(train_head, seeded, (True, False, False),
+            what="train_head(the same points, 20 steps) with seed=5 twice, the global seed "
+                 "changed in between, then with seed=6",
+            parts=("the same head for the same seed", "the same head for another seed",
+                   "head.training on return"))
     if hidden:
         (x_train, y_train), (x_test, y_test) = minilm_review_features()
         what = "train_head on MiniLM features of 512 reviews (defaults)"
@@ -489,6 +552,49 @@ def train_head(features, labels, n_classes=2, steps=300, lr=1e-2, seed=0):
         opt.step()
     return head
 ''', None),
+    Slip("unfreeze_dotted_substring", T + "unfreeze", '''
+def unfreeze(model, names):
+    hits = 0
+    for full, p in model.named_parameters():
+        if any("." + name + "." in "." + full + "." for name in names):
+            p.requires_grad = True
+            hits += 1
+    if hits == 0:
+        raise ValueError(f"nothing called {names}")
+    return model
+''', "unfreeze_component_name"),
+    Slip("optimizer_default_decay", T + "trainable_optimizer", '''
+def trainable_optimizer(model, lr, weight_decay=0.01):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if len(params) == 0:
+        raise ValueError("nothing to train")
+    return torch.optim.AdamW(params, lr)
+''', "weight_decay_dropped"),
+    Slip("head_global_random_state", T + "train_head", '''
+def train_head(features, labels, n_classes=2, steps=300, lr=1e-2, seed=0):
+    head = nn.Linear(features.shape[1], n_classes)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(head(features), labels)
+        loss.backward()
+        optimizer.step()
+    head.eval()
+    return head
+''', "head_unseeded"),
+    Slip("head_still_training", T + "train_head", '''
+def train_head(features, labels, n_classes=2, steps=300, lr=1e-2, seed=0):
+    torch.manual_seed(seed)
+    head = nn.Linear(features.size(-1), n_classes)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr)
+    for step in range(steps):
+        logits = head(features)
+        loss = F.cross_entropy(logits, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return head
+''', "head_left_training"),
     Slip("post_softmax_rows", T + "postprocess", '''
 def postprocess(logits, id2label):
     p = torch.softmax(logits, 0)
