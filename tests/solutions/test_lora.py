@@ -85,6 +85,7 @@ def test_dropout_applies_to_the_branch_input_as_peft():
     assert not torch.allclose(mine, ours.eval()(x))     # dropout did act in training
 
 
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 def test_minilm_queries_and_values_equal_peft():
     """Our Encoder with LoRA on query and value == Hugging Face's BertModel under peft, with
     the same A and B in every layer; merging gives the same outputs again."""
