@@ -231,13 +231,14 @@ class FusedMultiHeadAttention(MultiHeadAttention):
     """:class:`MultiHeadAttention` (same parameters, same state_dict, tested equal) in fewer
     kernels, as nanoGPT's attention: it overrides two steps only. ``project`` makes the query,
     key and value of self-attention in one matrix product (their weights side by side,
-    (3C, C)); ``attend`` runs PyTorch's attention with ``is_causal=True`` and no mask tensor
-    when the layer is causal and nothing else is masked (so PyTorch may pick FlashAttention),
-    else with the combined mask. ``need_weights`` takes the definition's path. The models use it
+    (3C, C)) unless one of them is wrapped (LoRA); ``attend`` runs PyTorch's attention with
+    ``is_causal=True`` and no mask tensor when the layer is causal and nothing else is masked
+    (so PyTorch may pick FlashAttention), else with the combined mask. ``need_weights`` takes the definition's path. The models use it
     unless ``ModelConfig(fused=False)``."""
 
     def project(self, x: torch.Tensor, context: torch.Tensor | None = None):
-        if context is not None:                           # cross-attention: two sources
+        plain = all(isinstance(m, nn.Linear) for m in (self.query, self.key, self.value))
+        if context is not None or not plain:              # two sources, or a wrapped layer
             return super().project(x, context)
         C, bias = self.d_model, self.query.bias
         weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3C, C)

@@ -4,7 +4,9 @@ Oracles are written here, independently of the reference: the parameters that sh
 are listed by name, counted over unique tensors, and compared with what the learner's functions
 leave trainable; features are the eval-mode, no-gradient, mask-weighted mean of the encoder's
 output; post-processing is a softmax over the classes. The head of Part 4 is judged by what it
-achieves on all-MiniLM-L6-v2 features of the course's reviews.
+achieves on all-MiniLM-L6-v2 features of the course's reviews. The LoRA layer of Part 6 is
+compared with its formula written out here: W x + b + (alpha / r) B A dropout(x), and merged
+weights W + (alpha / r) B A, from weights loaded into the learner's module.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
+from course.checks import oracles
 from course.checks.core import (
     CheckFailed,
     Mistake,
@@ -29,6 +32,7 @@ from course.checks.core import (
 )
 
 T = "solutions.transfer."
+L = "solutions.lora."
 
 MISTAKES = [
     # freeze / unfreeze / count_trainable
@@ -97,6 +101,40 @@ MISTAKES = [
             "score, best = logits.detach().float().max(dim=-1)",
             "the score is the largest logit; it must be the probability of the chosen class "
             "(the softmax of the logits)"),
+    # LoRALinear.forward and merge
+    Mistake("lora_scaled_by_alpha", L + "LoRALinear", "update * self.scaling",
+            "update * self.alpha",
+            "the LoRA branch is multiplied by alpha; the scale is alpha / r (self.scaling), so "
+            "that changing the rank does not change the size of the update"),
+    Mistake("lora_not_scaled", L + "LoRALinear", "update * self.scaling", "update",
+            "the LoRA branch is not scaled: multiply B A x by self.scaling (alpha / r)"),
+    Mistake("lora_no_dropout", L + "LoRALinear", "self.dropout(x) @ self.A.T", "x @ self.A.T",
+            "in training the LoRA branch skips its dropout: the branch reads self.dropout(x), "
+            "the frozen layer reads x itself"),
+    Mistake("lora_without_base", L + "LoRALinear", "return self.base(x) + update * self.scaling",
+            "return update * self.scaling",
+            "the frozen layer's own output is missing: LoRA adds its update to base(x), it "
+            "does not replace it"),
+    Mistake("merge_not_scaled", L + "LoRALinear", "self.scaling * (self.B @ self.A)",
+            "(self.B @ self.A)",
+            "the merged weight adds B @ A without its scale: W + self.scaling * (B @ A), the "
+            "same scale as in forward"),
+    Mistake("merge_scaled_by_alpha", L + "LoRALinear", "self.scaling * (self.B @ self.A)",
+            "self.alpha * (self.B @ self.A)",
+            "the merged weight adds alpha * B @ A; forward scales by alpha / r, and the merged "
+            "layer must give the same outputs: W + self.scaling * (B @ A)"),
+    Mistake("merge_transposed", L + "LoRALinear", "(self.B @ self.A)", "(self.A.T @ self.B.T)",
+            "the update is transposed: B (out, r) @ A (r, in) has the weight's shape (out, in); "
+            "A.T @ B.T is (in, out)"),
+    Mistake("merge_in_place", L + "LoRALinear",
+            "merged.weight.copy_(self.base.weight + self.scaling * (self.B @ self.A))",
+            "self.base.weight.add_(self.scaling * (self.B @ self.A))\n"
+            "        merged.weight.copy_(self.base.weight)",
+            "merge changes the frozen base weight in place, so the LoRA layer now adds its "
+            "update twice: build the merged weight as a new tensor and leave base alone"),
+    Mistake("merge_drops_bias", L + "LoRALinear", "merged.bias.copy_(self.base.bias)",
+            "merged.bias.zero_()",
+            "the merged layer lost the base layer's bias: copy base.bias into it"),
 ]
 
 
@@ -447,6 +485,106 @@ def check_postprocess(postprocess, hidden: bool = False) -> None:
                 rtol=1e-5, atol=1e-6)
 
 
+# ---------------------------------------------------------------- Part 6: LoRA
+
+
+def _lora_cases(hidden: bool) -> list[tuple]:
+    """(label, in, out, r, alpha, bias, x shape, dtype) of the LoRA checks."""
+    f32, f64 = torch.float32, torch.float64
+    cases = [("r=2, alpha=4, square", 6, 6, 2, 4.0, True, (2, 3, 6), f32),
+             ("r=3, alpha=2, in 6 -> out 4", 6, 4, 3, 2.0, True, (2, 3, 6), f32)]
+    if hidden:
+        cases += [("r=1, alpha=8, float64, no bias", 5, 7, 1, 8.0, False, (4, 5), f64),
+                  ("r=4, alpha=4, a batch of one", 8, 8, 4, 4.0, True, (1, 2, 8), f32)]
+    return cases
+
+
+def _lora_state(n_in: int, n_out: int, r: int, bias: bool, dtype, seed: int) -> dict:
+    """Weights for a LoRALinear: base (out, in) and (out,), A (r, in), B (out, r), B non-zero
+    so that the update shows."""
+    g = torch.Generator().manual_seed(seed)
+    state = {"base.weight": torch.randn(n_out, n_in, generator=g, dtype=dtype) / 2,
+             "A": torch.randn(r, n_in, generator=g, dtype=dtype) / 2,
+             "B": torch.randn(n_out, r, generator=g, dtype=dtype) / 2}
+    if bias:
+        state["base.bias"] = torch.randn(n_out, generator=g, dtype=dtype)
+    return state
+
+
+def _lora_loaded(cls, n_in, n_out, r, alpha, bias, dtype, state, dropout=0.0):
+    """The learner's LoRALinear (its given constructor) around a new nn.Linear, holding
+    `state`."""
+    with torch.random.fork_rng(devices=[]):
+        module = cls(nn.Linear(n_in, n_out, bias=bias, dtype=dtype), r, alpha, dropout)
+    module.load_state_dict(state)
+    return module
+
+
+def _dropped(x: torch.Tensor, p: float, seed: int) -> torch.Tensor:
+    """x with dropout p applied as nn.Dropout draws it right after torch.manual_seed(seed)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.functional.dropout(x, p, training=True)
+
+
+@check(L + "LoRALinear", part=6)
+def check_lora_forward(LoRALinear, hidden: bool = False) -> None:
+    """Output and gradients of A and B equal W x + b + (alpha / r) B A dropout(x), in eval
+    mode and in training with dropout 0.5 (the same dropout mask)."""
+    for i, (label, n_in, n_out, r, alpha, bias, shape, dtype) in enumerate(_lora_cases(hidden)):
+        state = _lora_state(n_in, n_out, r, bias, dtype, seed=110 + i)
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(120 + i), dtype=dtype)
+        for training in (False, True):
+            A = state["A"].clone().requires_grad_()
+            B = state["B"].clone().requires_grad_()
+            seen = _dropped(x, 0.5, seed=7) if training else x
+            y = nn.functional.linear(x, state["base.weight"], state.get("base.bias")) \
+                + (seen @ A.T @ B.T) * (alpha / r)
+            direction = torch.linspace(-1.0, 2.0, y.numel(), dtype=dtype).view_as(y)
+            expected = (y.detach(), *torch.autograd.grad((y * direction).sum(), [A, B]))
+
+            def probe(cls, args=(n_in, n_out, r, alpha, bias, dtype, state), x=x,
+                      training=training, direction=direction):
+                module = _lora_loaded(cls, *args, dropout=0.5).train(training)
+                torch.manual_seed(7)
+                y = module(x.clone())
+                grads = torch.autograd.grad((y * direction).sum(), [module.A, module.B],
+                                            allow_unused=True)
+                return (y.detach(), *grads)
+
+            mode = "training, dropout 0.5" if training else "eval mode, dropout 0.5"
+            compare(LoRALinear, probe, expected,
+                    what=f"LoRALinear(nn.Linear({n_in}, {n_out}), {label}) on x {shape}, "
+                         f"{mode}",
+                    parts=("output", "gradient of A", "gradient of B"),
+                    **oracles.tol(dtype))
+
+
+@check(L + "LoRALinear", part=6)
+def check_lora_merge(LoRALinear, hidden: bool = False) -> None:
+    """merge() returns an nn.Linear with weight W + (alpha / r) B A and the base's bias; the
+    base layer is unchanged."""
+    for i, (label, n_in, n_out, r, alpha, bias, _, dtype) in enumerate(_lora_cases(hidden)):
+        state = _lora_state(n_in, n_out, r, bias, dtype, seed=130 + i)
+        weight = state["base.weight"] + (alpha / r) * (state["B"] @ state["A"])
+        expected = (True, weight, state.get("base.bias"), state["base.weight"])
+
+        def probe(cls, args=(n_in, n_out, r, alpha, bias, dtype, state)):
+            module = _lora_loaded(cls, *args)
+            merged = module.merge()
+            if not isinstance(merged, nn.Linear):
+                return (False, None, None, module.base.weight.detach())
+            return (True, merged.weight.detach(),
+                    None if merged.bias is None else merged.bias.detach(),
+                    module.base.weight.detach())
+
+        compare(LoRALinear, probe, expected,
+                what=f"LoRALinear(nn.Linear({n_in}, {n_out}), {label}).merge()",
+                parts=("returns an nn.Linear", "merged weight", "merged bias",
+                       "base weight after merge"),
+                **oracles.tol(dtype))
+
+
 # ---------------------------------------------------------------- the second catalogue
 
 
@@ -612,5 +750,45 @@ def postprocess(logits, id2label):
 def postprocess(logits, id2label):
     probs = logits.softmax(-1)
     return [{"label": id2label[int(p.argmax())], "score": p.max()} for p in probs]
+''', None),
+    Slip("lora_times_alpha", L + "LoRALinear.forward", '''
+def forward(self, x):
+    return self.base(x) + self.alpha * (self.dropout(x) @ self.A.T @ self.B.T)
+''', "lora_scaled_by_alpha"),
+    Slip("lora_functional_no_dropout", L + "LoRALinear.forward", '''
+def forward(self, x):
+    lora = F.linear(F.linear(x, self.A), self.B)
+    return F.linear(x, self.base.weight, self.base.bias) + self.scaling * lora
+''', "lora_no_dropout"),
+    Slip("lora_dropout_everything", L + "LoRALinear.forward", '''
+def forward(self, x):
+    x = self.dropout(x)
+    return self.base(x) + (x @ self.A.T @ self.B.T) * self.scaling
+''', None),
+    Slip("lora_divides_by_alpha", L + "LoRALinear.forward", '''
+def forward(self, x):
+    delta = (self.B @ self.A) * self.r / self.alpha
+    return self.base(x) + self.dropout(x) @ delta.T
+''', None),
+    Slip("lora_detached_update", L + "LoRALinear.forward", '''
+def forward(self, x):
+    delta = (self.B.detach() @ self.A.detach()) * self.scaling
+    return self.base(x) + self.dropout(x) @ delta.T
+''', None),
+    Slip("merge_plus_equals", L + "LoRALinear.merge", '''
+def merge(self):
+    self.base.weight += self.scaling * self.B @ self.A
+    return self.base
+''', "merge_in_place"),
+    Slip("merge_forgets_scale", L + "LoRALinear.merge", '''
+def merge(self):
+    layer = nn.Linear(self.base.in_features, self.base.out_features)
+    layer.weight.data = self.base.weight + self.B @ self.A
+    layer.bias.data = self.base.bias
+    return layer
+''', "merge_not_scaled"),
+    Slip("merge_returns_tensor", L + "LoRALinear.merge", '''
+def merge(self):
+    return self.base.weight + self.scaling * self.B @ self.A
 ''', None),
 ]

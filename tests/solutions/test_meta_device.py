@@ -23,6 +23,7 @@ from solutions import embeddings as emb
 from solutions import encoder as enc
 from solutions import feedforward as ffn
 from solutions import llama as lla
+from solutions import lora
 from solutions import model as mdl
 from solutions import modern as mod
 from solutions import normalization as norm
@@ -109,6 +110,8 @@ EXAMPLES: dict[str, tuple] = {
     "FusedFeedForward": (lambda: ffn.FusedFeedForward(16, dropout=0.1), _tokens),
     "FusedFeedForward/tanh-nobias": (
         lambda: ffn.FusedFeedForward(16, 24, activation="gelu_tanh", bias=False), _tokens),
+    "LoRALinear": (lambda: lora.LoRALinear(torch.nn.Linear(16, 8), 4, 8, dropout=0.1),
+                   _tokens),
     "LayerNorm": (lambda: norm.LayerNorm(16), _tokens),
     "FusedLayerNorm": (lambda: norm.FusedLayerNorm(16), _tokens),
     "RMSNorm": (lambda: norm.RMSNorm(16), _tokens),
