@@ -664,4 +664,114 @@ def gradient_norms(layers, x, grad, skip=False):
         norms.append(torch.stack(sq).sum().sqrt().item() if sq else 0.0)
     return norms
 """, "output_side_first"),
+    Slip("residual_checks_rank_only", M + "Residual.forward", """
+def forward(self, x, sublayer):
+    y = sublayer(x)
+    if y.dim() != x.dim():
+        raise ValueError("the sub-layer changed the shape")
+    return x + self.dropout(y)
+""", "no_shape_check"),
+    Slip("residual_type_error", M + "Residual.forward", """
+def forward(self, x, sublayer):
+    y = sublayer(x)
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+        raise TypeError(f"sub-layer returned {type(y).__name__}, not a tensor like x")
+    return x + self.dropout(y)
+""", None),
+    Slip("block_pre_ln_adds_to_normed", M + "Block.forward", """
+def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
+    require_mask_4d(mask, "mask")
+    require_mask_4d(context_mask, "context_mask")
+    if self.norm_first:
+        h = self.ln_1(x)
+        x = h + self.res_attn.dropout(self.attn(h, mask=mask, causal=self.causal,
+                                                cache=cache)[0])
+        if self.cross:
+            x = self.res_cross(x, lambda h: self.cross_attn(self.ln_cross(h), context,
+                                                            mask=context_mask)[0])
+        return self.res_mlp(x, lambda h: self.mlp(self.ln_2(h)))
+    x = self.ln_1(self.res_attn(x, lambda h: self.attn(h, mask=mask, causal=self.causal,
+                                                       cache=cache)[0]))
+    if self.cross:
+        x = self.ln_cross(self.res_cross(x, lambda h: self.cross_attn(h, context,
+                                                                      mask=context_mask)[0]))
+    return self.ln_2(self.res_mlp(x, self.mlp))
+""", "pre_ln_add_after_norm"),
+    Slip("block_post_ln_norms_branch", M + "Block.forward", """
+def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
+    require_mask_4d(mask, "mask")
+    require_mask_4d(context_mask, "context_mask")
+    kw = dict(mask=mask, causal=self.causal, cache=cache)
+    if self.norm_first:
+        x = self.res_attn(x, lambda h: self.attn(self.ln_1(h), **kw)[0])
+        if self.cross:
+            x = self.res_cross(x, lambda h: self.cross_attn(self.ln_cross(h), context,
+                                                            mask=context_mask)[0])
+        return self.res_mlp(x, lambda h: self.mlp(self.ln_2(h)))
+    x = self.res_attn(x, lambda h: self.ln_1(self.attn(h, **kw)[0]))
+    if self.cross:
+        x = self.res_cross(x, lambda h: self.ln_cross(self.cross_attn(h, context,
+                                                                      mask=context_mask)[0]))
+    return self.res_mlp(x, lambda h: self.ln_2(self.mlp(h)))
+""", None),
+    Slip("block_cross_gets_self_mask", M + "Block.forward", """
+def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
+    require_mask_4d(mask, "mask")
+    require_mask_4d(context_mask, "context_mask")
+    kw = dict(mask=mask, causal=self.causal, cache=cache)
+    if self.norm_first:
+        x = self.res_attn(x, lambda h: self.attn(self.ln_1(h), **kw)[0])
+        if self.cross:
+            x = self.res_cross(x, lambda h: self.cross_attn(self.ln_cross(h), context,
+                                                            mask=mask)[0])
+        return self.res_mlp(x, lambda h: self.mlp(self.ln_2(h)))
+    x = self.ln_1(self.res_attn(x, lambda h: self.attn(h, **kw)[0]))
+    if self.cross:
+        x = self.ln_cross(self.res_cross(x, lambda h: self.cross_attn(h, context,
+                                                                      mask=mask)[0]))
+    return self.ln_2(self.res_mlp(x, self.mlp))
+""", "context_mask_not_passed"),
+    Slip("block_one_norm_for_all", M + "Block.forward", """
+def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
+    require_mask_4d(mask, "mask")
+    require_mask_4d(context_mask, "context_mask")
+    kw = dict(mask=mask, causal=self.causal, cache=cache)
+    ln = self.ln_1
+    if self.norm_first:
+        x = self.res_attn(x, lambda h: self.attn(ln(h), **kw)[0])
+        if self.cross:
+            x = self.res_cross(x, lambda h: self.cross_attn(ln(h), context,
+                                                            mask=context_mask)[0])
+        return self.res_mlp(x, lambda h: self.mlp(ln(h)))
+    x = ln(self.res_attn(x, lambda h: self.attn(h, **kw)[0]))
+    if self.cross:
+        x = ln(self.res_cross(x, lambda h: self.cross_attn(h, context, mask=context_mask)[0]))
+    return ln(self.res_mlp(x, self.mlp))
+""", None),
+    Slip("norms_summed_per_tensor", M + "gradient_norms", """
+def gradient_norms(layers, x, grad, skip=False):
+    h = x
+    for f in layers:
+        h = h + f(h) if skip else f(h)
+    if grad.shape != h.shape:
+        raise ValueError(f"grad must have the output's shape {tuple(h.shape)}")
+    out = []
+    for f in layers:
+        ps = list(f.parameters())
+        gs = torch.autograd.grad(h, ps, grad_outputs=grad, retain_graph=True)
+        out.append(sum(g.norm().item() for g in gs))
+    return out
+""", "sum_of_norms"),
+    Slip("norms_skip_from_input", M + "gradient_norms", """
+def gradient_norms(layers, x, grad, skip=False):
+    h = x
+    for f in layers:
+        h = x + f(h) if skip else f(h)
+    if grad.shape != h.shape:
+        raise ValueError(f"grad must have the output's shape {tuple(h.shape)}")
+    params = [p for f in layers for p in f.parameters()]
+    grads = dict(zip(params, torch.autograd.grad(h, params, grad, allow_unused=True)))
+    return [math.sqrt(sum(float((grads[p] ** 2).sum()) for p in f.parameters()
+                          if grads[p] is not None)) for f in layers]
+""", None),
 ]
