@@ -109,6 +109,11 @@ MISTAKES = [
     Mistake("no_crop", G + "generate", "window = idx[:, -block_size:]", "window = idx",
             "the model is given more than block_size tokens: read only the last block_size "
             "(idx[:, -block_size:])"),
+    Mistake("cache_never_restarted", G + "generate",
+            "if use_cache and cache is not None and cache.length < block_size:",
+            "if use_cache and cache is not None:",
+            "the cache is never started afresh: once it holds block_size tokens, read the last "
+            "block_size tokens again with a new cache (the window slides; the cache cannot)"),
     Mistake("whole_sequence_with_cache", G + "generate",
             "model(idx[:, -1:], cache=cache)", "model(idx, cache=cache)",
             "with a cache, feed only the newest token idx[:, -1:]: the earlier ones are "
@@ -718,7 +723,7 @@ def generate(model, idx, max_new_tokens, *, greedy=False, temperature=1.0, top_k
                 break
     model.train(was_training)
     return idx
-""", None),
+""", "cache_never_restarted"),
     Slip("generate_stop_not_filled", G + "generate", """
 def generate(model, idx, max_new_tokens, *, greedy=False, temperature=1.0, top_k=None,
              top_p=None, use_cache=True, stop=None, generator=None):

@@ -73,6 +73,10 @@ MISTAKES = [
             "segment 0"),
     Mistake("final_norm_skipped", M + "Encoder", "x = self.ln_f(x)", "pass",
             "a pre-LN stack needs its final LayerNorm: apply self.ln_f when it is not None"),
+    Mistake("returns_pooled", M + "Encoder",
+            "x = self.ln_f(x)\n        return x", "x = self.ln_f(x)\n        return self.pooler(x)",
+            "the pooled summary (B, C) is returned where the last hidden state (B, T, C) is "
+            "asked for: forward returns one vector per token; the pooler serves heads"),
     Mistake("extra_residual", M + "Encoder", "x = layer(x, mask)", "x = x + layer(x, mask)",
             "each layer's output is added to its input again: the layers already contain "
             "their residual connections, so x = layer(x, mask)"),

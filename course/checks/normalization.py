@@ -44,6 +44,13 @@ MISTAKES = [
     Mistake("time_axis", T + "layer_norm", STATS, _axis(-2),
             "the statistics are taken over the tokens (dim=-2); LayerNorm normalises each "
             "token over its own features, the last axis (dim=-1)"),
+    Mistake("stats_over_sequence", T + "layer_norm",
+            "mean = x.mean(dim=-1, keepdim=True)\n    var = ((x - mean) ** 2).mean(dim=-1, "
+            "keepdim=True)",
+            "mean = x.mean(dim=(-2, -1), keepdim=True)\n    var = ((x - mean) ** 2).mean("
+            "dim=(-2, -1), keepdim=True)",
+            "the statistics are taken over the whole sequence (tokens and features together); "
+            "LayerNorm normalises each token over its own C features: dim=-1"),
     Mistake("mean_wrong_axis", T + "layer_norm", MEAN, MEAN.replace("dim=-1", "dim=-2"),
             "the mean is taken over the tokens (dim=-2) while the variance is over the "
             "features: both are over the last axis"),

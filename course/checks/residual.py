@@ -82,6 +82,19 @@ MISTAKES = [
             "x = self.res_mlp(x, lambda h: self.mlp(self.ln_2(h)))",
             "the post-LN block (norm_first=False) normalises the feed-forward input like "
             "pre-LN: post-LN adds first, then normalises, ln_2(x + mlp(x))"),
+    Mistake("post_ln_norm_on_branch", M + "Block",
+            "x = self.ln_1(self.res_attn(x, lambda h: self.attn(h, **kw)[0]))\n"
+            "            if self.cross:\n"
+            "                x = self.ln_cross(self.res_cross(x, lambda h: self.cross_attn(\n"
+            "                    h, context, mask=context_mask)[0]))\n"
+            "            x = self.ln_2(self.res_mlp(x, self.mlp))",
+            "x = self.res_attn(x, lambda h: self.ln_1(self.attn(h, **kw)[0]))\n"
+            "            if self.cross:\n"
+            "                x = self.res_cross(x, lambda h: self.ln_cross(self.cross_attn(\n"
+            "                    h, context, mask=context_mask)[0]))\n"
+            "            x = self.res_mlp(x, lambda h: self.ln_2(self.mlp(h)))",
+            "the post-LN block normalises the branch, x + ln(F(x)): post-LN normalises the "
+            "sum, ln(x + F(x)), so that the stream itself is normalised after each layer"),
     Mistake("causal_not_passed", M + "Block", "causal=self.causal", "causal=False",
             "the block is causal but its self-attention is not told: pass "
             "causal=self.causal, so that position i sees no position after it"),
@@ -208,9 +221,10 @@ def check_residual_dropout(Residual, hidden: bool = False) -> None:
         scale = 1.0 / (1.0 - p)
         delta = got - x
         ok_values = (delta.abs() < 1e-5) | ((delta - scale).abs() < 1e-4)
-        if not bool(ok_values.all()):
-            expected = torch.where(delta.abs() < 1e-5, x, x + scale)
-            compare(Residual, probe, expected, what=what + f": out - x must be 0 or {scale:g}")
+        if not bool(ok_values.all()):  # out - x, compared with the nearest of 0 and scale
+            expected = torch.where(delta.abs() < 1e-5, 0.0, scale)
+            compare(Residual, lambda cls, x=x, probe=probe: probe(cls) - x, expected,
+                    what=what + f": out - x must be 0 or {scale:g}")
         share = (delta.abs() < 1e-5).float().mean().item()
         if abs(share - p) > 0.15:
             fail(f"{what}: {share:.0%} of the branch is dropped, expected about {p:.0%}; "
