@@ -663,7 +663,7 @@ def forward(self, input_ids, attention_mask=None, token_type_ids=None):
     if self.ln_f is not None:
         x = self.ln_f(x)
     return self.pooler(x)
-""", None),
+""", "returns_pooled"),
     Slip("encoder_final_norm_every_layer", M + "Encoder.forward", """
 def forward(self, input_ids, attention_mask=None, token_type_ids=None):
     x = self.embeddings(input_ids, token_type_ids)

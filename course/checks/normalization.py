@@ -395,7 +395,7 @@ def forward(self, x):
     mean = x.mean(dim=(-2, -1), keepdim=True)
     var = x.var(dim=(-2, -1), keepdim=True, unbiased=False)
     return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
-""", None),
+""", "stats_over_sequence"),
     Slip("rms_eps_outside_root", T + "RMSNorm.forward", """
 def forward(self, x):
     rms = x.pow(2).mean(-1, keepdim=True).sqrt()

@@ -727,7 +727,7 @@ def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
         x = self.res_cross(x, lambda h: self.ln_cross(self.cross_attn(h, context,
                                                                       mask=context_mask)[0]))
     return self.res_mlp(x, lambda h: self.ln_2(self.mlp(h)))
-""", None),
+""", "post_ln_norm_on_branch"),
     Slip("block_cross_gets_self_mask", M + "Block.forward", """
 def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
     require_mask_4d(mask, "mask")
