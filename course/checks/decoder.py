@@ -600,7 +600,7 @@ def generate(model, idx, max_new_tokens, *, greedy=False, temperature=1.0, top_k
             break
     model.train(mode)
     return idx
-""", "no_crop"),
+""", "cache_never_restarted"),
     Slip("generate_reads_first_position", G + "generate", """
 def generate(model, idx, max_new_tokens, *, greedy=False, temperature=1.0, top_k=None,
              top_p=None, use_cache=True, stop=None, generator=None):

@@ -225,11 +225,13 @@ class Replaying(Mode):
 
     def _fails_first(self, context: Context, target: str, mine: Any, hidden: bool) -> None:
         # nothing to say of a part being checked (not again), of an object of the same part
-        # (save_checkpoint and load_checkpoint), nor of the reference itself (replayed in
-        # process, where the `solutions` package is at hand)
+        # that the check calls but the target does not use (load_checkpoint's check saves with
+        # save_checkpoint), nor of the reference itself (replayed in process, where the
+        # `solutions` package is at hand)
         if mine is context.obj or not REGISTRY.get(target) \
-                or (REGISTRY[target][0].module, REGISTRY[target][0].part) \
-                == (context.spec.module, context.spec.part) \
+                or (target not in context.spec.uses
+                    and (REGISTRY[target][0].module, REGISTRY[target][0].part)
+                    == (context.spec.module, context.spec.part)) \
                 or str(getattr(mine, "__module__", "")).startswith("solutions") \
                 or any(c.spec.target == target for c in self.active) \
                 or self.verdict(target, mine, hidden) is None:
