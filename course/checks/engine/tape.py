@@ -114,6 +114,7 @@ class Replaying(Mode):
     def __init__(self, tape: dict):
         super().__init__()
         self.tape = tape
+        self.circular = False  # a verdict being taken used a part that is under check
 
     @classmethod
     def load(cls) -> Replaying:
@@ -224,17 +225,16 @@ class Replaying(Mode):
             self._fails_first(context, target, mine, hidden)
 
     def _fails_first(self, context: Context, target: str, mine: Any, hidden: bool) -> None:
-        # nothing to say of a part being checked (not again), of an object of the same part
-        # that the check calls but the target does not use (load_checkpoint's check saves with
-        # save_checkpoint), nor of the reference itself (replayed in process, where the
-        # `solutions` package is at hand)
         if mine is context.obj or not REGISTRY.get(target) \
-                or (target not in context.spec.uses
-                    and (REGISTRY[target][0].module, REGISTRY[target][0].part)
-                    == (context.spec.module, context.spec.part)) \
-                or str(getattr(mine, "__module__", "")).startswith("solutions") \
-                or any(c.spec.target == target for c in self.active) \
-                or self.verdict(target, mine, hidden) is None:
+                or str(getattr(mine, "__module__", "")).startswith("solutions"):
+            return  # the part being checked, or the reference itself (replayed in process)
+        if any(c.spec.target == target for c in self.active):  # a part being checked: its
+            self.circular = True                               # verdict is not this one's
+            return
+        outer, self.circular = self.circular, False
+        failed = self.verdict(target, mine, hidden) is not None
+        circular, self.circular = self.circular, outer
+        if not failed or circular:  # (failing with the very part under check: not its fault)
             return
         name, part = target.rpartition(".")[2], part_of(target)
         note = f"Part {part} (`{name}`) fails first, and this part uses it: fix Part {part} first."
