@@ -142,9 +142,11 @@ class GPT(nn.Module):
         if idx.dim() != 2 or idx.dtype not in (torch.long, torch.int):
             raise ValueError(f"idx must be (B, T) integer token ids, got {tuple(idx.shape)} "
                              f"{idx.dtype}")
-        length = idx.size(1) + (0 if cache is None else cache.length)
+        cached = 0 if cache is None else cache.length
+        length = idx.size(1) + cached
         if length > self.config.block_size:
-            raise ValueError(f"sequence of {length} tokens is longer than block_size "
+            parts = f" ({cached} cached + {idx.size(1)} new)" if cached else ""
+            raise ValueError(f"sequence of {length} tokens{parts} is longer than block_size "
                              f"{self.config.block_size}")
         if cache is not None and self.training:
             raise RuntimeError("the KV cache is for generation: call model.eval() first")

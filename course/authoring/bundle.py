@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib
 import io
 import marshal
 import re
@@ -268,18 +269,56 @@ def stand_in(name: str, definition: str) -> str:
 # ---------------------------------------------------------------- the tape
 
 
-def record(name: str) -> dict:
+def record(name: str, failures: dict | None = None) -> dict:
     """Run the instructor notebook's visible tests (hidden ones removed) with the reference,
-    recording every case."""
+    recording every case; then once with each catalogued mistake of the exercise made, adding
+    the cases only a wrong result reaches (a check's second comparison), so that a bundle
+    names a mistake wherever the graded run does. `failures`, if given, receives each
+    mistake's failing test cells: {mistake name: {grade id: message}}."""
+    topic = importlib.import_module(f"course.checks.{name.split('_', 1)[1]}")
+    with core.recording() as tape:
+        _run_visible(name)
+    for mistake in topic.MISTAKES:
+        with core.recording(tape, wrong_only=True):
+            failed = _run_visible(name, mistake)
+        if failures is not None:
+            failures[mistake.name] = failed
+    return tape
+
+
+def _run_visible(name: str, mistake: core.Mistake | None = None) -> dict[str, str]:
+    """Run the instructor notebook's cells, hidden tests removed, with `mistake` made in its
+    solution cells; a failing test cell fails as in a notebook and the run goes on. Returns
+    the failing test cells' messages by grade id."""
     cells = core._notebook_cells(name)
     demos = core._demonstrations(name)
-    namespace = {"__name__": "__main__"}
-    with core.recording() as tape, redirect_stdout(io.StringIO()):
+    namespace, failed = {"__name__": "__main__"}, {}
+    with redirect_stdout(io.StringIO()):
         for index, cell in enumerate(cells):
-            if cell.cell_type == "code" and index not in demos:
-                source = HIDDEN.sub("", cell.source)
+            if cell.cell_type != "code" or index in demos:
+                continue
+            meta = cell.metadata.get("nbgrader", {})
+            source = HIDDEN.sub("", cell.source)
+            if mistake is not None and meta.get("grade") \
+                    and mistake.target not in _graded(source):  # another part's tests
+                continue
+            if mistake is not None and meta.get("solution"):
+                source = core.made(source, mistake=mistake)
+            try:
                 exec(compile(source, f"<cell {index}>", "exec", dont_inherit=True), namespace)
-    return tape
+            except Exception as error:
+                if mistake is None:  # the reference passes every test
+                    raise
+                failed[meta.get("grade_id", f"cell {index}")] = f"{type(error).__name__}: {error}"
+    return failed
+
+
+def _graded(source: str) -> set[str]:
+    """The targets a test cell's checks grade."""
+    core.checks_for("")  # every checks module registered
+    by_name = {spec.check.__name__: spec.target for specs in core.REGISTRY.values()
+               for spec in specs}
+    return {by_name[n] for n in re.findall(r"^(check_\w+)\(", source, re.M) if n in by_name}
 
 
 # ---------------------------------------------------------------- the bundle

@@ -105,6 +105,17 @@ MISTAKES = [
     Mistake("causal_replaces_mask", T + "MultiHeadAttention",
             "mask = visible if mask is None else mask & visible", "mask = visible",
             "with causal=True the given mask (padding) is dropped: combine both, mask & causal"),
+    Mistake("causal_off_by_one", T + "MultiHeadAttention",
+            "visible = causal_mask(q.size(-2), q.device, past=k.size(-2) - q.size(-2))",
+            "visible = torch.ones(q.size(-2), k.size(-2), dtype=torch.bool, "
+            "device=q.device).tril(k.size(-2) - q.size(-2) - 1)[None, None]",
+            "the causal mask is off by one (tril(-1)): it also hides each query's own "
+            "position, and the first query then sees nothing; query i sees keys 0..i, tril(0)"),
+    Mistake("mask_or_causal", T + "MultiHeadAttention",
+            "mask = visible if mask is None else mask & visible",
+            "mask = visible if mask is None else mask | visible",
+            "the padding mask and the causal mask are combined with | (either allows): a key "
+            "is visible only when both allow it, mask & causal"),
     # Part 6: train_copy_tasks
     Mistake("previous_offset", T + "train_copy_tasks", '"previous token": (-1, True)',
             '"previous token": (1, True)',

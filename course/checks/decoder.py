@@ -124,6 +124,11 @@ MISTAKES = [
     Mistake("no_crop", G + "generate", "window = idx[:, -block_size:]", "window = idx",
             "the model is given more than block_size tokens: read only the last block_size "
             "(idx[:, -block_size:])"),
+    Mistake("cache_never_restarted", G + "generate",
+            "if use_cache and cache is not None and cache.length < block_size:",
+            "if use_cache and cache is not None:",
+            "the cache is never started afresh: once it holds block_size tokens, read the last "
+            "block_size tokens again with a new cache (the window slides; the cache cannot)"),
     Mistake("whole_sequence_with_cache", G + "generate",
             "model(idx[:, -1:], cache=cache)", "model(idx, cache=cache)",
             "with a cache, feed only the newest token idx[:, -1:]: the earlier ones are "
@@ -679,7 +684,7 @@ def generate(model, idx, max_new_tokens, *, greedy=False, temperature=1.0, top_k
             break
     model.train(mode)
     return idx
-""", "no_crop"),
+""", "cache_never_restarted"),
     Slip("generate_reads_first_position", G + "generate", """
 def generate(model, idx, max_new_tokens, *, greedy=False, temperature=1.0, top_k=None,
              top_p=None, use_cache=True, stop=None, generator=None):
@@ -758,4 +763,118 @@ def forward(self, idx, targets=None, *, ignore_index=-100, cache=None):
         return logits, None
     return logits, lm_loss(logits, targets, ignore_index)
 """, "no_embedding_dropout"),
+    Slip("gpt_loss_without_none_check", M + "GPT.forward", """
+def forward(self, idx, targets=None, *, ignore_index=-100, cache=None):
+    self.check_inputs(idx, cache)
+    start = cache.length if cache is not None else 0
+    pos = self.positions[start:start + idx.size(1)]
+    x = self.drop(self.wte(idx) + self.wpe(pos))
+    for i, block in enumerate(self.blocks):
+        x = block(x, cache=cache[i] if cache is not None else None)
+    logits = self.lm_head(self.ln_f(x))
+    return logits, lm_loss(logits, targets, ignore_index)
+""", None),
+    Slip("cache_length_is_batch", M + "LayerCache.length", """
+@property
+def length(self):
+    return 0 if self.k is None else len(self.k)
+""", None),
+    Slip("cache_returns_new_only", M + "LayerCache.update", """
+def update(self, k, v):
+    if self.k is None:
+        self.k, self.v = k, v
+    else:
+        self.k = torch.cat((self.k, k), dim=2)
+        self.v = torch.cat((self.v, v), dim=2)
+    return k, v
+""", None),
+    Slip("top_k_sorted_index_k", G + "filter_top_k", """
+def filter_top_k(logits, k):
+    values = torch.sort(logits, dim=-1, descending=True).values
+    threshold = values[..., k:k + 1]
+    return logits.masked_fill(logits < threshold, float("-inf"))
+""", None),
+    Slip("top_p_keeps_the_tail", G + "filter_top_p", """
+def filter_top_p(logits, p):
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    before = probs.cumsum(dim=-1) - probs
+    drop_sorted = before < p
+    drop = drop_sorted.scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+""", "top_p_wrong_side"),
+    Slip("top_p_sorted_order", G + "filter_top_p", """
+def filter_top_p(logits, p):
+    sorted_logits, _ = torch.sort(logits, dim=-1, descending=True)
+    probs = sorted_logits.softmax(-1)
+    cum = probs.cumsum(-1)
+    drop = (cum - probs) >= p
+    return sorted_logits.masked_fill(drop, float("-inf"))
+""", None),
+    Slip("top_p_gather_back", G + "filter_top_p", """
+def filter_top_p(logits, p):
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    drop_sorted = probs.cumsum(dim=-1) - probs >= p
+    drop = drop_sorted.gather(-1, order)
+    return logits.masked_fill(drop, float("-inf"))
+""", None),
+    Slip("next_greedy_flat", G + "next_token", """
+def next_token(logits, *, greedy=False, temperature=1.0, top_k=None, top_p=None,
+               generator=None):
+    if greedy:
+        return torch.argmax(logits, dim=-1)
+    if temperature <= 0:
+        raise ValueError("temperature must be > 0")
+    logits = logits / temperature
+    if top_k is not None:
+        logits = filter_top_k(logits, top_k)
+    if top_p is not None:
+        logits = filter_top_p(logits, top_p)
+    return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)
+""", None),
+    Slip("generate_cache_never_restarted", G + "generate", """
+def generate(model, idx, max_new_tokens, *, greedy=False, temperature=1.0, top_k=None,
+             top_p=None, use_cache=True, stop=None, generator=None):
+    block_size = model.config.block_size
+    was_training = model.training
+    model.eval()
+    cache = model.new_cache() if use_cache else None
+    done = torch.zeros(idx.size(0), 1, dtype=torch.bool)
+    with torch.no_grad():
+        for step in range(max_new_tokens):
+            if use_cache and step > 0:
+                logits, _ = model(idx[:, -1:], cache=cache)
+            elif use_cache:
+                logits, _ = model(idx[:, -block_size:], cache=cache)
+            else:
+                logits, _ = model(idx[:, -block_size:])
+            new = next_token(logits[:, -1], greedy=greedy, temperature=temperature,
+                             top_k=top_k, top_p=top_p, generator=generator)
+            if stop is not None:
+                new = new.masked_fill(done, stop)
+                done = done | (new == stop)
+            idx = torch.cat([idx, new], dim=1)
+            if stop is not None and done.all():
+                break
+    model.train(was_training)
+    return idx
+""", "cache_never_restarted"),
+    Slip("generate_stop_not_filled", G + "generate", """
+def generate(model, idx, max_new_tokens, *, greedy=False, temperature=1.0, top_k=None,
+             top_p=None, use_cache=True, stop=None, generator=None):
+    block_size = model.config.block_size
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            logits, _ = model(idx[:, -block_size:])
+            new = next_token(logits[:, -1, :], greedy=greedy, temperature=temperature,
+                             top_k=top_k, top_p=top_p, generator=generator)
+            idx = torch.cat([idx, new], dim=1)
+            if stop is not None and bool((idx == stop).any(dim=1).all()):
+                break
+    model.train(was_training)
+    return idx
+""", "stop_not_kept"),
 ]

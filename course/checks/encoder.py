@@ -93,6 +93,10 @@ MISTAKES = [
             "token is real), or make it like the ids, torch.ones_like(input_ids)"),
     Mistake("final_norm_skipped", M + "Encoder", "x = self.ln_f(x)", "pass",
             "a pre-LN stack needs its final LayerNorm: apply self.ln_f when it is not None"),
+    Mistake("returns_pooled", M + "Encoder",
+            "x = self.ln_f(x)\n        return x", "x = self.ln_f(x)\n        return self.pooler(x)",
+            "the pooled summary (B, C) is returned where the last hidden state (B, T, C) is "
+            "asked for: forward returns one vector per token; the pooler serves heads"),
     Mistake("extra_residual", M + "Encoder", "x = layer(x, mask)", "x = x + layer(x, mask)",
             "each layer's output is added to its input again: the layers already contain "
             "their residual connections, so x = layer(x, mask)"),
@@ -723,4 +727,90 @@ def copy_checkpoint(model, tensors, names, source="the checkpoint"):
         for name in state:
             state[name].copy_(tensors[names[name]])
 """, "model_not_returned"),
+    Slip("embeddings_types_always_zero", M + "EncoderEmbeddings.forward", """
+def forward(self, input_ids, token_type_ids=None):
+    T = input_ids.size(1)
+    segments = torch.zeros_like(input_ids)
+    x = self.word(input_ids) + self.position(self.positions[:T]) + self.token_type(segments)
+    return self.dropout(self.ln(x))
+""", None),
+    Slip("embeddings_position_of_ids", M + "EncoderEmbeddings.forward", """
+def forward(self, input_ids, token_type_ids=None):
+    if token_type_ids is None:
+        token_type_ids = torch.zeros_like(input_ids)
+    x = self.word(input_ids) + self.position(input_ids) + self.token_type(token_type_ids)
+    return self.dropout(self.ln(x))
+""", None),
+    Slip("pooler_last_token", M + "Pooler.forward", """
+def forward(self, hidden):
+    return torch.tanh(self.dense(hidden[:, -1]))
+""", "pooler_last_token"),
+    Slip("pooler_no_dense", M + "Pooler.forward", """
+def forward(self, hidden):
+    return torch.tanh(hidden[:, 0])
+""", None),
+    Slip("pooler_keeps_time_axis", M + "Pooler.forward", """
+def forward(self, hidden):
+    return torch.tanh(self.dense(hidden[:, :1]))
+""", None),
+    Slip("encoder_mask_inverted", M + "Encoder.forward", """
+def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+    x = self.embeddings(input_ids, token_type_ids)
+    mask = None
+    if attention_mask is not None:
+        mask = padding_mask(1 - attention_mask)
+    for layer in self.layers:
+        x = layer(x, mask)
+    return x if self.ln_f is None else self.ln_f(x)
+""", None),
+    Slip("encoder_returns_pooled", M + "Encoder.forward", """
+def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+    x = self.embeddings(input_ids, token_type_ids)
+    mask = None if attention_mask is None else padding_mask(attention_mask)
+    for layer in self.layers:
+        x = layer(x, mask)
+    if self.ln_f is not None:
+        x = self.ln_f(x)
+    return self.pooler(x)
+""", "returns_pooled"),
+    Slip("encoder_final_norm_every_layer", M + "Encoder.forward", """
+def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+    x = self.embeddings(input_ids, token_type_ids)
+    mask = None if attention_mask is None else padding_mask(attention_mask)
+    for layer in self.layers:
+        x = layer(x, mask)
+        if self.ln_f is not None:
+            x = self.ln_f(x)
+    return x
+""", None),
+    Slip("mean_pool_over_all_steps", M + "mean_pool", """
+def mean_pool(hidden, attention_mask):
+    m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(dim=1) / hidden.size(1)
+""", "divide_by_length"),
+    Slip("mean_pool_max", M + "mean_pool", """
+def mean_pool(hidden, attention_mask):
+    m = attention_mask.unsqueeze(-1).bool()
+    return hidden.masked_fill(~m, float("-inf")).max(dim=1).values
+""", None),
+    Slip("copy_by_load_state_dict", P + "copy_checkpoint", """
+def copy_checkpoint(model, tensors, names, source="the checkpoint"):
+    check_names(model, names)
+    model.load_state_dict({ours: tensors[theirs] for ours, theirs in names.items()})
+    return model
+""", "missing_as_keyerror"),
+    Slip("copy_ignores_name_table", P + "copy_checkpoint", """
+def copy_checkpoint(model, tensors, names, source="the checkpoint"):
+    check_names(model, names)
+    state = model.state_dict()
+    for name, t in state.items():
+        if name not in tensors:
+            raise CheckpointError(f"{source} has no tensor {name!r}")
+        if tensors[name].shape != t.shape:
+            raise CheckpointError(f"{source}: {name!r} has the wrong shape")
+    with torch.no_grad():
+        for name, t in state.items():
+            t.copy_(tensors[name])
+    return model
+""", None),
 ]

@@ -412,4 +412,50 @@ def feedforward_parameters(d_model, d_ff, bias=True):
         n += 5 * d_model
     return n
 """, None),
+    Slip("gelu_erf_over_two", T + "gelu", """
+def gelu(x):
+    return 0.5 * x * (1 + torch.erf(x / 2))
+""", None),
+    Slip("gelu_no_half", T + "gelu", """
+def gelu(x):
+    return x * (1 + torch.erf(x / math.sqrt(2)))
+""", "gelu_no_half"),
+    Slip("tanh_pi_fraction_flipped", T + "gelu_tanh", """
+def gelu_tanh(x):
+    c = math.sqrt(math.pi / 2)
+    return 0.5 * x * (1 + torch.tanh(c * (x + 0.044715 * x ** 3)))
+""", None),
+    Slip("tanh_square_not_cube", T + "gelu_tanh", """
+def gelu_tanh(x):
+    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x * x)))
+""", "tanh_square"),
+    Slip("ffn_gelu_means_tanh", T + "FeedForward.forward", """
+def forward(self, x):
+    h = self.fc(x)
+    h = torch.relu(h) if self.activation == "relu" else gelu_tanh(h)
+    return F.dropout(self.proj(h), p=self.dropout, training=self.training)
+""", "ffn_tanh_for_exact"),
+    Slip("ffn_fresh_dropout_module", T + "FeedForward.forward", """
+def forward(self, x):
+    act = {"gelu": gelu, "gelu_tanh": gelu_tanh, "relu": torch.relu}[self.activation]
+    return nn.Dropout(self.dropout)(self.proj(act(self.fc(x))))
+""", "ffn_dropout_at_eval"),
+    Slip("ffn_proj_without_bias", T + "FeedForward.forward", """
+def forward(self, x):
+    act = {"gelu": gelu, "gelu_tanh": gelu_tanh, "relu": torch.relu}[self.activation]
+    h = act(self.fc(x))
+    y = F.linear(h, self.proj.weight)
+    return F.dropout(y, p=self.dropout, training=self.training)
+""", None),
+    Slip("params_one_bias_only", T + "feedforward_parameters", """
+def feedforward_parameters(d_model, d_ff, bias=True):
+    return 2 * d_model * d_ff + (d_ff if bias else 0)
+""", None),
+    Slip("params_bias_per_hidden_twice", T + "feedforward_parameters", """
+def feedforward_parameters(d_model, d_ff, bias=True):
+    total = d_model * d_ff * 2
+    if bias:
+        total += 2 * d_ff
+    return total
+""", None),
 ]

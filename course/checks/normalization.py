@@ -44,6 +44,13 @@ MISTAKES = [
     Mistake("time_axis", T + "layer_norm", STATS, _axis(-2),
             "the statistics are taken over the tokens (dim=-2); LayerNorm normalises each "
             "token over its own features, the last axis (dim=-1)"),
+    Mistake("stats_over_sequence", T + "layer_norm",
+            "mean = x.mean(dim=-1, keepdim=True)\n    var = ((x - mean) ** 2).mean(dim=-1, "
+            "keepdim=True)",
+            "mean = x.mean(dim=(-2, -1), keepdim=True)\n    var = ((x - mean) ** 2).mean("
+            "dim=(-2, -1), keepdim=True)",
+            "the statistics are taken over the whole sequence (tokens and features together); "
+            "LayerNorm normalises each token over its own C features: dim=-1"),
     Mistake("mean_wrong_axis", T + "layer_norm", MEAN, MEAN.replace("dim=-1", "dim=-2"),
             "the mean is taken over the tokens (dim=-2) while the variance is over the "
             "features: both are over the last axis"),
@@ -354,5 +361,56 @@ def forward(self, x):
 def forward(self, x):
     x = x - x.mean(-1, keepdim=True)
     return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+""", None),
+    Slip("ln_forgets_bias", T + "layer_norm", """
+def layer_norm(x, weight, bias, eps=1e-5):
+    mean = x.mean(-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(-1, keepdim=True)
+    return (x - mean) / torch.sqrt(var + eps) * weight
+""", None),
+    Slip("ln_mean_square_as_var", T + "layer_norm", """
+def layer_norm(x, weight, bias, eps=1e-5):
+    mean = x.mean(-1, keepdim=True)
+    var = (x ** 2).mean(-1, keepdim=True)
+    return (x - mean) / torch.sqrt(var + eps) * weight + bias
+""", None),
+    Slip("ln_divides_by_variance", T + "layer_norm", """
+def layer_norm(x, weight, bias, eps=1e-5):
+    mean = x.mean(-1, keepdim=True)
+    var = x.var(-1, keepdim=True, unbiased=False)
+    return (x - mean) / (var + eps) * weight + bias
+""", "divide_by_variance"),
+    Slip("ln_over_batch_axis", T + "layer_norm", """
+def layer_norm(x, weight, bias, eps=1e-5):
+    mean = x.mean(0, keepdim=True)
+    var = x.var(0, keepdim=True, unbiased=False)
+    return (x - mean) / torch.sqrt(var + eps) * weight + bias
+""", "batch_axis"),
+    Slip("layernorm_fixed_unit_params", T + "LayerNorm.forward", """
+def forward(self, x):
+    return layer_norm(x, torch.ones_like(self.weight), torch.zeros_like(self.bias), self.eps)
+""", "no_affine"),
+    Slip("layernorm_over_last_two", T + "LayerNorm.forward", """
+def forward(self, x):
+    mean = x.mean(dim=(-2, -1), keepdim=True)
+    var = x.var(dim=(-2, -1), keepdim=True, unbiased=False)
+    return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+""", "stats_over_sequence"),
+    Slip("rms_eps_outside_root", T + "RMSNorm.forward", """
+def forward(self, x):
+    rms = x.pow(2).mean(-1, keepdim=True).sqrt()
+    return x / (rms + self.eps) * self.weight
+""", "rms_eps_outside"),
+    Slip("rms_sum_of_squares", T + "RMSNorm.forward", """
+def forward(self, x):
+    return x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + self.eps) * self.weight
+""", "rms_sum"),
+    Slip("rms_mean_abs", T + "RMSNorm.forward", """
+def forward(self, x):
+    return x / (x.abs().mean(-1, keepdim=True) + self.eps) * self.weight
+""", None),
+    Slip("rms_weight_added", T + "RMSNorm.forward", """
+def forward(self, x):
+    return x / torch.sqrt((x * x).mean(-1, keepdim=True) + self.eps) + self.weight
 """, None),
 ]

@@ -104,6 +104,19 @@ MISTAKES = [
             "the self-attention branch is added without its dropout (x + attn(ln_1(x))): in "
             "training mode the branch is dropped before the sum; write it with its Residual, "
             "res_attn(x, lambda h: attn(ln_1(h))[0])"),
+    Mistake("post_ln_norm_on_branch", M + "Block",
+            "x = self.ln_1(self.res_attn(x, lambda h: self.attn(h, **kw)[0]))\n"
+            "            if self.cross:\n"
+            "                x = self.ln_cross(self.res_cross(x, lambda h: self.cross_attn(\n"
+            "                    h, context, mask=context_mask)[0]))\n"
+            "            x = self.ln_2(self.res_mlp(x, self.mlp))",
+            "x = self.res_attn(x, lambda h: self.ln_1(self.attn(h, **kw)[0]))\n"
+            "            if self.cross:\n"
+            "                x = self.res_cross(x, lambda h: self.ln_cross(self.cross_attn(\n"
+            "                    h, context, mask=context_mask)[0]))\n"
+            "            x = self.res_mlp(x, lambda h: self.ln_2(self.mlp(h)))",
+            "the post-LN block normalises the branch, x + ln(F(x)): post-LN normalises the "
+            "sum, ln(x + F(x)), so that the stream itself is normalised after each layer"),
     Mistake("causal_not_passed", M + "Block", "causal=self.causal", "causal=False",
             "the block is causal but its self-attention is not told: pass "
             "causal=self.causal, so that position i sees no position after it"),
@@ -244,9 +257,10 @@ def check_residual_dropout(Residual, hidden: bool = False) -> None:
         scale = 1.0 / (1.0 - p)
         delta = got - x
         ok_values = (delta.abs() < 1e-5) | ((delta - scale).abs() < 1e-4)
-        if not bool(ok_values.all()):
-            expected = torch.where(delta.abs() < 1e-5, x, x + scale)
-            compare(Residual, probe, expected, what=what + f": out - x must be 0 or {scale:g}")
+        if not bool(ok_values.all()):  # out - x, compared with the nearest of 0 and scale
+            expected = torch.where(delta.abs() < 1e-5, 0.0, scale)
+            compare(Residual, lambda cls, x=x, probe=probe: probe(cls) - x, expected,
+                    what=what + f": out - x must be 0 or {scale:g}")
         share = (delta.abs() < 1e-5).float().mean().item()
         if abs(share - p) > 0.15:
             fail(f"{what}: {share:.0%} of the branch is dropped, expected about {p:.0%}; "
@@ -794,4 +808,114 @@ def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
         x = self.ln_cross(x + self.cross_attn(x, context, mask=context_mask)[0])
     return self.ln_2(x + self.mlp(x))
 """, "attention_not_dropped"),
+    Slip("residual_checks_rank_only", M + "Residual.forward", """
+def forward(self, x, sublayer):
+    y = sublayer(x)
+    if y.dim() != x.dim():
+        raise ValueError("the sub-layer changed the shape")
+    return x + self.dropout(y)
+""", "no_shape_check"),
+    Slip("residual_type_error", M + "Residual.forward", """
+def forward(self, x, sublayer):
+    y = sublayer(x)
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+        raise TypeError(f"sub-layer returned {type(y).__name__}, not a tensor like x")
+    return x + self.dropout(y)
+""", None),
+    Slip("block_pre_ln_adds_to_normed", M + "Block.forward", """
+def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
+    require_mask_4d(mask, "mask")
+    require_mask_4d(context_mask, "context_mask")
+    if self.norm_first:
+        h = self.ln_1(x)
+        x = h + self.res_attn.dropout(self.attn(h, mask=mask, causal=self.causal,
+                                                cache=cache)[0])
+        if self.cross:
+            x = self.res_cross(x, lambda h: self.cross_attn(self.ln_cross(h), context,
+                                                            mask=context_mask)[0])
+        return self.res_mlp(x, lambda h: self.mlp(self.ln_2(h)))
+    x = self.ln_1(self.res_attn(x, lambda h: self.attn(h, mask=mask, causal=self.causal,
+                                                       cache=cache)[0]))
+    if self.cross:
+        x = self.ln_cross(self.res_cross(x, lambda h: self.cross_attn(h, context,
+                                                                      mask=context_mask)[0]))
+    return self.ln_2(self.res_mlp(x, self.mlp))
+""", "pre_ln_add_after_norm"),
+    Slip("block_post_ln_norms_branch", M + "Block.forward", """
+def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
+    require_mask_4d(mask, "mask")
+    require_mask_4d(context_mask, "context_mask")
+    kw = dict(mask=mask, causal=self.causal, cache=cache)
+    if self.norm_first:
+        x = self.res_attn(x, lambda h: self.attn(self.ln_1(h), **kw)[0])
+        if self.cross:
+            x = self.res_cross(x, lambda h: self.cross_attn(self.ln_cross(h), context,
+                                                            mask=context_mask)[0])
+        return self.res_mlp(x, lambda h: self.mlp(self.ln_2(h)))
+    x = self.res_attn(x, lambda h: self.ln_1(self.attn(h, **kw)[0]))
+    if self.cross:
+        x = self.res_cross(x, lambda h: self.ln_cross(self.cross_attn(h, context,
+                                                                      mask=context_mask)[0]))
+    return self.res_mlp(x, lambda h: self.ln_2(self.mlp(h)))
+""", "post_ln_norm_on_branch"),
+    Slip("block_cross_gets_self_mask", M + "Block.forward", """
+def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
+    require_mask_4d(mask, "mask")
+    require_mask_4d(context_mask, "context_mask")
+    kw = dict(mask=mask, causal=self.causal, cache=cache)
+    if self.norm_first:
+        x = self.res_attn(x, lambda h: self.attn(self.ln_1(h), **kw)[0])
+        if self.cross:
+            x = self.res_cross(x, lambda h: self.cross_attn(self.ln_cross(h), context,
+                                                            mask=mask)[0])
+        return self.res_mlp(x, lambda h: self.mlp(self.ln_2(h)))
+    x = self.ln_1(self.res_attn(x, lambda h: self.attn(h, **kw)[0]))
+    if self.cross:
+        x = self.ln_cross(self.res_cross(x, lambda h: self.cross_attn(h, context,
+                                                                      mask=mask)[0]))
+    return self.ln_2(self.res_mlp(x, self.mlp))
+""", "context_mask_not_passed"),
+    Slip("block_one_norm_for_all", M + "Block.forward", """
+def forward(self, x, mask=None, context=None, context_mask=None, *, cache=None):
+    require_mask_4d(mask, "mask")
+    require_mask_4d(context_mask, "context_mask")
+    kw = dict(mask=mask, causal=self.causal, cache=cache)
+    ln = self.ln_1
+    if self.norm_first:
+        x = self.res_attn(x, lambda h: self.attn(ln(h), **kw)[0])
+        if self.cross:
+            x = self.res_cross(x, lambda h: self.cross_attn(ln(h), context,
+                                                            mask=context_mask)[0])
+        return self.res_mlp(x, lambda h: self.mlp(ln(h)))
+    x = ln(self.res_attn(x, lambda h: self.attn(h, **kw)[0]))
+    if self.cross:
+        x = ln(self.res_cross(x, lambda h: self.cross_attn(h, context, mask=context_mask)[0]))
+    return ln(self.res_mlp(x, self.mlp))
+""", None),
+    Slip("norms_summed_per_tensor", M + "gradient_norms", """
+def gradient_norms(layers, x, grad, skip=False):
+    h = x
+    for f in layers:
+        h = h + f(h) if skip else f(h)
+    if grad.shape != h.shape:
+        raise ValueError(f"grad must have the output's shape {tuple(h.shape)}")
+    out = []
+    for f in layers:
+        ps = list(f.parameters())
+        gs = torch.autograd.grad(h, ps, grad_outputs=grad, retain_graph=True)
+        out.append(sum(g.norm().item() for g in gs))
+    return out
+""", "sum_of_norms"),
+    Slip("norms_skip_from_input", M + "gradient_norms", """
+def gradient_norms(layers, x, grad, skip=False):
+    h = x
+    for f in layers:
+        h = x + f(h) if skip else f(h)
+    if grad.shape != h.shape:
+        raise ValueError(f"grad must have the output's shape {tuple(h.shape)}")
+    params = [p for f in layers for p in f.parameters()]
+    grads = dict(zip(params, torch.autograd.grad(h, params, grad, allow_unused=True)))
+    return [math.sqrt(sum(float((grads[p] ** 2).sum()) for p in f.parameters()
+                          if grads[p] is not None)) for f in layers]
+""", None),
 ]

@@ -791,4 +791,85 @@ def merge(self):
 def merge(self):
     return self.base.weight + self.scaling * self.B @ self.A
 ''', None),
+    Slip("freeze_returns_nothing", T + "freeze", """
+def freeze(model):
+    for p in model.parameters():
+        p.requires_grad = False
+""", None),
+    Slip("unfreeze_substring", T + "unfreeze", """
+def unfreeze(model, names):
+    for name in names:
+        found = False
+        for n, p in model.named_parameters():
+            if name in n:
+                p.requires_grad = True
+                found = True
+        if not found:
+            raise ValueError(f"nothing called {name!r}")
+    return model
+""", "unfreeze_prefix_without_dot"),
+    Slip("unfreeze_exact_names_only", T + "unfreeze", """
+def unfreeze(model, names):
+    params = dict(model.named_parameters())
+    for name in names:
+        if name not in params:
+            raise ValueError(f"no parameter called {name!r}")
+        params[name].requires_grad_(True)
+    return model
+""", None),
+    Slip("count_tied_twice", T + "count_trainable", """
+def count_trainable(model):
+    total = 0
+    for module in model.modules():
+        for p in module.parameters(recurse=False):
+            if p.requires_grad:
+                total += p.numel()
+    return total
+""", None),
+    Slip("features_cls_token", T + "extract_features", """
+@torch.no_grad()
+def extract_features(encoder, input_ids, attention_mask):
+    was_training = encoder.training
+    encoder.eval()
+    hidden = encoder(input_ids, attention_mask)
+    encoder.train(was_training)
+    return hidden[:, 0]
+""", "features_cls_state"),
+    Slip("features_pooler_output", T + "extract_features", """
+@torch.no_grad()
+def extract_features(encoder, input_ids, attention_mask):
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        return encoder.pooler(encoder(input_ids, attention_mask))
+    finally:
+        encoder.train(was_training)
+""", None),
+    Slip("head_plain_sgd", T + "train_head", """
+def train_head(features, labels, n_classes=2, steps=300, lr=1e-2, seed=0):
+    torch.manual_seed(seed)
+    head = nn.Linear(features.size(1), n_classes)
+    opt = torch.optim.SGD(head.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = F.cross_entropy(head(features), labels)
+        loss.backward()
+        opt.step()
+    return head.eval()
+""", None),
+    Slip("post_label_index", T + "postprocess", """
+def postprocess(logits, id2label):
+    probs = logits.softmax(-1)
+    out = []
+    for row in probs:
+        i = int(row.argmax())
+        out.append({"label": i, "score": float(row[i])})
+    return out
+""", None),
+    Slip("post_sigmoid_scores", T + "postprocess", """
+def postprocess(logits, id2label):
+    probs = torch.sigmoid(logits.detach().float())
+    score, best = probs.max(-1)
+    return [{"label": id2label[int(b)], "score": float(s)} for s, b in zip(score, best)]
+""", None),
 ]

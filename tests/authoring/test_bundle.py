@@ -20,6 +20,8 @@ from checking import hints_in
 
 from course.authoring import bundle, exercises, source
 from course.checks import core
+from course.checks.engine.mode import using
+from course.checks.engine.tape import Replaying
 
 pytestmark = pytest.mark.slow
 BUNDLED = ["01_tokenization", "05_residual"]  # one standalone, one given others' work
@@ -234,6 +236,22 @@ def test_visible_tests_run_from_the_bundle(built, name):
                     and hints_in(full[cell]) == hints_in(error):
                 same_hint += 1
     assert same_hint >= 0.8 * failing, (same_hint, failing)  # most hints survive the tape
+
+
+@pytest.mark.parametrize("name", exercises.names())
+def test_the_tape_names_a_mistake_wherever_the_graded_run_does(name):
+    """In process, fast: each catalogued mistake's visible tests, graded with the reference at
+    hand and replayed from the exercise's tape as a bundle does, fail in the same cells with
+    the same hints (a check's second comparison, which only a wrong result reaches, too)."""
+    graded: dict[str, dict[str, str]] = {}
+    tape = bundle.record(name, graded)
+    topic = importlib.import_module(f"course.checks.{name.split('_', 1)[1]}")
+    for mistake in topic.MISTAKES:
+        with using(Replaying(tape)):
+            replayed = bundle._run_visible(name, mistake)
+        for cell, message in graded[mistake.name].items():
+            assert hints_in(replayed.get(cell) or "") == hints_in(message), \
+                (mistake.name, cell, message, replayed.get(cell))
 
 
 def test_a_kernel_runs_the_bundled_notebook(built, tmp_path):

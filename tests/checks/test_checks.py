@@ -154,6 +154,39 @@ def test_exceptions_compare_by_class_and_message():
     assert core.same(Raised("ValueError", "any text"), core.Raises("ValueError"))
 
 
+def test_a_difference_is_shown_where_it_is_with_the_digits_that_tell_it():
+    """-inf against a number is pointed at where it first occurs, a number gets the digits that
+    tell it from the other, and a dtype that differs is said in words."""
+    import torch
+
+    inf = float("-inf")
+    want = torch.tensor([[3.0, 1.0, inf, inf, inf]])
+    got = torch.tensor([[3.0, 1.0, inf, 0.8992, inf]])
+    with pytest.raises(CheckFailed) as failure:
+        core.compare(None, lambda _: got, want, what="filter")
+    assert "first element whose finiteness differs is at index (0, 3): expected -inf, got " \
+        "0.8992" in str(failure.value)
+    want = torch.tensor([-0.13228612, 2.0], dtype=torch.float64)
+    with pytest.raises(CheckFailed) as failure:
+        core.compare(None, lambda _: want + 2e-7, want, what="x", rtol=1e-7, atol=1e-9)
+    assert "index (0,): expected -0.1322861, got -0.1322859" in str(failure.value)
+    with pytest.raises(CheckFailed) as failure:
+        core.compare(None, lambda _: want.float(), want, what="x")
+    assert "you returned float32; expected float64\n  (the values agree" in str(failure.value)
+
+
+def test_top_k_keeping_one_too_many_is_shown_at_the_token_it_keeps():
+    from course.checks.decoder import check_top_k
+
+    top_k = _learner("import torch\n\ndef filter_top_k(logits, k):\n"
+                     "    kth = torch.sort(logits, descending=True).values[..., k:k + 1]\n"
+                     "    return logits.masked_fill(logits < kth, float('-inf'))\n",
+                     "filter_top_k")
+    with pytest.raises(CheckFailed) as failure:
+        check_top_k(top_k)
+    assert re.search(r"expected -inf, got -?\d", str(failure.value)), str(failure.value)
+
+
 def _learner(source: str, name: str, namespace: dict | None = None):
     """Define `name` as a notebook cell would (its source is known to linecache)."""
     filename = f"<learner cell {name}>"

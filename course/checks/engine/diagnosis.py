@@ -18,6 +18,7 @@ def diagnose(actual: Any, probe: Callable[[Any], Any], what: str, effects: Effec
     exactly that result; failing that, the mistakes whose effect predicate holds."""
     mode = current()
     context = mode.context()
+    mode.diagnosing(context, probe, what)
     known = mode.mistakes(context)
     found = []
     for mistake in known:
@@ -61,10 +62,10 @@ def compare(learner: Any, probe: Callable[[Any], Any], expected: Any, *, what: s
         name, got, want = next((n, a, e) for n, a, e in zip(parts, actual, expected)
                                if not same(a, e, **tolerance))
         message = (f"{what}: {name}\n  expected {short(want)}\n  got      {short(got)}"
-                   + where(got, want))
+                   + where(got, want, **tolerance))
     else:
         message = (f"{what}\n  expected {short(expected)}\n  got      {short(actual)}"
-                   + where(actual, expected))
+                   + where(actual, expected, **tolerance))
     fail(message, diagnose(actual, probe, what, effects, **tolerance))
 
 

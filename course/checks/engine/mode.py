@@ -55,6 +55,10 @@ class Mode:
         """The expected result of this case (the one its check computed)."""
         return expected
 
+    def diagnosing(self, context: Context | None, probe: Callable, what: str) -> None:
+        """Before the mistakes' results of a case are looked at: nothing to do in process (the
+        mutants run here)."""
+
     def result(self, context: Context | None, known, probe: Callable, what: str) -> Any:
         """A known mistake's result on this case (a CheckFailed when there is none)."""
         return catalogue.mutant_result(known, probe, what)

@@ -114,19 +114,75 @@ def short(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def where(actual: Any, expected: Any) -> str:
-    """For two tensors of one shape that differ: where they differ most, in words."""
+def where(actual: Any, expected: Any, *, rtol: float = 1e-5, atol: float = 1e-6) -> str:
+    """For two tensors of one shape that differ, in words: a dtype that differs, then the
+    first element whose finiteness differs (-inf where a number was expected, or the other
+    way) or else the largest difference for the tolerance, each number with the digits that
+    tell them apart."""
     import torch
 
     if not (isinstance(actual, torch.Tensor) and isinstance(expected, torch.Tensor)
-            and actual.shape == expected.shape and actual.dtype == expected.dtype
-            and actual.device == expected.device and actual.numel()
-            and actual.device.type != "meta" and actual.dtype != torch.bool):
+            and actual.shape == expected.shape and actual.device == expected.device
+            and actual.numel() and actual.device.type != "meta"):
         return ""
-    gap = (actual.detach() - expected.detach()).abs().nan_to_num(math.inf)
-    at = tuple(int(i) for i in torch.unravel_index(gap.argmax(), gap.shape))
-    return (f"\n  the largest difference is at index {at}: expected "
-            f"{expected[at].item():.6g}, got {actual[at].item():.6g}")
+    lines = []
+    if actual.dtype != expected.dtype:
+        lines.append(f"you returned {_dtype(actual)}; expected {_dtype(expected)}")
+    got, want = actual.detach(), expected.detach()
+    try:
+        got = got.to(want.dtype)
+    except (RuntimeError, TypeError):
+        return "".join("\n  " + line for line in lines)
+    if not (want.is_floating_point() or want.is_complex()):
+        differs = got != want
+        at = _first(differs)
+        what = "the first difference"
+    else:
+        finite = torch.isfinite(got), torch.isfinite(want)
+        both_nan = got.isnan() & want.isnan()
+        at = _first((finite[0] != finite[1])
+                    | (~finite[0] & ~finite[1] & (got != want) & ~both_nan))
+        what = "the first element whose finiteness differs"
+        if at is None:
+            ok = finite[0] & finite[1]
+            tiny = torch.finfo(want.real.dtype).tiny
+            gap = torch.where(ok, (got - want).abs() / (atol + rtol * want.abs()).clamp_min(tiny),
+                              torch.zeros_like(got.real)).real  # in tolerances
+            if bool((gap > 1).any()):
+                at = tuple(int(i) for i in torch.unravel_index(gap.argmax(), gap.shape))
+                what = "the largest difference"
+    if at is not None:
+        e, g = apart(want[at].item(), got[at].item())
+        lines.append(f"{what} is at index {at}: expected {e}, got {g}")
+    elif lines:
+        lines.append("(the values agree within the tolerance)")
+    return "".join("\n  " + line for line in lines)
+
+
+def _dtype(t: Any) -> str:
+    return str(t.dtype).removeprefix("torch.")
+
+
+def _first(flags: Any) -> tuple[int, ...] | None:
+    """The index of the first True of a bool tensor, or None."""
+    import torch
+
+    hits = torch.nonzero(flags.reshape(-1))
+    if not len(hits):
+        return None
+    return tuple(int(i) for i in torch.unravel_index(hits[0, 0], flags.shape))
+
+
+def apart(expected: Any, got: Any) -> tuple[str, str]:
+    """Two numbers written with as many significant digits (6 at least) as it takes to tell
+    them apart: never "expected -0.132286, got -0.132286"."""
+    if not (isinstance(expected, float) or isinstance(got, float)):
+        return str(expected), str(got)
+    for digits in range(6, 18):
+        e, g = f"{expected:.{digits}g}", f"{got:.{digits}g}"
+        if e != g:
+            break
+    return e, g
 
 
 def _from_solutions(obj: Any) -> bool:

@@ -34,18 +34,33 @@ class NotInBundle(CheckFailed):
     """A check needs a reference object that a student bundle does not carry."""
 
 
+def _diagnosed(context: Context, what: str) -> str:
+    """The tape's key of a case diagnosed without a comparison."""
+    return f"{context.spec.id}|{what}|diagnosed"
+
+
 def _key(context: Context, what: str) -> str:
     """A case's key on the tape: the check, the case's label, and its count so far."""
     n = context.seen[what] = context.seen.get(what, 0) + 1
     return f"{context.spec.id}|{what}|{n}"
 
 
-class Recording(Mode):
-    """In process, keeping the tape of every case the checks run."""
+@dataclass(frozen=True)
+class WrongOnly:
+    """A taped case's expected result when only a wrong result reaches the case (a check that
+    compares a second time once the first comparison failed): the check's own, computed from
+    the learner's result. The tape keeps the mistakes' results, so that they can be named."""
 
-    def __init__(self):
+
+class Recording(Mode):
+    """In process, keeping the tape of every case the checks run. `wrong_only`: record only the
+    cases the tape does not hold yet (run with a catalogued mistake made, the cases only a
+    wrong result reaches)."""
+
+    def __init__(self, tape: dict | None = None, wrong_only: bool = False):
         super().__init__()
-        self.tape: dict = {"known": {}, "cases": {}}  # check -> [Known]; case -> results
+        self.tape: dict = tape or {"known": {}, "cases": {}}  # check -> [Known]; case -> results
+        self.wrong_only = wrong_only
 
     def mistakes(self, context: Context | None) -> list:
         known = super().mistakes(context)
@@ -57,20 +72,36 @@ class Recording(Mode):
         if context is None:
             return expected
         key = _key(context, what)
+        if not (self.wrong_only and key in self.tape["cases"]):
+            self.tape["cases"][key] = (WrongOnly() if self.wrong_only else expected,
+                                       self._results(context, probe, what))
+        context.cases[what] = self.tape["cases"][key][1]
+        return expected
+
+    def diagnosing(self, context, probe, what) -> None:
+        """A case that a check diagnoses without comparing first (`diagnose` called directly):
+        its mistakes' results are taped under a key of their own."""
+        if context is not None and what not in context.cases:
+            key = _diagnosed(context, what)
+            if key not in self.tape["cases"]:
+                self.tape["cases"][key] = (WrongOnly(), self._results(context, probe, what))
+            context.cases[what] = self.tape["cases"][key][1]
+
+    def _results(self, context: Context, probe: Callable, what: str) -> dict[str, Any]:
+        """Each known mistake's result on this case (those that could run)."""
         results = {}
         for known in self.mistakes(context):
             result = self.result(context, known, probe, what)
             if not isinstance(result, CheckFailed):
                 results[known.name] = result
-        self.tape["cases"][key] = (expected, results)
-        return expected
+        return results
 
 
 @contextmanager
-def recording() -> Iterator[dict]:
+def recording(tape: dict | None = None, *, wrong_only: bool = False) -> Iterator[dict]:
     """Record every case the checks run while active (with the reference, which a bundle does
-    not carry); yields the tape."""
-    with using(Recording()) as mode:
+    not carry), onto `tape` if given; yields the tape."""
+    with using(Recording(tape, wrong_only)) as mode:
         yield mode.tape
 
 
@@ -83,6 +114,7 @@ class Replaying(Mode):
     def __init__(self, tape: dict):
         super().__init__()
         self.tape = tape
+        self.circular = False  # a verdict being taken used a part that is under check
 
     @classmethod
     def load(cls) -> Replaying:
@@ -92,6 +124,11 @@ class Replaying(Mode):
 
     def mistakes(self, context: Context | None) -> list:
         return self.tape["known"].get(context.spec.id, []) if context else []
+
+    def diagnosing(self, context, probe, what) -> None:
+        taped = self.tape["cases"].get(_diagnosed(context, what)) if context else None
+        if taped is not None and what not in context.cases:
+            context.cases[what] = taped[1]
 
     def result(self, context, known, probe, what) -> Any:
         cases = context.cases.get(what, {}) if context else {}
@@ -103,15 +140,18 @@ class Replaying(Mode):
         learner's result is wrong) keeps its own `expected` only when that already fails."""
         if context is None:
             return expected
-        key = _key(context, what)
-        if key not in self.tape["cases"] and context.blind:  # its case differs: see the notes
+        taped = self.tape["cases"].get(_key(context, what))
+        if taped is not None and isinstance(taped[0], WrongOnly):
+            context.cases[what] = taped[1]  # the mistakes' results; the check's own expected
+            taped = None
+        if taped is None and context.blind:  # its case differs: see the notes
             raise CheckFailed(f"{what}: not checked.")
-        if key not in self.tape["cases"] and not same(actual, expected, **tolerance):
+        if taped is None and not same(actual, expected, **tolerance):
             return expected
-        if key not in self.tape["cases"]:
+        if taped is None:
             raise NotInBundle(f"{what}: this case has no recorded answer in the student bundle "
                               "(it runs when your work is graded).")
-        expected, context.cases[what] = self.tape["cases"][key]
+        expected, context.cases[what] = taped
         return expected
 
     def reference(self, target: str) -> Any:
@@ -186,8 +226,15 @@ class Replaying(Mode):
 
     def _fails_first(self, context: Context, target: str, mine: Any, hidden: bool) -> None:
         if mine is context.obj or not REGISTRY.get(target) \
-                or any(c.spec.target == target for c in self.active) \
-                or self.verdict(target, mine, hidden) is None:  # (a part being checked: not again)
+                or str(getattr(mine, "__module__", "")).startswith("solutions"):
+            return  # the part being checked, or the reference itself (replayed in process)
+        if any(c.spec.target == target for c in self.active):  # a part being checked: its
+            self.circular = True                               # verdict is not this one's
+            return
+        outer, self.circular = self.circular, False
+        failed = self.verdict(target, mine, hidden) is not None
+        circular, self.circular = self.circular, outer
+        if not failed or circular:  # (failing with the very part under check: not its fault)
             return
         name, part = target.rpartition(".")[2], part_of(target)
         note = f"Part {part} (`{name}`) fails first, and this part uses it: fix Part {part} first."
