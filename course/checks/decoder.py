@@ -866,9 +866,15 @@ def generate(model, idx, max_new_tokens, *, greedy=False, temperature=1.0, top_k
     block_size = model.config.block_size
     was_training = model.training
     model.eval()
+    cache = None
     with torch.no_grad():
         for _ in range(max_new_tokens):
-            logits, _ = model(idx[:, -block_size:])
+            if use_cache and cache is not None and cache.length < block_size:
+                logits, _ = model(idx[:, -1:], cache=cache)
+            else:
+                cache = model.new_cache() if use_cache else None
+                window = idx[:, -block_size:]
+                logits, _ = model(window, cache=cache) if use_cache else model(window)
             new = next_token(logits[:, -1, :], greedy=greedy, temperature=temperature,
                              top_k=top_k, top_p=top_p, generator=generator)
             idx = torch.cat([idx, new], dim=1)
