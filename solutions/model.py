@@ -5,7 +5,7 @@ factories choose the components of a layer (and :meth:`~ModelConfig.position_tab
 decoder's positions): :meth:`~ModelConfig.attention`,
 :meth:`~ModelConfig.layer_norm` and :meth:`~ModelConfig.feedforward` (the fused twins of chapters
 3, 4 and 6 by default, the from-definition modules with ``fused=False``). The switches reach
-every combination a GPT-2 or a Llama needs: LayerNorm or RMSNorm; GELU, ReLU or SwiGLU;
+every combination a GPT-2 or a Llama needs: LayerNorm or RMSNorm; GELU, ReLU, SiLU or SwiGLU;
 learned, sinusoidal or rotary positions; grouped-query attention; a tied or untied head.
 
 The models are wired, one file per chapter, from this configuration (imports run one way:
@@ -36,12 +36,13 @@ from solutions.modern import (
     GroupedQueryAttention,
     NoPositionTable,
     RotaryEmbedding,
+    SiLUFeedForward,
     SwiGLU,
     swiglu_hidden,
 )
 from solutions.normalization import FusedLayerNorm, LayerNorm, RMSNorm
 
-ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "swiglu")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu", "swiglu")
 NORMS = ("layer", "rms")
 POSITIONS = ("learned", "sinusoidal", "rope")
 
@@ -65,7 +66,7 @@ class ModelConfig:
     norm_first: bool = True        # True: pre-LN (GPT-2); False: post-LN (2017 paper, BERT)
     eps: float = 1e-5              # LayerNorm / RMSNorm eps
     norm: str = "layer"            # "layer": LayerNorm (GPT-2, BERT) | "rms": RMSNorm (Llama)
-    activation: str = "gelu"       # "gelu" | "gelu_tanh" | "relu" | "swiglu" (SiLU-gated)
+    activation: str = "gelu"       # "gelu" | "gelu_tanh" | "relu" | "silu" | "swiglu" (gated)
     position: str = "learned"      # "learned" table | "sinusoidal" | "rope" (rotary, in attention)
     rope_theta: float = 10000.0    # rotary base: the longest wavelength is about 2 pi theta
     n_kv_head: int | None = None   # None -> n_head; fewer: grouped-query attention
@@ -171,10 +172,12 @@ class ModelConfig:
 
     def feedforward(self) -> nn.Module:
         """A layer's feed-forward network, n_embd -> d_ff -> n_embd: SwiGLU for
-        ``activation="swiglu"``; else FusedFeedForward (PyTorch's activation kernel) when
+        ``activation="swiglu"``, SiLUFeedForward for ``"silu"``; else FusedFeedForward (PyTorch's activation kernel) when
         ``fused``, chapter 4's FeedForward if not."""
         if self.activation == "swiglu":
             return SwiGLU(self.n_embd, self.d_ff, self.dropout, self.bias)
+        if self.activation == "silu":
+            return SiLUFeedForward(self.n_embd, self.d_ff, self.dropout, self.bias)
         ffn = FusedFeedForward if self.fused else FeedForward
         return ffn(self.n_embd, self.d_ff, self.dropout, self.activation, self.bias)
 

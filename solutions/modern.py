@@ -5,7 +5,8 @@
   the score of a query and a key depends on how far apart they are, not where they sit.
   :class:`NoPositionTable` is what a decoder with rotary positions adds to its embeddings: 0.
 - :func:`swiglu_hidden`, :class:`SwiGLU` -- the gated feed-forward network
-  ``down(silu(gate(x)) * up(x))``, two thirds as wide so it holds as many parameters as GPT-2's.
+  ``down(silu(gate(x)) * up(x))``, two thirds as wide so it holds as many parameters as GPT-2's;
+  :class:`SiLUFeedForward`, ``down(silu(up(x)))``, the same network without its gate.
 - :func:`repeat_kv`, :class:`GroupedQueryAttention` -- ``n_kv_heads`` key/value heads shared by
   groups of query heads: a KV cache ``n_heads / n_kv_heads`` times smaller. With ``qk_norm``
   (Qwen3) each query and key head is RMS-normalised before the rotation.
@@ -125,6 +126,28 @@ class SwiGLU(nn.Module):
             raise ValueError(f"x must have {self.d_model} features in its last axis, got "
                              f"shape {tuple(x.shape)}")
         h = F.silu(self.gate(x)) * self.up(x)             # (B, T, d_ff)
+        return F.dropout(self.down(h), p=self.dropout, training=self.training)
+
+
+class SiLUFeedForward(nn.Module):
+    """The ungated network, ``dropout(down(silu(up(x))))``: SwiGLU without its gate, at GPT-2's
+    width (4 * d_model), the baseline against which the gate is measured."""
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, bias: bool = True):
+        super().__init__()
+        require_positive_int(d_model, "d_model")
+        require_positive_int(d_ff, "d_ff")
+        require_probability(dropout, "dropout")
+        self.d_model, self.d_ff, self.dropout = d_model, d_ff, dropout
+        self.up = nn.Linear(d_model, d_ff, bias=bias)     # C -> d_ff, through SiLU
+        self.down = nn.Linear(d_ff, d_model, bias=bias)   # d_ff -> C
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., T, C) -> (..., T, C), each token on its own."""
+        if x.dim() < 1 or x.size(-1) != self.d_model:
+            raise ValueError(f"x must have {self.d_model} features in its last axis, got "
+                             f"shape {tuple(x.shape)}")
+        h = F.silu(self.up(x))                            # (B, T, d_ff)
         return F.dropout(self.down(h), p=self.dropout, training=self.training)
 
 

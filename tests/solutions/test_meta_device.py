@@ -158,6 +158,7 @@ EXAMPLES: dict[str, tuple] = {
                         lambda device: (torch.randn(2, 4, 5, 4, device=device), 3)),
     "NoPositionTable": (lambda: mod.NoPositionTable(),
                         lambda device: (torch.arange(5, device=device),)),
+    "SiLUFeedForward": (lambda: mod.SiLUFeedForward(16, 64, dropout=0.1), _tokens),
     "SwiGLU": (lambda: mod.SwiGLU(16, 24, dropout=0.1), _tokens),
     "GroupedQueryAttention": (
         lambda: mod.GroupedQueryAttention(16, 4, 2, 0.1, rotary=mod.RotaryEmbedding(4, 16),

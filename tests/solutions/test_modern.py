@@ -20,6 +20,7 @@ from solutions.model import ModelConfig
 from solutions.modern import (
     GroupedQueryAttention,
     RotaryEmbedding,
+    SiLUFeedForward,
     SwiGLU,
     apply_rotary,
     repeat_kv,
@@ -84,6 +85,17 @@ def test_swiglu_matches_hugging_face_llama_mlp():
     torch.testing.assert_close(ours(x), hf(x), rtol=0, atol=1e-6)
 
 
+def test_silu_network_matches_torch_layers():
+    torch.manual_seed(0)
+    ours = SiLUFeedForward(8, 32)
+    torch_ffn = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.SiLU(), torch.nn.Linear(32, 8))
+    torch_ffn.load_state_dict({"0.weight": ours.up.weight, "0.bias": ours.up.bias,
+                               "2.weight": ours.down.weight, "2.bias": ours.down.bias})
+    x = torch.randn(2, 3, 8)
+    torch.testing.assert_close(ours(x), torch_ffn(x), rtol=0, atol=1e-6)
+    assert isinstance(ModelConfig(activation="silu").feedforward(), SiLUFeedForward)
+
+
 @pytest.mark.parametrize("d_model", [64, 384, 768, 4096])
 def test_swiglu_two_thirds_width_keeps_the_parameter_count(d_model):
     hidden = swiglu_hidden(d_model)
@@ -138,7 +150,7 @@ def test_cached_forward_equals_full_forward_and_the_cache_shrinks(n_kv_head):
 
 
 def test_every_combination_of_parts_builds_and_trains():
-    combos = itertools.product(("layer", "rms"), ("gelu", "relu", "swiglu"),
+    combos = itertools.product(("layer", "rms"), ("gelu", "silu", "swiglu"),
                                ("learned", "sinusoidal", "rope"), (True, False))
     idx = torch.randint(50, (2, 9))
     for norm, activation, position, tie in combos:
