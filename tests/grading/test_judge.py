@@ -20,7 +20,7 @@ import pytest
 
 from course.authoring import exercises, source
 from course.grading import judge, remote, sandbox
-from course.grading.runtime import PROBE_HELPERS, build_runtime, graded_names
+from course.grading.runtime import PROBE_HELPERS, ROOT, build_runtime, given, graded_names
 
 pytestmark = pytest.mark.skipif(sandbox.bwrap() is None and not os.environ.get("CI"),
                                 reason="bubblewrap (bwrap) is not installed")
@@ -159,3 +159,13 @@ def test_the_helpers_probes_call_in_the_worker_are_no_exercise_answer():
     for name in exercises.names():
         notebook = nbformat.read(exercises.SOURCE / name / f"{name}.ipynb", as_version=4)
         assert not PROBE_HELPERS & graded_names(notebook), name
+
+
+def test_a_method_call_gives_no_twin_of_a_graded_part():
+    """`model.train()` in a given module once gave `train` (fit's twin) to exercise 9 and
+    exercise 9's answers to exercises 7, 8 and 10."""
+    modules = {p: p.read_text() for p in (ROOT / "solutions").glob("*.py")}
+    for name, absent in (("09_training", {"train"}),
+                         ("07_encoder", {"train", "train_step", "load_checkpoint"})):
+        notebook = nbformat.read(exercises.SOURCE / name / f"{name}.ipynb", as_version=4)
+        assert not absent & given(notebook, modules), name
