@@ -4,7 +4,8 @@ exercise's release notebook by small edits, so any point beyond `honest` is a po
 
 `ATTACKS`: case -> Attack(exercise, what it tries, build, honest points, marker). `marker`: a
 text the feedback must not show (printed with reference code or hidden inputs; never in the
-notebook's own source).
+notebook's own source); `shown`: one it must show (what the learner's own cells print after
+the tests began).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Attack:
     build: object  # () -> notebook
     honest: float = 0.0  # points the notebook earns by its own honest code
     marker: str | None = None
+    shown: str | None = None  # a text the notebook's own cells print that feedback shows
 
 
 def solution(nb, grade_id: str, code: str):
@@ -140,17 +142,33 @@ print(_out.getvalue())
 
 def disassemble_reference():
     """A correct notebook whose last cell prints every reference the worker was sent."""
-    return appended(cases.source_nb(BPE), DISASSEMBLE)
+    return appended(cases.source_nb(BPE), DISASSEMBLE + 'print("OWN" + "-OUTPUT", 6 * 7)\n')
 
 
-SPY = '''
+FROM_GRADER = '''
+import sys
+
+def _from_grader():
+    """Called by the grader's probe, not by one of the notebook's own cells."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "run_code":  # IPython running a cell
+            return False
+        frame = frame.f_back
+    return True
+'''
+
+SPY = FROM_GRADER + '''
 _seen = []
 _honest_counts = get_pair_counts
 
 def get_pair_counts(ids, counts=None):
-    _seen.append(list(ids))
+    if _from_grader():
+        _seen.append(list(ids))
     return _honest_counts(ids, counts)
 '''
+
+PRINT_SEEN = 'print("OWN" + "-OUTPUT", 6 * 7)\nif _seen:\n    print("HIDDEN" + "-INPUT", _seen)\n'
 
 
 def print_hidden_inputs():
@@ -158,7 +176,7 @@ def print_hidden_inputs():
     at the end (hidden cases included)."""
     nb = cases.source_nb(BPE)
     nb = solution(nb, "pair_counts_and_merge", instructor(BPE, "pair_counts_and_merge") + SPY)
-    return appended(nb, 'print("HIDDEN" + "-INPUT", _seen)')
+    return appended(nb, PRINT_SEEN)
 
 
 STACK = '''
@@ -466,19 +484,20 @@ def training_twins():
                     "from solutions.checkpoint import load_checkpoint, save_checkpoint\n")
 
 
-SPY_LR = '''
+SPY_LR = FROM_GRADER + '''
 _seen = []
 _honest_lr_at = lr_at
 
 def lr_at(*args):
-    _seen.append(args)
+    if _from_grader():
+        _seen.append(args)
     return _honest_lr_at(*args)
 '''
 
 
 def training_print_inputs():
     nb = solution(cases.source_nb(TRAINING), "lr_at", instructor(TRAINING, "lr_at") + SPY_LR)
-    return appended(nb, 'print("HIDDEN" + "-INPUT", _seen)')
+    return appended(nb, PRINT_SEEN)
 
 
 def visible_lr_at_calls() -> list:
@@ -529,9 +548,10 @@ ATTACKS = {
                          stack_walk),
     "disassemble-reference": Attack(BPE, "a correct notebook disassembles the references it was "
                                     "sent into its output", disassemble_reference, honest=20,
-                                    marker="LOAD_FAST"),  # (an opcode)
+                                    marker="LOAD_FAST", shown="OWN-OUTPUT 42"),  # an opcode
     "print-hidden-inputs": Attack(BPE, "a correct notebook prints every input it was given",
-                                  print_hidden_inputs, honest=20, marker="HIDDEN-INPUT"),
+                                  print_hidden_inputs, honest=20, marker="HIDDEN-INPUT",
+                                  shown="OWN-OUTPUT 42"),
     "forged-bomb": Attack(BPE, "a forged reply: a 200-byte self-similar list (2^24 pieces)",
                           on_replies(BOMB)),
     "forged-reply": Attack(BPE, "a forged empty result sent ahead of the real one",
@@ -563,7 +583,7 @@ ATTACKS = {
                              "solutions.checkpoint", training_twins),
     "training-print-inputs": Attack(TRAINING, "a correct notebook prints every input lr_at "
                                     "was given", training_print_inputs, honest=18,
-                                    marker="HIDDEN-INPUT"),
+                                    marker="HIDDEN-INPUT", shown="OWN-OUTPUT 42"),
     "training-raise-inputs": Attack(TRAINING, "lr_at raises an error quoting any input it was "
                                     "not shown", training_raise_inputs, honest=15,
                                     marker="HIDDEN-ARGS"),

@@ -50,6 +50,8 @@ def test_an_attack_earns_only_its_honest_points(graded, case):
     if attack.marker is not None:
         assert result.feedback is not None and result.feedback.is_file()
         assert attack.marker not in html.unescape(result.feedback.read_text()), case
+    if attack.shown is not None:
+        assert attack.shown in html.unescape(result.feedback.read_text()), case
 
 
 @pytest.mark.parametrize("case", sorted(attack_cases.HONEST))
