@@ -274,6 +274,17 @@ def merge(ids, pair, new_id):
 '''
 
 
+LIST_HEADER = REPLIES + '''
+_replies().write(struct.pack("!II", 2, 0) + b"[]")
+_replies().flush()
+'''
+
+
+def list_header():
+    """A plain cell (no probe running) writes a reply whose header is a list."""
+    return cases.with_cell(cases.release_nb(BPE), LIST_HEADER, at=2)
+
+
 def on_replies(code: str):
     return lambda: solution(cases.release_nb(BPE), "pair_counts_and_merge", code)
 
@@ -557,6 +568,8 @@ ATTACKS = {
     "forged-reply": Attack(BPE, "a forged empty result sent ahead of the real one",
                            on_replies(FORGED_OK)),
     "garbage-reply": Attack(BPE, "garbage bytes on the reply channel", on_replies(GARBAGE)),
+    "list-header": Attack(BPE, "a plain cell forges a reply whose header is a list",
+                          list_header),
     "stalled-reply": Attack(BPE, "half a reply header, then silence", on_replies(STALL)),
     "oracle-scores": Attack(ATTENTION, "attention_scores from course.checks.oracles",
                             attention_with("attention_scores", ORACLE)),
