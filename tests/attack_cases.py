@@ -527,19 +527,19 @@ def visible_lr_at_calls() -> list:
     return sorted(seen)
 
 
-RAISE_LR = '''
+RAISE_LR = FROM_GRADER + '''
 _visible, _honest_lr_at = {visible!r}, lr_at
 
 def lr_at(*args):
-    if args not in _visible:
+    if _from_grader() and args not in _visible:
         raise ValueError("HIDDEN" + "-ARGS " + repr(args))
     return _honest_lr_at(*args)
 '''
 
 
 def training_raise_inputs():
-    """lr_at right on every visible case; on any other input it raises an error whose message
-    is the inputs."""
+    """lr_at right on every visible case; on any other input the grader gives it, it raises an
+    error whose message is the inputs."""
     return solution(cases.source_nb(TRAINING), "lr_at", instructor(TRAINING, "lr_at") +
                     RAISE_LR.format(visible=visible_lr_at_calls()))
 

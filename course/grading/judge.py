@@ -103,7 +103,7 @@ def _hidden_error(error: BaseException, graded: frozenset) -> dict:
     message, kept = str(error), []
     head, said, tail = message.rpartition(HINT)
     if said and set(tail.split(OR)) <= known_hints():
-        kept.append(said.strip() + tail)
+        kept.append(said.lstrip("\n") + tail)
     for pair in NEEDS.findall(message):
         kept += [BEFORE.format(part=part_of(runtime.reference_target(n) or n), name=n)
                  for n in pair if n in graded]
