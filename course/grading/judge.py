@@ -192,6 +192,7 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
     REMOTES.clear()
     testing = False  # a test cell has run: the worker may hold hidden inputs and references
     late = []  # learner cells run after that which printed or failed
+    untested = None  # the second worker, started (loading its modules) when the tests begin
     try:
         for cell in nb.cells:
             if cell.cell_type != "code":
@@ -203,9 +204,12 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
                     cell.outputs = [_error("NotATest", "this cell is marked as a test but is "
                                            "not one of the exercise's tests; it was not run")]
                     continue
+                if not testing:
+                    untested = Worker(folder, limits, deadline=started + timeout, slot=slot,
+                                      sandboxed=sandboxed, preload=key[-1])
+                testing = True
                 order.judge(cell, lambda c, source=source: judge_test(source, trusted, graded),
                             worker)
-                testing = True
                 continue
             try:
                 reply = worker.run(cell.source)
@@ -215,6 +219,10 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
             cell.outputs = _outputs(reply, kept=not testing)
             if testing and cell.outputs:
                 late.append(cell)
+    except BaseException:
+        if untested is not None:
+            untested.close()
+        raise
     finally:
         CURRENT.pop()
         peak = worker.peak_mb()
@@ -225,9 +233,8 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
             PEAKS.append(peak)
         if SPARES is not None:
             SPARES.start(key)
-    if late:
-        _untested(nb, late, Worker(folder, limits, deadline=started + timeout, slot=slot,
-                                   sandboxed=sandboxed, preload=key[-1]))
+    if untested is not None:
+        _untested(nb, late, untested)
     return nb
 
 
@@ -235,6 +242,8 @@ def _untested(nb, late: list, worker: Worker) -> None:
     """The outputs of the `late` cells from `worker` running the learner's cells of `nb` in
     order without any test (and nothing else ever): those outputs are the learner's own."""
     try:
+        if not late:
+            return
         for cell in nb.cells:
             meta = cell.metadata.get("nbgrader", {})
             if cell.cell_type != "code" or (meta.get("grade") and not meta.get("solution")):
