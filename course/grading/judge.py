@@ -240,7 +240,9 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
 
 def _untested(nb, late: list, worker: Worker) -> None:
     """The outputs of the `late` cells from `worker` running the learner's cells of `nb` in
-    order without any test (and nothing else ever): those outputs are the learner's own."""
+    order without any test (and nothing else ever): those outputs are the learner's own. It
+    runs them once the graded worker's sandbox has ended (its own /tmp, IPC, network and
+    process namespaces), so nothing of the graded run can reach it."""
     try:
         if not late:
             return
