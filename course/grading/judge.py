@@ -145,7 +145,7 @@ def _error(ename: str, evalue: str):
 
 AFTER_TESTS = ("(not kept: this cell ran after the tests began, when what it prints could be "
                "the grader's hidden inputs or references, and running your cells again "
-               "without the tests did not finish in time)")
+               "without the tests did not get this far: out of time, or its process ended)")
 
 
 def _outputs(reply: dict, *, kept: bool) -> list:
