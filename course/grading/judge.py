@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pkgutil
+import re
 import time
 from pathlib import Path
 
@@ -85,11 +86,16 @@ def known_hints() -> frozenset[str]:
     return frozenset(hints)
 
 
+# the engine's notes on an earlier part that fails (course/checks/engine: mode.py, tape.py)
+NOTE = re.compile(r"Part (\d+) \(`(\w+)`\) fails first(; this part was checked with the "
+                  r"reference Part \1|, and this part uses it: fix Part \1 first)\.")
+
+
 def _hidden_error(error: BaseException, graded: frozenset) -> dict:
     """What a failure in hidden tests may say: its kind (the check's, a built-in exception's
-    name, else Exception), a fixed text, and of its message only the catalogue's hints and
-    the parts it reached before they were graded (both texts of the course, never the
-    learner's)."""
+    name, else Exception), a fixed text, and of its message only the catalogue's hints, the
+    engine's notes on an earlier part that fails, and the parts it reached before they were
+    graded (texts of the course naming graded parts, never the learner's)."""
     from course.checks.engine.diagnosis import HINT, OR
     from course.checks.engine.registry import part_of
     from course.checks.engine.results import CheckFailed
@@ -101,9 +107,12 @@ def _hidden_error(error: BaseException, graded: frozenset) -> dict:
             not issubclass(getattr(builtins, ename), BaseException):
         ename = "Exception"
     message, kept = str(error), []
-    head, said, tail = message.rpartition(HINT)
-    if said and set(tail.split(OR)) <= known_hints():
-        kept.append(said.lstrip("\n") + tail)
+    for line in message.splitlines():
+        note = NOTE.fullmatch(line)
+        if line.partition(": ")[2] in known_hints() and \
+                any(line.startswith(p.lstrip("\n")) for p in (HINT, OR)) or \
+                note and note[2] in graded:
+            kept.append(line)
     for pair in NEEDS.findall(message):
         kept += [BEFORE.format(part=part_of(runtime.reference_target(n) or n), name=n)
                  for n in pair if n in graded]

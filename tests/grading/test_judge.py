@@ -194,5 +194,8 @@ def test_a_hidden_failure_says_nothing_the_learner_wrote():
         assert output["ename"] == ename
         assert "secret" not in output["evalue"] and "0.0006" not in output["evalue"]
         assert output["evalue"].startswith(judge.HIDDEN_FAILED)
-    kept = judge._hidden_error(CheckFailed("got secret" + HINT + hint), frozenset())
-    assert kept["evalue"].endswith("Likely mistake: " + hint)
+    note = "Part 2 (`merge`) fails first; this part was checked with the reference Part 2."
+    kept = judge._hidden_error(CheckFailed("got secret" + HINT + hint + "\n" + note),
+                               frozenset({"merge"}))
+    assert kept["evalue"].endswith("\nLikely mistake: " + hint + "\n" + note)
+    assert note not in judge._hidden_error(CheckFailed(note), frozenset())["evalue"]
