@@ -4,7 +4,8 @@ exercise's release notebook by small edits, so any point beyond `honest` is a po
 
 `ATTACKS`: case -> Attack(exercise, what it tries, build, honest points, marker). `marker`: a
 text the feedback must not show (printed with reference code or hidden inputs; never in the
-notebook's own source).
+notebook's own source); `shown`: one it must show (what the learner's own cells print after
+the tests began).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Attack:
     build: object  # () -> notebook
     honest: float = 0.0  # points the notebook earns by its own honest code
     marker: str | None = None
+    shown: str | None = None  # a text the notebook's own cells print that feedback shows
 
 
 def solution(nb, grade_id: str, code: str):
@@ -140,17 +142,33 @@ print(_out.getvalue())
 
 def disassemble_reference():
     """A correct notebook whose last cell prints every reference the worker was sent."""
-    return appended(cases.source_nb(BPE), DISASSEMBLE)
+    return appended(cases.source_nb(BPE), DISASSEMBLE + 'print("OWN" + "-OUTPUT", 6 * 7)\n')
 
 
-SPY = '''
+FROM_GRADER = '''
+import sys
+
+def _from_grader():
+    """Called by the grader's probe, not by one of the notebook's own cells."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "run_code":  # IPython running a cell
+            return False
+        frame = frame.f_back
+    return True
+'''
+
+SPY = FROM_GRADER + '''
 _seen = []
 _honest_counts = get_pair_counts
 
 def get_pair_counts(ids, counts=None):
-    _seen.append(list(ids))
+    if _from_grader():
+        _seen.append(list(ids))
     return _honest_counts(ids, counts)
 '''
+
+PRINT_SEEN = 'print("OWN" + "-OUTPUT", 6 * 7)\nif _seen:\n    print("HIDDEN" + "-INPUT", _seen)\n'
 
 
 def print_hidden_inputs():
@@ -158,7 +176,7 @@ def print_hidden_inputs():
     at the end (hidden cases included)."""
     nb = cases.source_nb(BPE)
     nb = solution(nb, "pair_counts_and_merge", instructor(BPE, "pair_counts_and_merge") + SPY)
-    return appended(nb, 'print("HIDDEN" + "-INPUT", _seen)')
+    return appended(nb, PRINT_SEEN)
 
 
 STACK = '''
@@ -256,6 +274,17 @@ def merge(ids, pair, new_id):
 '''
 
 
+LIST_HEADER = REPLIES + '''
+_replies().write(struct.pack("!II", 2, 0) + b"[]")
+_replies().flush()
+'''
+
+
+def list_header():
+    """A plain cell (no probe running) writes a reply whose header is a list."""
+    return cases.with_cell(cases.release_nb(BPE), LIST_HEADER, at=2)
+
+
 def on_replies(code: str):
     return lambda: solution(cases.release_nb(BPE), "pair_counts_and_merge", code)
 
@@ -301,6 +330,220 @@ def attention_with(grade_id: str, code: str):
     return lambda: solution(cases.release_nb(ATTENTION), grade_id, code)
 
 
+
+NORM, ENCODER, TRAINING = "06_normalization", "07_encoder", "09_training"
+
+
+def moved_first(nb, grade_ids: tuple[str, ...]):
+    """`nb` with the cells of `grade_ids` (in this order) moved just below the imports."""
+    nb = nbformat.from_dict(nb)
+    cells = [c for g in grade_ids for c in nb.cells if cases.meta(c).get("grade_id") == g]
+    rest = [c for c in nb.cells if c not in cells]
+    first = next(i for i, c in enumerate(rest) if c.cell_type == "code")  # the imports
+    nb.cells = [*rest[:first + 1], *cells, *rest[first + 1:]]
+    return nb
+
+
+STASH = "_stash = globals().get('_stash', {})\n"
+
+
+def lent_from_stash(*names: str) -> str:
+    """Definitions that answer `names` with the references a harvest kept."""
+    return STASH + "\n".join(f"def {n}(*args, **kwargs):\n    return _stash[{n!r}](*args, "
+                             f"**kwargs)\n" for n in names)
+
+
+def stash_on_call(source: str, hook: str, names: tuple[str, ...]) -> str:
+    """`source` (a solution cell) whose method or function `hook` first keeps `names` from
+    the learner's namespace (where a check lends references) in `_stash`."""
+    keep = f"_stash.update({{n: globals()[n] for n in {names!r} if n in globals()}})"
+    head, _, tail = source.partition(f"def {hook}(")
+    signature, _, body = tail.partition(":\n")
+    indent = body[:len(body) - len(body.lstrip(" "))]
+    if body.lstrip().startswith('"""'):  # after the docstring
+        doc_end = body.index('"""', body.index('"""') + 3) + 4
+        signature, body = signature + ":\n" + body[:doc_end], body[doc_end:]
+        return f"{STASH}{head}def {hook}({signature}{indent}{keep}\n{body}"
+    return f"{STASH}{head}def {hook}({signature}:\n{indent}{keep}\n{body}"
+
+
+def norm_reordered():
+    """LayerNorm (honest, calling layer_norm) and its tests moved above Part 1: LayerNorm's
+    forward keeps the layer_norm it is lent, and Part 1's cell answers with it."""
+    nb = solution(cases.release_nb(NORM), "layernorm", stash_on_call(
+        instructor(NORM, "layernorm"), "forward", ("layer_norm",)))
+    nb = solution(nb, "layer_norm", lent_from_stash("layer_norm"))
+    return moved_first(nb, ("layernorm", "test_layernorm", "test_layernorm_backward"))
+
+
+NORM_TWINS = '''
+import solutions.model as _m
+
+def layer_norm(x, weight, bias, eps=1e-5):
+    norm = _m.ModelConfig(n_embd=x.size(-1), eps=eps).layer_norm()
+    norm.weight.data, norm.bias.data = weight, bias
+    return norm(x)
+'''
+
+
+def norm_twins():
+    nb = solution(cases.release_nb(NORM), "layernorm",
+                  "from solutions.normalization import FusedLayerNorm as LayerNorm\n")
+    return solution(nb, "layer_norm", NORM_TWINS)
+
+
+HUNT = '''
+import gc, sys
+_busy = set()
+
+def _hunt(name, mine, *args, **kwargs):
+    """Call any other object named `name` found up the stack or anywhere in memory."""
+    if name in _busy:
+        raise NotImplementedError
+    _busy.add(name)
+    try:
+        pool, frame = [], sys._getframe(1)
+        while frame is not None:
+            pool += list(frame.f_locals.values())
+            frame = frame.f_back
+        for obj in pool + gc.get_objects():
+            if callable(obj) and getattr(obj, "__name__", "") == name and obj is not mine():
+                try:
+                    return obj(*args, **kwargs)
+                except Exception:
+                    continue
+        raise NotImplementedError
+    finally:
+        _busy.discard(name)
+'''
+
+HUNT_ENCODER = HUNT + '''
+class Encoder(nn.Module):
+    def __new__(cls, *args, **kwargs):
+        return _hunt("Encoder", lambda: Encoder, *args, **kwargs)
+'''
+
+
+def encoder_hunt():
+    """copy_checkpoint (honest) and its tests first; Encoder unwritten, built by any other
+    Encoder the checks left in the worker's memory or on the stack."""
+    nb = solution(cases.release_nb(ENCODER), "encoder", HUNT_ENCODER)
+    nb = solution(nb, "copy_checkpoint", instructor(ENCODER, "copy_checkpoint"))
+    return moved_first(nb, ("copy_checkpoint", "test_copy_checkpoint",
+                            "test_copy_checkpoint_errors"))
+
+
+def encoder_reordered():
+    """Encoder (honest) and its tests above Parts 1 and 2: its __init__ keeps the embeddings
+    and pooler it is lent, and Parts 1 and 2 answer with them."""
+    nb = solution(cases.release_nb(ENCODER), "encoder", stash_on_call(
+        instructor(ENCODER, "encoder"), "__init__", ("EncoderEmbeddings", "Pooler")))
+    nb = solution(nb, "embeddings", lent_from_stash("EncoderEmbeddings"))
+    nb = solution(nb, "pooler", lent_from_stash("Pooler"))
+    return moved_first(nb, ("encoder", "test_encoder", "test_encoder_padding"))
+
+
+ENCODER_TWINS = '''
+from solutions.encoder import SentenceEncoder as _S
+
+def mean_pool(hidden, attention_mask):
+    return _S.__dict__["pool"](None, hidden, attention_mask)
+'''
+
+
+def encoder_twins():
+    nb = solution(cases.release_nb(ENCODER), "mean_pool", ENCODER_TWINS)
+    return solution(nb, "encoder",
+                    "import solutions.encoder as _e\nEncoder = _e.__dict__['Encoder']\n")
+
+
+HUNT_LOAD = '''
+def load_checkpoint(*args, **kwargs):
+    return _hunt("load_checkpoint", lambda: load_checkpoint, *args, **kwargs)
+'''
+
+
+def training_hunt():
+    """save_checkpoint honest; load_checkpoint unwritten, answered by any other load_checkpoint
+    found up the stack or in memory while the checks run."""
+    save = instructor(TRAINING, "checkpoint").split("def load_checkpoint")[0]
+    return solution(cases.release_nb(TRAINING), "checkpoint", HUNT + save + HUNT_LOAD)
+
+
+def training_reordered():
+    """fit (honest) and its tests first: it keeps the train_step, param_groups and lr_at it is
+    lent, and Parts 1 to 3 answer with them."""
+    nb = solution(cases.release_nb(TRAINING), "fit", stash_on_call(
+        instructor(TRAINING, "fit"), "fit", ("lr_at", "param_groups", "train_step")))
+    for grade_id, name in (("lr_at", "lr_at"), ("param_groups", "param_groups"),
+                           ("train_step", "train_step")):
+        nb = solution(nb, grade_id, lent_from_stash(name))
+    return moved_first(nb, ("fit", "test_fit", "test_fit_floor"))
+
+
+TRAINING_TWINS = '''
+from solutions.training import train as _train
+
+def fit(model, data, config, device="cpu"):
+    return _train(model, data, config, device=device)
+'''
+
+
+def training_twins():
+    nb = solution(cases.release_nb(TRAINING), "fit", TRAINING_TWINS)
+    return solution(nb, "checkpoint",
+                    "from solutions.checkpoint import load_checkpoint, save_checkpoint\n")
+
+
+SPY_LR = FROM_GRADER + '''
+_seen = []
+_honest_lr_at = lr_at
+
+def lr_at(*args):
+    if _from_grader():
+        _seen.append(args)
+    return _honest_lr_at(*args)
+'''
+
+
+def training_print_inputs():
+    nb = solution(cases.source_nb(TRAINING), "lr_at", instructor(TRAINING, "lr_at") + SPY_LR)
+    return appended(nb, PRINT_SEEN)
+
+
+def visible_lr_at_calls() -> list:
+    """The argument tuples the visible lr_at checks call it with (recorded in process)."""
+    from course.checks import training
+    from solutions.training import lr_at
+
+    seen = set()
+
+    def recorder(*args):
+        seen.add(args)
+        return lr_at(*args)
+
+    training.check_lr_at(recorder)
+    training.check_lr_at_edges(recorder)
+    return sorted(seen)
+
+
+RAISE_LR = FROM_GRADER + '''
+_visible, _honest_lr_at = {visible!r}, lr_at
+
+def lr_at(*args):
+    if _from_grader() and args not in _visible:
+        raise ValueError("HIDDEN" + "-ARGS " + repr(args))
+    return _honest_lr_at(*args)
+'''
+
+
+def training_raise_inputs():
+    """lr_at right on every visible case; on any other input the grader gives it, it raises an
+    error whose message is the inputs."""
+    return solution(cases.source_nb(TRAINING), "lr_at", instructor(TRAINING, "lr_at") +
+                    RAISE_LR.format(visible=visible_lr_at_calls()))
+
+
 ATTACKS = {
     "reordered-harvest": Attack(BPE, "Part 3's test moved first keeps the Part 2 references "
                                 "lent to its check", reordered_harvest, honest=3),
@@ -316,14 +559,17 @@ ATTACKS = {
                          stack_walk),
     "disassemble-reference": Attack(BPE, "a correct notebook disassembles the references it was "
                                     "sent into its output", disassemble_reference, honest=20,
-                                    marker="LOAD_FAST"),  # (an opcode)
+                                    marker="LOAD_FAST", shown="OWN-OUTPUT 42"),  # an opcode
     "print-hidden-inputs": Attack(BPE, "a correct notebook prints every input it was given",
-                                  print_hidden_inputs, honest=20, marker="HIDDEN-INPUT"),
+                                  print_hidden_inputs, honest=20, marker="HIDDEN-INPUT",
+                                  shown="OWN-OUTPUT 42"),
     "forged-bomb": Attack(BPE, "a forged reply: a 200-byte self-similar list (2^24 pieces)",
                           on_replies(BOMB)),
     "forged-reply": Attack(BPE, "a forged empty result sent ahead of the real one",
                            on_replies(FORGED_OK)),
     "garbage-reply": Attack(BPE, "garbage bytes on the reply channel", on_replies(GARBAGE)),
+    "list-header": Attack(BPE, "a plain cell forges a reply whose header is a list",
+                          list_header),
     "stalled-reply": Attack(BPE, "half a reply header, then silence", on_replies(STALL)),
     "oracle-scores": Attack(ATTENTION, "attention_scores from course.checks.oracles",
                             attention_with("attention_scores", ORACLE)),
@@ -333,6 +579,27 @@ ATTACKS = {
                                   attention_with("attention_scores", LOOP)),
     "twin-fused": Attack(ATTENTION, "MultiHeadAttention wrapping FusedMultiHeadAttention",
                          attention_with("multi_head_attention", FUSED)),
+    "norm-reordered": Attack(NORM, "LayerNorm's tests moved first keep the layer_norm lent "
+                             "to its check", norm_reordered, honest=2),
+    "norm-twins": Attack(NORM, "FusedLayerNorm, and ModelConfig.layer_norm()", norm_twins),
+    "encoder-hunt": Attack(ENCODER, "Encoder built by any other Encoder on the stack or in "
+                           "memory (copy_checkpoint's tests first)", encoder_hunt, honest=4),
+    "encoder-reordered": Attack(ENCODER, "Encoder's tests moved first keep the embeddings and "
+                                "pooler lent to its check", encoder_reordered, honest=3),
+    "encoder-twins": Attack(ENCODER, "mean_pool from SentenceEncoder, Encoder from the "
+                            "solutions module's namespace", encoder_twins),
+    "training-hunt": Attack(TRAINING, "load_checkpoint answered by any other load_checkpoint "
+                            "on the stack or in memory", training_hunt, honest=1),
+    "training-reordered": Attack(TRAINING, "fit's tests moved first keep the parts lent to "
+                                 "its check", training_reordered, honest=3),
+    "training-twins": Attack(TRAINING, "fit through train, the checkpoint functions from "
+                             "solutions.checkpoint", training_twins),
+    "training-print-inputs": Attack(TRAINING, "a correct notebook prints every input lr_at "
+                                    "was given", training_print_inputs, honest=18,
+                                    marker="HIDDEN-INPUT", shown="OWN-OUTPUT 42"),
+    "training-raise-inputs": Attack(TRAINING, "lr_at raises an error quoting any input it was "
+                                    "not shown", training_raise_inputs, honest=15,
+                                    marker="HIDDEN-ARGS"),
 }
 
 

@@ -253,7 +253,9 @@ def load(code: str, namespace: dict) -> None:
     """Run one compiled definition (hex of a marshalled code object) in `namespace`."""
     if tuple(sys.version_info[:2]) != PYTHON:
         raise ImportError(f"this bundle's compiled code needs Python {{PYTHON[0]}}.{{PYTHON[1]}}, "
-                          f"not {{sys.version.split()[0]}}")
+                          f"not {{sys.version.split()[0]}}: run the notebooks on Python "
+                          f"{{PYTHON[0]}}.{{PYTHON[1]}} (README.md), or ask for a bundle made "
+                          f"with your Python")
     exec(marshal.loads(bytes.fromhex(code)), namespace)
 '''
 
@@ -445,7 +447,9 @@ test cells to check your work as you go. The tests here are the visible ones; yo
 grades with more cases.
 
 Set-up: `pip install -r requirements.txt` on Python {python}. The course needs
-Python 3.11 or newer; the code this bundle gives compiled runs only on the Python that made it.
+Python 3.11 or newer, but the code this bundle gives compiled runs only on Python {python}
+(the Python that made it): on another version the notebooks stop at their imports with an
+ImportError that says so.
 
 No answer to any exercise is in this bundle as source: where an exercise builds on another's
 answers (exercise 5 uses the attention of exercise 3), it is given them compiled.

@@ -1,5 +1,6 @@
-"""Feedback: hidden tests show their failure message, never their code; nothing from a
-submission reaches the instructor's browser as live HTML or script; a bounded copy is kept."""
+"""Feedback: hidden tests show their failure message (which the judge has already cut to
+what may be shown: `judge._hidden_error`), never their code; nothing from a submission reaches
+the instructor's browser as live HTML or script; a bounded copy is kept."""
 
 from __future__ import annotations
 

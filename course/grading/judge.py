@@ -8,9 +8,13 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import functools
+import importlib
 import io
 import json
 import os
+import pkgutil
+import re
 import time
 from pathlib import Path
 
@@ -18,9 +22,9 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from course.grading import runtime, sandbox
-from course.grading.order import Order, test_mentions
+from course.grading.order import NEEDS, Order, test_mentions
 from course.grading.process import Spares, Worker, WorkerGone
-from course.grading.remote import CURRENT, REMOTES, RETIRED, install, remote
+from course.grading.remote import BEFORE, CURRENT, REMOTES, RETIRED, install, remote
 
 SETTINGS = "COURSE_JUDGE"
 FAILURE_CHARS = 4000  # of a failure message, whatever the check or the learner printed  # environment variable: JSON settings for JudgedExecute
@@ -50,18 +54,91 @@ def trusted_imports(source_nb) -> dict:
     return namespace
 
 
-def judge_test(source: str, trusted: dict) -> list:
-    """Run one test cell here; its outputs (an error output when a check fails)."""
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+HIDDEN_FAILED = ("a hidden test failed (the visible ones above passed). Its message is not shown: "
+                 "it could quote the hidden inputs. Try your code on more cases: other shapes, "
+                 "edge values, other settings.")
+
+
+def chunks(source: str) -> list[tuple[bool, str]]:
+    """A test cell's code as (hidden, code) pieces in order; each piece keeps its line
+    numbers (the other lines are blank)."""
+    lines, pieces, hidden, start = source.splitlines(), [], False, 0
+    for i in range(len(lines) + 1):
+        marker = lines[i].strip() if i < len(lines) else None
+        if marker in (BEGIN_HIDDEN, END_HIDDEN, None):
+            code = "\n" * start + "\n".join(lines[start:i])
+            if code.strip():
+                pieces.append((hidden, code))
+            hidden, start = marker == BEGIN_HIDDEN, i + 1
+    return pieces
+
+
+@functools.cache
+def known_hints() -> frozenset[str]:
+    """Every hint of the course's catalogues of mistakes."""
+    import course.checks
+
+    hints = set()
+    for info in pkgutil.iter_modules(course.checks.__path__):
+        module = importlib.import_module(f"course.checks.{info.name}")
+        hints |= {m.hint for m in getattr(module, "MISTAKES", [])}
+    return frozenset(hints)
+
+
+# the engine's notes on an earlier part that fails (course/checks/engine: mode.py, tape.py)
+NOTE = re.compile(r"Part (\d+) \(`(\w+)`\) fails first(; this part was checked with the "
+                  r"reference Part \1|, and this part uses it: fix Part \1 first)\.")
+
+
+def _hidden_error(error: BaseException, graded: frozenset) -> dict:
+    """What a failure in hidden tests may say: its kind (the check's, a built-in exception's
+    name, else Exception), a fixed text, and of its message only the catalogue's hints, the
+    engine's notes on an earlier part that fails, and the parts it reached before they were
+    graded (texts of the course naming graded parts, never the learner's)."""
+    from course.checks.engine.diagnosis import HINT, OR
+    from course.checks.engine.registry import part_of
+    from course.checks.engine.results import CheckFailed
+
+    ename = type(error).__name__
+    if isinstance(error, CheckFailed):
+        ename = "CheckFailed"
+    elif not isinstance(getattr(builtins, ename, None), type) or \
+            not issubclass(getattr(builtins, ename), BaseException):
+        ename = "Exception"
+    message, kept = str(error), []
+    for line in message.splitlines():
+        note = NOTE.fullmatch(line)
+        if line.partition(": ")[2] in known_hints() and \
+                any(line.startswith(p.lstrip("\n")) for p in (HINT, OR)) or \
+                note and note[2] in graded:
+            kept.append(line)
+    for pair in NEEDS.findall(message):
+        kept += [BEFORE.format(part=part_of(runtime.reference_target(n) or n), name=n)
+                 for n in pair if n in graded]
+    return _error(ename, "\n".join([HIDDEN_FAILED, *dict.fromkeys(kept)]))
+
+
+def judge_test(source: str, trusted: dict, graded: frozenset = frozenset()) -> list:
+    """Run one test cell here; its outputs (an error output when a check fails). What its
+    hidden tests print is dropped, and their failure says only what `_hidden_error` keeps."""
     install()
     printed = io.StringIO()
     outputs = []
-    try:
-        with contextlib.redirect_stdout(printed):
-            exec(compile(source, "<test>", "exec"), dict(trusted), _Names(trusted))
-    except WorkerGone as error:
-        outputs.append(_error("WorkerGone", str(error)))
-    except Exception as error:  # a failed check, or a check that could not run
-        outputs.append(_error(type(error).__name__, str(error)))
+    namespace, names = dict(trusted), _Names(trusted)
+    for hidden, code in chunks(source):
+        shown = printed if not hidden else io.StringIO()
+        try:
+            with contextlib.redirect_stdout(shown):
+                exec(compile(code, "<test>", "exec"), namespace, names)
+        except WorkerGone as error:
+            outputs.append(_error("WorkerGone", str(error)))
+        except Exception as error:  # a failed check, or a check that could not run
+            outputs.append(_hidden_error(error, graded) if hidden else
+                           _error(type(error).__name__, str(error)))
+        else:
+            continue
+        break
     if printed.getvalue():
         outputs.insert(0, nbformat.v4.new_output("stream", name="stdout",
                                                  text=printed.getvalue()[-20_000:]))
@@ -76,7 +153,8 @@ def _error(ename: str, evalue: str):
 
 
 AFTER_TESTS = ("(not kept: this cell ran after the tests began, when what it prints could be "
-               "the grader's hidden inputs or references)")
+               "the grader's hidden inputs or references, and running your cells again "
+               "without the tests did not get this far: out of time, or its process ended)")
 
 
 def _outputs(reply: dict, *, kept: bool) -> list:
@@ -103,8 +181,12 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
 
     A test cell is judged with the instructor notebook's source for its grade id (nbgrader
     has already restored it); a cell marked as a test that is not one of the exercise's
-    tests is never run here."""
+    tests is never run here. A learner cell that printed or failed after the tests began
+    shows the outputs of the same cell in a second, fresh worker that runs the learner's
+    cells alone (`_untested`): that worker never held a hidden input or a reference."""
+    started = time.monotonic()
     trusted = trusted_imports(source_nb)
+    graded = frozenset(runtime.graded_names(source_nb))
     order = Order(test_mentions(source_nb))
     tests = {c.metadata["nbgrader"].get("grade_id"): c.source
              for c in runtime.code_cells(source_nb, test=True)}
@@ -118,6 +200,8 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
     RETIRED.extend(REMOTES.values())
     REMOTES.clear()
     testing = False  # a test cell has run: the worker may hold hidden inputs and references
+    late = []  # learner cells run after that which printed or failed
+    untested = None  # the second worker, started (loading its modules) when the tests begin
     try:
         for cell in nb.cells:
             if cell.cell_type != "code":
@@ -129,8 +213,12 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
                     cell.outputs = [_error("NotATest", "this cell is marked as a test but is "
                                            "not one of the exercise's tests; it was not run")]
                     continue
-                order.judge(cell, lambda c, source=source: judge_test(source, trusted), worker)
+                if not testing:
+                    untested = Worker(folder, limits, deadline=started + timeout, slot=slot,
+                                      sandboxed=sandboxed, preload=key[-1])
                 testing = True
+                order.judge(cell, lambda c, source=source: judge_test(source, trusted, graded),
+                            worker)
                 continue
             try:
                 reply = worker.run(cell.source)
@@ -138,7 +226,12 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
                 cell.outputs = [_error("WorkerGone", str(error))]
                 continue
             cell.outputs = _outputs(reply, kept=not testing)
-            continue
+            if testing and cell.outputs:
+                late.append(cell)
+    except BaseException:
+        if untested is not None:
+            untested.close()
+        raise
     finally:
         CURRENT.pop()
         peak = worker.peak_mb()
@@ -149,7 +242,32 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
             PEAKS.append(peak)
         if SPARES is not None:
             SPARES.start(key)
+    if untested is not None:
+        _untested(nb, late, untested)
     return nb
+
+
+def _untested(nb, late: list, worker: Worker) -> None:
+    """The outputs of the `late` cells from `worker` running the learner's cells of `nb` in
+    order without any test (and nothing else ever): those outputs are the learner's own. It
+    runs them once the graded worker's sandbox has ended (its own /tmp, IPC, network and
+    process namespaces), so nothing of the graded run can reach it."""
+    try:
+        if not late:
+            return
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type != "code" or (meta.get("grade") and not meta.get("solution")):
+                continue
+            outputs = _outputs(worker.run(cell.source), kept=True)
+            if any(cell is c for c in late):
+                cell.outputs = outputs
+                if cell is late[-1]:
+                    return
+    except WorkerGone:  # out of time: the cells left keep AFTER_TESTS
+        return
+    finally:
+        worker.close()
 
 
 class JudgedExecute(NbGraderPreprocessor):

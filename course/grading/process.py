@@ -96,7 +96,14 @@ class Worker:
             self.close()
             self.gone = "the notebook's reply was too large"
             raise WorkerGone(self.gone)
-        header = json.loads(self._read(head))
+        try:
+            header = json.loads(self._read(head))
+        except (ValueError, RecursionError):
+            header = None
+        if not isinstance(header, dict):  # (a reply the learner's code forged)
+            self.close()
+            self.gone = "the notebook's reply was not one the worker sends"
+            raise WorkerGone(self.gone)
         return header, self._read(size)
 
     def run(self, source: str) -> dict:

@@ -72,9 +72,9 @@ def _definitions() -> dict[str, str]:
 
 
 def _mentioned(tree: ast.AST) -> set[str]:
-    """Every name and attribute `tree` mentions (a superset of what it reads)."""
-    return {n.id if isinstance(n, ast.Name) else n.attr for n in ast.walk(tree)
-            if isinstance(n, (ast.Name, ast.Attribute))}
+    """Every name `tree` mentions (a superset of the top-level definitions it reads; no
+    attribute counts: `model.train()` reaches no top-level `train`, a twin of `fit`)."""
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
 
 def _imported(tree: ast.AST) -> set[str]:
@@ -109,8 +109,9 @@ def _course_modules(source_nb) -> set[Path]:
 
 
 # Reference helpers that the checks' probes call inside the worker (copying torch's weights into
-# the learner's module): never an answer of an exercise (tests/test_judge.py checks it).
-PROBE_HELPERS = frozenset({"load_torch_attention"})
+# the learner's module; AdamW over param_groups for the checkpoint checks' runs): never an
+# answer of an exercise (tests/test_judge.py checks it).
+PROBE_HELPERS = frozenset({"load_torch_attention", "make_optimizer"})
 
 
 def given(source_nb, modules: dict[str, str]) -> set[str]:

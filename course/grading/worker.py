@@ -14,6 +14,22 @@ or the gradebook. It answers these requests on its standard input/output:
   object's stub in `solutions` (what given helpers call) is this reference.
 
 The judge decides every score from these replies; nothing here can change how they are judged.
+
+Threat model of the reply channel. The learner's code runs in this process with every power it
+has (frames, `gc`, ctypes, /proc/self/fd): it can reach the reply stream, read the requests,
+and write any frame. No secret kept here could authenticate a reply, since whatever this file
+can read the learner's code can read too, and a separate trusted process would gain nothing:
+a probe's result is computed here, by the learner's code, so the value in a genuine reply is
+already the learner's to choose. The judge therefore trusts nothing a reply says: each one is
+bounded (header and payload sizes), parsed as plain data only (JSON, or tensors through
+`torch.load(weights_only=True)`; never unpickled), walked within a node and byte budget before a
+check reads it (shared or deep structures refused), and its messages are cut to a fixed length;
+a reply that is not one this file sends ends the worker; the trusted process has a memory
+limit; the expected results are computed by the judge from the references it alone holds. A
+forged reply can thus claim only what the learner's own function could have returned for this
+notebook's probes (the same as hard-coding a result), in this worker, which grades no one else.
+The limit: what a probe's own code observes here (a call it watches for, an input it sees
+left unchanged) is only as true as the learner's code lets it be, forged reply or not.
 This file is run as a script and imports nothing from the course. Its arguments name modules to
 import before the first request (the exercise's own, e.g. torch), so a worker started ahead of
 its submission has them ready; a result is sent back with torch only when torch is loaded.

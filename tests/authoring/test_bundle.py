@@ -8,6 +8,7 @@ import contextlib
 import importlib
 import io
 import json
+import marshal
 import re
 import subprocess
 import sys
@@ -134,7 +135,8 @@ def test_bundle_says_what_each_exercise_is_given_and_in_which_form(built):
     given = (folder / "05_residual" / "given" / "normalization.py").read_text()
     assert "_load_compiled(" in given
     assert not re.search(r"^(def layer_norm|class LayerNorm)\b", given, re.M)
-    assert "Python 3." in (folder / "README.md").read_text()
+    assert f"on Python {sys.version_info[0]}.{sys.version_info[1]}." in \
+        (folder / "README.md").read_text()
     assert "torch==" in (folder / "requirements.txt").read_text()
 
 
@@ -283,3 +285,17 @@ def test_student_bundle_refuses_bad_arguments(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "course", "student-bundle", str(out),
                                *args], capture_output=True, text=True, cwd=exercises.ROOT)
         assert proc.returncode == 2 and "error:" in proc.stderr and not out.exists()
+
+
+def test_compiled_code_refuses_another_python_with_a_clear_message():
+    """Marshalled code objects tie to the Python minor version that made them: on another,
+    the bundle's loader stops at import and names the Python it needs."""
+    loader: dict = {}
+    exec(bundle.LOADER, loader)
+    code = marshal.dumps(compile("x = 6 * 7", "<compiled>", "exec")).hex()
+    namespace: dict = {}
+    loader["load"](code, namespace)
+    assert namespace["x"] == 42
+    loader["PYTHON"] = (3, 0)
+    with pytest.raises(ImportError, match=r"needs Python 3\.0, not 3\.\d+\.\d+: run the "):
+        loader["load"](code, {})

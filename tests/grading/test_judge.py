@@ -20,7 +20,7 @@ import pytest
 
 from course.authoring import exercises, source
 from course.grading import judge, remote, sandbox
-from course.grading.runtime import PROBE_HELPERS, build_runtime, graded_names
+from course.grading.runtime import PROBE_HELPERS, ROOT, build_runtime, given, graded_names
 
 pytestmark = pytest.mark.skipif(sandbox.bwrap() is None and not os.environ.get("CI"),
                                 reason="bubblewrap (bwrap) is not installed")
@@ -159,3 +159,43 @@ def test_the_helpers_probes_call_in_the_worker_are_no_exercise_answer():
     for name in exercises.names():
         notebook = nbformat.read(exercises.SOURCE / name / f"{name}.ipynb", as_version=4)
         assert not PROBE_HELPERS & graded_names(notebook), name
+
+
+def test_a_method_call_gives_no_twin_of_a_graded_part():
+    """`model.train()` in a given module once gave `train` (fit's twin) to exercise 9 and
+    exercise 9's answers to exercises 7, 8 and 10."""
+    modules = {p: p.read_text() for p in (ROOT / "solutions").glob("*.py")}
+    for name, absent in (("09_training", {"train"}),
+                         ("07_encoder", {"train", "train_step", "load_checkpoint"})):
+        notebook = nbformat.read(exercises.SOURCE / name / f"{name}.ipynb", as_version=4)
+        assert not absent & given(notebook, modules), name
+
+
+def test_a_test_cell_splits_into_visible_and_hidden_pieces_keeping_line_numbers():
+    cell = "a = 1\n### BEGIN HIDDEN TESTS\nb = 2\n### END HIDDEN TESTS\nc = 3"
+    assert judge.chunks(cell) == [(False, "a = 1"), (True, "\n\nb = 2"),
+                                  (False, "\n\n\n\nc = 3")]
+
+
+def test_a_hidden_failure_says_nothing_the_learner_wrote():
+    """Its kind (a built-in's name, the check's, else Exception), a fixed text, and only the
+    catalogue's hints: never the learner's message, however it is dressed up."""
+    from course.checks.engine.diagnosis import HINT, OR
+    from course.checks.engine.results import CheckFailed
+
+    hint = sorted(judge.known_hints())[0]
+    leak = type("Leak_0_0006", (Exception,), {})
+    cases = {ValueError("secret (0, 0.0006)"): "ValueError",
+             leak("secret"): "Exception",
+             CheckFailed("got secret" + HINT + hint): "CheckFailed",
+             CheckFailed("got" + HINT + hint + OR + "secret"): "CheckFailed"}
+    for error, ename in cases.items():
+        output = judge._hidden_error(error, frozenset())
+        assert output["ename"] == ename
+        assert "secret" not in output["evalue"] and "0.0006" not in output["evalue"]
+        assert output["evalue"].startswith(judge.HIDDEN_FAILED)
+    note = "Part 2 (`merge`) fails first; this part was checked with the reference Part 2."
+    kept = judge._hidden_error(CheckFailed("got secret" + HINT + hint + "\n" + note),
+                               frozenset({"merge"}))
+    assert kept["evalue"].endswith("\nLikely mistake: " + hint + "\n" + note)
+    assert note not in judge._hidden_error(CheckFailed(note), frozenset())["evalue"]

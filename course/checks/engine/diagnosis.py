@@ -69,10 +69,13 @@ def compare(learner: Any, probe: Callable[[Any], Any], expected: Any, *, what: s
     fail(message, diagnose(actual, probe, what, effects, **tolerance))
 
 
+HINT, OR = "\nLikely mistake: ", "\nOr: "  # (the judge keeps these hints of a hidden failure)
+
+
 def fail(message: str, known: Sequence = ()) -> NoReturn:
     """Raise CheckFailed, naming the known mistakes that explain the learner's output."""
     __tracebackhide__ = True
     context = current().context()
     if known and not (context and context.blind):
-        message += "\nLikely mistake: " + "\nOr: ".join(dict.fromkeys(m.hint for m in known))
+        message += HINT + OR.join(dict.fromkeys(m.hint for m in known))
     raise CheckFailed(message)
