@@ -162,6 +162,29 @@ def check_gelu_tanh(gelu_tanh, hidden: bool = False) -> None:
 
 # ---------------------------------------------------------------- Part 3: FeedForward
 
+
+def check_output_dropout(cls, probe, clean: torch.Tensor, label: str, shape, p: float,
+                         last: str) -> None:
+    """A feed-forward network's dropout acts once, on its output (the output of `last`), and
+    only while training: `probe(cls, train=...)` runs the learner's `cls` on the same input
+    whose clean output is `clean`; in train mode about a fraction p must be zero and the rest
+    the clean output scaled by 1 / (1 - p)."""
+    compare(cls, probe, clean, what=f"{label}.eval() on x {shape}: no dropout in eval mode",
+            **oracles.tol(torch.float32))
+    what = f"{label}.train() on x {shape}"
+    out = call(cls, lambda c: probe(c, train=True), what)
+    if isinstance(out, Raised):
+        fail(f"{what}\n  raised {out}")
+    dropped = out == 0
+    kept_ok = torch.allclose(torch.where(dropped, 0.0, out),
+                             torch.where(dropped, 0.0, clean / (1 - p)), rtol=1e-4, atol=1e-5)
+    share = dropped.float().mean().item()
+    if not kept_ok or abs(share - p) > 0.15:
+        problem = ("the outputs kept are not the network's output scaled by 1 / (1 - p): "
+                   f"apply dropout once, to the output of {last}" if not kept_ok else
+                   f"{share:.0%} of the outputs are zero, expected about {p:.0%}")
+        fail(f"{what}\n  {problem}", diagnose(out, lambda c: probe(c, train=True), what))
+
 ACTS = {"gelu": nn.GELU(), "gelu_tanh": nn.GELU(approximate="tanh"), "relu": nn.ReLU()}
 
 
@@ -273,23 +296,8 @@ def check_feedforward_dropout(FeedForward, hidden: bool = False) -> None:
             with torch.no_grad():
                 return module(x.clone())
 
-        compare(FeedForward, probe, clean,
-                what=f"FeedForward({d}, dropout={p}).eval() on x {shape}: no dropout in eval "
-                     "mode", **oracles.tol(torch.float32))
-        what = f"FeedForward({d}, dropout={p}).train() on x {shape}"
-        out = call(FeedForward, lambda cls, probe=probe: probe(cls, train=True), what)
-        if isinstance(out, Raised):
-            fail(f"{what}\n  raised {out}")
-        dropped = out == 0
-        kept_ok = torch.allclose(torch.where(dropped, 0.0, out),
-                                 torch.where(dropped, 0.0, clean / (1 - p)), rtol=1e-4, atol=1e-5)
-        share = dropped.float().mean().item()
-        if not kept_ok or abs(share - p) > 0.15:
-            problem = ("the outputs kept are not the network's output scaled by 1 / (1 - p): "
-                       "apply dropout once, to the output of proj" if not kept_ok else
-                       f"{share:.0%} of the outputs are zero, expected about {p:.0%}")
-            fail(f"{what}\n  {problem}",
-                 diagnose(out, lambda cls, probe=probe: probe(cls, train=True), what))
+        check_output_dropout(FeedForward, probe, clean, f"FeedForward({d}, dropout={p})",
+                             shape, p, "proj")
 
 
 # ---------------------------------------------------------------- Part 4: parameter count

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from course.checks import oracles
-from course.checks.core import Mistake, Raised, Slip, call, check, compare, diagnose, fail
+from course.checks.core import Mistake, Slip, check, compare
+from course.checks.feedforward import check_output_dropout
 
 T = "solutions.modern."
 ROTATE = "q, k = self.rotary(q, start), self.rotary(k, start)"
@@ -340,23 +341,8 @@ def check_swiglu_dropout(SwiGLU, hidden: bool = False) -> None:
             with torch.no_grad():
                 return module(x.clone())
 
-        compare(SwiGLU, probe, clean,
-                what=f"SwiGLU({d}, {h}, dropout={p}).eval() on x {shape}: no dropout in eval "
-                     "mode", **oracles.tol(torch.float32))
-        what = f"SwiGLU({d}, {h}, dropout={p}).train() on x {shape}"
-        out = call(SwiGLU, lambda cls, probe=probe: probe(cls, train=True), what)
-        if isinstance(out, Raised):
-            fail(f"{what}\n  raised {out}")
-        dropped = out == 0
-        kept_ok = torch.allclose(torch.where(dropped, 0.0, out),
-                                 torch.where(dropped, 0.0, clean / (1 - p)), rtol=1e-4, atol=1e-5)
-        share = dropped.float().mean().item()
-        if not kept_ok or abs(share - p) > 0.15:
-            problem = ("the outputs kept are not the network's output scaled by 1 / (1 - p): "
-                       "apply dropout once, to the output of down" if not kept_ok else
-                       f"{share:.0%} of the outputs are zero, expected about {p:.0%}")
-            fail(f"{what}\n  {problem}",
-                 diagnose(out, lambda cls, probe=probe: probe(cls, train=True), what))
+        check_output_dropout(SwiGLU, probe, clean, f"SwiGLU({d}, {h}, dropout={p})",
+                             shape, p, "down")
 
 
 # ---------------------------------------------------------------- Part 4: repeat_kv
