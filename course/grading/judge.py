@@ -26,8 +26,8 @@ from course.grading.order import NEEDS, Order, test_mentions
 from course.grading.process import Spares, Worker, WorkerGone
 from course.grading.remote import BEFORE, CURRENT, REMOTES, RETIRED, install, remote
 
-SETTINGS = "COURSE_JUDGE"
-FAILURE_CHARS = 4000  # of a failure message, whatever the check or the learner printed  # environment variable: JSON settings for JudgedExecute
+SETTINGS = "COURSE_JUDGE"  # environment variable: JSON settings for JudgedExecute
+FAILURE_CHARS = 4000  # of a failure message, whatever the check or the learner printed
 
 
 class _Names(dict):
@@ -152,9 +152,8 @@ def _error(ename: str, evalue: str):
                                   traceback=[f"{ename}: {evalue}"])
 
 
-AFTER_TESTS = ("(not kept: this cell ran after the tests began, when what it prints could be "
-               "the grader's hidden inputs or references, and running your cells again "
-               "without the tests did not get this far: out of time, or its process ended)")
+AFTER_TESTS = ("(not shown in feedback: this cell ran after the tests began, when what it "
+               "prints could quote the grader's hidden inputs; run your notebook to see it)")
 
 
 def _outputs(reply: dict, *, kept: bool) -> list:
@@ -181,10 +180,8 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
 
     A test cell is judged with the instructor notebook's source for its grade id (nbgrader
     has already restored it); a cell marked as a test that is not one of the exercise's
-    tests is never run here. A learner cell that printed or failed after the tests began
-    shows the outputs of the same cell in a second, fresh worker that runs the learner's
-    cells alone (`_untested`): that worker never held a hidden input or a reference."""
-    started = time.monotonic()
+    tests is never run here. A learner cell that prints or fails after the tests began
+    keeps only a notice (`AFTER_TESTS`): its output could quote hidden inputs."""
     trusted = trusted_imports(source_nb)
     graded = frozenset(runtime.graded_names(source_nb))
     order = Order(test_mentions(source_nb))
@@ -200,8 +197,6 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
     RETIRED.extend(REMOTES.values())
     REMOTES.clear()
     testing = False  # a test cell has run: the worker may hold hidden inputs and references
-    late = []  # learner cells run after that which printed or failed
-    untested = None  # the second worker, started (loading its modules) when the tests begin
     try:
         for cell in nb.cells:
             if cell.cell_type != "code":
@@ -213,9 +208,6 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
                     cell.outputs = [_error("NotATest", "this cell is marked as a test but is "
                                            "not one of the exercise's tests; it was not run")]
                     continue
-                if not testing:
-                    untested = Worker(folder, limits, deadline=started + timeout, slot=slot,
-                                      sandboxed=sandboxed, preload=key[-1])
                 testing = True
                 order.judge(cell, lambda c, source=source: judge_test(source, trusted, graded),
                             worker)
@@ -226,12 +218,6 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
                 cell.outputs = [_error("WorkerGone", str(error))]
                 continue
             cell.outputs = _outputs(reply, kept=not testing)
-            if testing and cell.outputs:
-                late.append(cell)
-    except BaseException:
-        if untested is not None:
-            untested.close()
-        raise
     finally:
         CURRENT.pop()
         peak = worker.peak_mb()
@@ -242,32 +228,7 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
             PEAKS.append(peak)
         if SPARES is not None:
             SPARES.start(key)
-    if untested is not None:
-        _untested(nb, late, untested)
     return nb
-
-
-def _untested(nb, late: list, worker: Worker) -> None:
-    """The outputs of the `late` cells from `worker` running the learner's cells of `nb` in
-    order without any test (and nothing else ever): those outputs are the learner's own. It
-    runs them once the graded worker's sandbox has ended (its own /tmp, IPC, network and
-    process namespaces), so nothing of the graded run can reach it."""
-    try:
-        if not late:
-            return
-        for cell in nb.cells:
-            meta = cell.metadata.get("nbgrader", {})
-            if cell.cell_type != "code" or (meta.get("grade") and not meta.get("solution")):
-                continue
-            outputs = _outputs(worker.run(cell.source), kept=True)
-            if any(cell is c for c in late):
-                cell.outputs = outputs
-                if cell is late[-1]:
-                    return
-    except WorkerGone:  # out of time: the cells left keep AFTER_TESTS
-        return
-    finally:
-        worker.close()
 
 
 class JudgedExecute(NbGraderPreprocessor):
