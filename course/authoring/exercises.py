@@ -171,9 +171,42 @@ def nbgrader_api(root: Path):
     return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 
+def _alembic_head() -> str:
+    """The gradebook schema's version, as nbgrader's `alembic heads` subprocess finds it
+    (it runs one for every new gradebook), read here once."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from nbgrader.dbutil import ALEMBIC_DIR
+
+    config = Config()
+    config.set_main_option("script_location", ALEMBIC_DIR)
+    (head,) = ScriptDirectory.from_config(config).get_heads()
+    return head
+
+
+def gradebooks_without_subprocess() -> None:
+    """nbgrader asks alembic for the schema version once per new gradebook (a subprocess of
+    about three seconds): ask once, in process."""
+    import nbgrader.api
+
+    original = nbgrader.api.get_alembic_version
+    if hasattr(original, "cache_info"):
+        return
+
+    @cache
+    def version() -> str:
+        try:
+            return _alembic_head()
+        except Exception:  # noqa: BLE001  (several heads, another alembic: ask as nbgrader does)
+            return original()
+
+    nbgrader.api.get_alembic_version = version
+
+
 def generate_assignment(root: Path, name: str) -> None:
     """nbgrader's `generate_assignment` for the course folder `root`, run in this process (one
     import of nbgrader for every exercise built); raise with its log on failure."""
+    gradebooks_without_subprocess()
     api = nbgrader_api(root)
     path = os.environ.get("PATH")
     os.environ["PATH"] = search_path()  # a new gradebook's migrations run `alembic`

@@ -56,40 +56,6 @@ c.SanitizeHTML.tags = ["a", "abbr", "acronym", "b", "blockquote", "code", "em", 
 '''
 
 
-def _alembic_head() -> str:
-    """The gradebook schema's version, as nbgrader's `alembic heads` subprocess finds it
-    (it runs one for every new gradebook), read here once."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-    from nbgrader.dbutil import ALEMBIC_DIR
-
-    config = Config()
-    config.set_main_option("script_location", ALEMBIC_DIR)
-    (head,) = ScriptDirectory.from_config(config).get_heads()
-    return head
-
-
-def _once_per_process() -> None:
-    """nbgrader asks alembic for the schema version once per new gradebook (a subprocess of
-    about two seconds): ask once, in process."""
-    import functools
-
-    import nbgrader.api
-
-    original = nbgrader.api.get_alembic_version
-    if isinstance(original, functools._lru_cache_wrapper):
-        return
-
-    @functools.cache
-    def version() -> str:
-        try:
-            return _alembic_head()
-        except Exception:  # noqa: BLE001  (several heads, another alembic: ask as nbgrader does)
-            return original()
-
-    nbgrader.api.get_alembic_version = version
-
-
 def grade(work: Path, assignment: str, student: str) -> tuple[bool, str]:
     """(succeeded, log): autograde then generate_feedback in the course folder WORK."""
     api = exercises.nbgrader_api(work)
@@ -126,7 +92,7 @@ def serve() -> int:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints never reach the replies
     home = Path.cwd()
-    _once_per_process()
+    exercises.gradebooks_without_subprocess()
     judge.SPARES = process.Spares()
     try:
         for line in sys.stdin:

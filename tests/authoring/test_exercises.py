@@ -71,3 +71,18 @@ def test_solutions_carry_no_exercise_markers():
         assert source.BEGIN not in path.read_text(), path.name
     with pytest.raises(ValueError, match="markers"):
         source.mark_solution(f"def f():\n    {source.BEGIN}\n    return 1\n")
+
+
+def test_a_new_gradebook_gets_the_schema_version_nbgrader_asks_alembic_for(monkeypatch):
+    """nbgrader runs `alembic heads` for every new gradebook; the builder answers in process."""
+    import subprocess
+
+    import nbgrader.api
+    from nbgrader.dbutil import _temp_alembic_ini
+
+    monkeypatch.setattr(nbgrader.api, "get_alembic_version", nbgrader.api.get_alembic_version)
+    exercises.gradebooks_without_subprocess()
+    with _temp_alembic_ini("sqlite:////tmp/gradebook.db") as ini:
+        heads = subprocess.check_output(["alembic", "-c", ini, "heads"], text=True,
+                                        env={"PATH": exercises.search_path()})
+    assert nbgrader.api.get_alembic_version() == heads.split()[0]
