@@ -1,4 +1,4 @@
-"""The token and position embeddings together, dropout included."""
+"""Part 4: `TransformerEmbedding`, token and position embeddings together, dropout included."""
 
 from __future__ import annotations
 

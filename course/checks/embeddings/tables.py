@@ -1,4 +1,5 @@
-"""The token embeddings and the position tables (learned and sinusoidal)."""
+"""Parts 1 to 3: the token lookups (`one_hot_embed`, `TokenEmbedding`) and the position tables
+(learned, sinusoidal)."""
 
 from __future__ import annotations
 

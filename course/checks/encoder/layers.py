@@ -1,4 +1,4 @@
-"""Parts 1 and 2: the BERT `Embeddings` and the `Pooler`, checked against Hugging Face's."""
+"""Parts 1 and 2: `EncoderEmbeddings` and the `Pooler`, checked against Hugging Face's BERT."""
 
 from __future__ import annotations
 
