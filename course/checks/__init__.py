@@ -1,6 +1,7 @@
-"""Graded checks: one module per exercise, named after its topic (`course.checks.attention` for
-`03_attention`), with its catalogues of known mistakes (`MISTAKES`, `SLIPS`) and a `@check` for
-each solution object the exercise grades; `core` is the engine they use."""
+"""Graded checks: one module (or package of modules) per exercise, named after its topic
+(`course.checks.attention` for `03_attention`), with its catalogues of known mistakes
+(`MISTAKES`, `SLIPS`) and a `@check` for each solution object the exercise grades; `core` is the
+engine they use."""
 
 
 def topics() -> list[str]:

@@ -22,6 +22,7 @@ from course.checks.engine.registry import (  # noqa: F401
     namespace_of,
     register,
     run_checks,
+    topic_module,
 )
 from course.checks.engine.results import (  # noqa: F401
     CheckFailed,
@@ -53,7 +54,7 @@ def check(target: str, *, part: int, uses: Sequence[str] = ()):
     cell); `uses`: the earlier parts the target calls by name."""
 
     def wrap(fn: Callable) -> Callable:
-        spec = Spec(target, part, tuple(uses), fn, fn.__module__)
+        spec = Spec(target, part, tuple(uses), fn, topic_module(fn.__module__))
 
         @functools.wraps(fn)
         def run(obj: Any, hidden: bool = False) -> None:

@@ -37,7 +37,7 @@ def digest(notebook: Path, source: Path) -> str:
     """What a grade depends on: the submission, the instructor notebook and the grader."""
     h = hashlib.sha256()
     for path in [notebook, source, *sorted(Path(__file__).parent.glob("*.py")),
-                 *sorted((exercises.ROOT / "course" / "checks").glob("*.py"))]:
+                 *sorted((exercises.ROOT / "course" / "checks").rglob("*.py"))]:
         h.update(path.read_bytes())
     return h.hexdigest()
 

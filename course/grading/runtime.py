@@ -166,10 +166,10 @@ def build_runtime(dest: Path, source_nb) -> Path:
         "__pycache__", "*.pyc", "checks", "grading", "bench"))
     checks = dest / "course" / "checks"
     checks.mkdir()
-    for module in (ROOT / "course" / "checks").glob("*.py"):
-        if module.name == "oracles.py":
-            continue
-        (checks / module.name).write_text(CHECKS_STUB)
+    for module in (ROOT / "course" / "checks").iterdir():  # a topic's package: one stub module
+        if module.suffix == ".py" and module.name != "oracles.py" or \
+                (module / "__init__.py").is_file() and module.name != "engine":
+            (checks / f"{module.stem}.py").write_text(CHECKS_STUB)
     shutil.copytree(ROOT / "solutions", dest / "solutions", ignore=skip)
     names = graded_names(source_nb)
     modules = {path: path.read_text() for path in (dest / "solutions").rglob("*.py")}

@@ -180,26 +180,38 @@ def test_bundle_has_no_answers_hidden_cases_or_catalogue(built):
                 assert shipped is None or "raise NotWritten(" in shipped, (name, other, top)
         # no catalogued edit and no string a hidden case alone uses
         topic = importlib.import_module(f"course.checks.{name.split('_', 1)[1]}")
-        shipped = text[folder / name / "course" / "checks" / Path(topic.__file__).name]
-        assert topic.MISTAKES and "Mistake(" not in shipped and "Slip(" not in shipped
-        assert not re.search(r"\bif hidden\b", shipped)
-        literals = {n.value for n in ast.walk(ast.parse(shipped)) if isinstance(n, ast.Constant)}
-        assert not _hidden_only_strings(Path(topic.__file__).read_text()) & literals
+        files = _topic_files(topic)
+        shipped = [text[folder / name / "course" / "checks" / f] for f in files]
+        assert topic.MISTAKES and not any("Mistake(" in t or "Slip(" in t for t in shipped)
+        assert not any(re.search(r"\bif hidden\b", t) for t in shipped)
+        literals = {n.value for t in shipped for n in ast.walk(ast.parse(t))
+                    if isinstance(n, ast.Constant)}
+        checks = Path(core.__file__).parent
+        assert not _hidden_only_strings([(checks / f).read_text() for f in files]) & literals
         tape = core.TAPE.name
         keys = (folder / name / "course" / "checks" / tape).read_bytes()
         assert b"hidden" not in keys
 
 
-def _hidden_only_strings(source: str) -> set[str]:
-    """String constants of a checks module that only its `if hidden:` branches use."""
-    tree = ast.parse(source)
+def _topic_files(topic) -> list[Path]:
+    """A topic's checks module, or each module of its package, relative to course/checks."""
+    path = Path(topic.__file__)
+    if path.name != "__init__.py":
+        return [Path(path.name)]
+    return [p.relative_to(path.parent.parent) for p in sorted(path.parent.glob("*.py"))]
+
+
+def _hidden_only_strings(sources: list[str]) -> set[str]:
+    """String constants of a topic's checks modules that only their `if hidden:` branches
+    use."""
+    trees = [ast.parse(source) for source in sources]
     inside = set()
-    for node in ast.walk(tree):
+    for node in (n for tree in trees for n in ast.walk(tree)):
         if isinstance(node, (ast.If, ast.IfExp)) and isinstance(node.test, ast.Name) \
                 and node.test.id == "hidden":
             branch = node.body if isinstance(node, ast.If) else [node.body]
             inside |= {id(n) for b in branch for n in ast.walk(b)}
-    strings = [(id(n), n.value) for n in ast.walk(tree)
+    strings = [(id(n), n.value) for tree in trees for n in ast.walk(tree)
                if isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value) > 3]
     hidden = {v for i, v in strings if i in inside}
     return hidden - {v for i, v in strings if i not in inside}

@@ -46,13 +46,19 @@ def register(spec: Spec) -> None:
     specs[:] = [s for s in specs if s.check.__qualname__ != spec.check.__qualname__] + [spec]
 
 
+def topic_module(module: str) -> str:
+    """The checks module a check of `module` registers under: its topic's package where the
+    topic's checks are split over modules ('course.checks.training.fit' -> its package)."""
+    parts = module.split(".")
+    return ".".join(parts[:3]) if parts[:2] == ["course", "checks"] else module
+
+
 def load_all() -> None:
-    """Import every checks module of the package (each registers its checks)."""
+    """Import every checks module and package of `course.checks` (each registers its checks)."""
     import course.checks
 
     for info in pkgutil.iter_modules(course.checks.__path__):
-        if not info.ispkg:
-            importlib.import_module(f"course.checks.{info.name}")
+        importlib.import_module(f"course.checks.{info.name}")
 
 
 def checks_for(target: str) -> list[Callable]:
