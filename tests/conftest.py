@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -33,20 +34,29 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 # How tests are spread over workers (`pytest -n N`): the tests of one file run on one worker (its
 # module fixtures are built once), except those of SPREAD, which share no expensive fixture and
-# go one by one; the book's build tests and its browser tests share one worker (the book is
-# built once), and that longest unit of work is handed out first.
+# go one by one, and those of BY_EXERCISE, which go by exercise (its grading tests and its
+# attacks on one worker, so its canary is graded once there); the book's build tests and its
+# browser tests share one worker (the book is built once). The longest units are handed out
+# first: the book, then every unit with an end-to-end test, then the rest in file order.
 SPREAD = {"test_checks.py", "test_slips.py"}
+BY_EXERCISE = {"test_attacks.py", "test_grading.py"}
 GROUPS = {"test_book.py": "book", "test_browser.py": "book"}
+EXERCISE_ID = re.compile(r"\[(\d\d_[a-z]+)\b")  # a test id that starts with an exercise's name
 
 
 def work_unit(nodeid: str) -> str:
     path = nodeid.split("::", 1)[0]
     name = path.rsplit("/", 1)[-1]
-    return nodeid if name in SPREAD else GROUPS.get(name, path)
+    if name in SPREAD:
+        return nodeid
+    exercise = EXERCISE_ID.search(nodeid) if name in BY_EXERCISE else None
+    return f"grading {exercise[1]}" if exercise else GROUPS.get(name, path)
 
 
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: work_unit(item.nodeid) != "book")  # stable: the book first
+    slow = {work_unit(item.nodeid) for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (work_unit(item.nodeid) != "book",
+                                 work_unit(item.nodeid) not in slow))  # stable
 
 
 if importlib.util.find_spec("xdist"):
