@@ -32,7 +32,8 @@ _PASSED: set[str] = set()  # canaries already passed in this process (same grade
 
 
 def canary(setup: Setup, scratch: Path, server: Server | None = None) -> None:
-    """Grade the instructor notebook first, the same way; anything but full marks stops."""
+    """Grade the instructor notebook first, the same way (the first submission's worker
+    starts as it ends); anything but full marks stops."""
     key = json.dumps([digest(setup.source, setup.source), asdict(setup.limits), setup.timeout,
                       setup.sandboxed])
     if key in _PASSED:
@@ -89,11 +90,17 @@ def grade_class(submissions: Path, assignment: str, out: Path, *, jobs: int = 2,
         out.mkdir(parents=True, exist_ok=True)
         part_names, max_score = class_folder(out, assignment, servers[0])
         ledger = Ledger(out / "results.json")
+        lock = threading.Lock()
         slots: queue.Queue[int] = queue.Queue()
         for slot in range(max(1, jobs)):
             slots.put(slot)
 
+        waiting = [len(found.notebooks)]  # submissions no job has begun
+
         def one(student: str, notebook: Path | None) -> Result:
+            with lock:
+                waiting[0] -= 1
+                more = waiting[0] > 0  # so the slot starts a worker ahead
             if student in found.problems:
                 return Result(student, found.problems[student])
             key = digest(notebook, source) if notebook is not None and notebook.is_file() \
@@ -104,7 +111,7 @@ def grade_class(submissions: Path, assignment: str, out: Path, *, jobs: int = 2,
             slot = slots.get()
             try:
                 result = grade_one(student, notebook, setup, scratch=scratch, out=out,
-                                   slot=slot, server=servers[slot])
+                                   slot=slot, server=servers[slot], more=more)
             finally:
                 slots.put(slot)
             result.digest = key
@@ -114,7 +121,6 @@ def grade_class(submissions: Path, assignment: str, out: Path, *, jobs: int = 2,
             return result
 
         results: list[Result] = []
-        lock = threading.Lock()
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             futures = [pool.submit(one, student, nb) for student, nb in found.notebooks.items()]
             for future in as_completed(futures):
@@ -184,7 +190,7 @@ def grade_single(notebook: Path, assignment: str, out: Path, *, student: str | N
                             server=server)
             canary(setup, scratch, server)
             result = grade_one(student, notebook, setup, scratch=scratch, out=out,
-                               server=server)
+                               server=server, more=False)
     result.digest = digest(notebook, setup.source) if notebook.is_file() else ""
     entry = to_json(result, out)
     entry["assignment"] = assignment

@@ -175,13 +175,14 @@ PEAKS: list[float] = []  # the last notebooks' worker memory peaks, MiB (read by
 
 
 def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: float,
-            slot: int = 0, sandboxed: bool = True):
+            slot: int = 0, sandboxed: bool = True, spare: bool = True):
     """Run the learner's cells in the worker and judge the test cells here, in order.
 
     A test cell is judged with the instructor notebook's source for its grade id (nbgrader
     has already restored it); a cell marked as a test that is not one of the exercise's
     tests is never run here. A learner cell that prints or fails after the tests began
-    keeps only a notice (`AFTER_TESTS`): its output could quote hidden inputs."""
+    keeps only a notice (`AFTER_TESTS`): its output could quote hidden inputs. With `spare`
+    (and SPARES set), the next submission's worker starts as this one ends."""
     trusted = trusted_imports(source_nb)
     graded = frozenset(runtime.graded_names(source_nb))
     order = Order(test_mentions(source_nb))
@@ -226,7 +227,7 @@ def execute(nb, source_nb, folder: Path, limits: sandbox.Limits, *, timeout: flo
         REMOTES.clear()
         if peak is not None:
             PEAKS.append(peak)
-        if SPARES is not None:
+        if SPARES is not None and spare:
             SPARES.start(key)
     return nb
 
@@ -235,7 +236,7 @@ class JudgedExecute(NbGraderPreprocessor):
     """nbgrader's Execute, replaced: learner cells in the sandboxed worker, tests judged here.
 
     Settings come from the COURSE_JUDGE environment variable (JSON: source notebook, runtime,
-    limits, timeout, slot, sandboxed), set by the trusted grader.
+    limits, timeout, slot, sandboxed, spare), set by the trusted grader.
     """
 
     def preprocess(self, nb, resources):
@@ -244,5 +245,6 @@ class JudgedExecute(NbGraderPreprocessor):
         limits = sandbox.Limits(**settings["limits"])
         nb = execute(nb, source_nb, Path(settings["runtime"]), limits,
                      timeout=float(settings["timeout"]), slot=int(settings.get("slot", 0)),
-                     sandboxed=bool(settings.get("sandboxed", True)))
+                     sandboxed=bool(settings.get("sandboxed", True)),
+                     spare=bool(settings.get("spare", True)))
         return nb, resources

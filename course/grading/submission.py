@@ -69,9 +69,10 @@ def tidied(nb) -> tuple[object, list[str]]:
 
 
 def grade_one(student: str, notebook: Path | None, setup: Setup, *, scratch: Path, out: Path,
-              slot: int = 0, server: Server | None = None) -> Result:
+              slot: int = 0, server: Server | None = None, more: bool = True) -> Result:
     """Autograde one submission in its own course folder; never raises. `server`: the
-    slot's grading process (by default one is started for this submission alone)."""
+    slot's grading process (by default one is started for this submission alone); `more`:
+    another submission follows in it (it starts that one's worker ahead)."""
     assignment = setup.assignment
     started = time.monotonic()
     if not STUDENT_ID.match(student) or ".." in student:
@@ -109,7 +110,7 @@ def grade_one(student: str, notebook: Path | None, setup: Setup, *, scratch: Pat
             result.status = f"graded ({'; '.join(notes)})"
         settings = dict(source=str(setup.source), runtime=str(setup.runtime),
                         limits=asdict(setup.limits), timeout=setup.timeout, slot=slot,
-                        sandboxed=setup.sandboxed)
+                        sandboxed=setup.sandboxed, spare=more and server is not None)
         request = dict(kind="grade", work=str(work), assignment=assignment, student=WORK_ID,
                        settings=settings)
         if server is None:

@@ -344,8 +344,22 @@ if left:
 '''
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_one_grading_process_carries_nothing_from_a_student_to_the_next(tmp_path, monkeypatch):
-    """With one job, one trusted grading process grades the whole class in turn. A correct
+    """With one job, one trusted grading process grades the whole class in turn (starting
+    each next student's worker ahead, and none after the last). A correct
     notebook that tries to leave things behind (files in every place it can write, the
     environment, builtins, a process that outlives it) earns its marks, and changes nothing
     for the next students of the same process: an untouched notebook after it scores 0 (no
@@ -374,10 +388,20 @@ def test_one_grading_process_carries_nothing_from_a_student_to_the_next(tmp_path
         return self
 
     monkeypatch.setattr(grading.Server, "start", counted)
+    ahead = []  # (another submission follows, the process holds a worker started ahead)
+    grade_one = grading.grade_one
+
+    def watched(*args, **kwargs):
+        result = grade_one(*args, **kwargs)
+        ahead.append((kwargs.get("more", True), children(kwargs["server"].proc.pid) != []))
+        return result
+
+    monkeypatch.setattr(grading, "grade_one", watched)
     results = {r.student: r for r in grading.grade_class(
         tmp_path / "subs", FIRST, tmp_path / "out", jobs=1, timeout=300,
         progress=lambda _: None)}
     assert len(started) == 1  # the canary and every student: one grading process
+    assert ahead == [(True, True)] * 3 + [(False, False)]  # no worker waits after the last
     for student in ("a-plants", "c-snoops"):
         result = results[student]
         assert result.status == "graded" and result.score == result.max_score > 0, \
