@@ -62,8 +62,9 @@ class Limits:
     memory: a memory cgroup for the whole process tree when one can be made (cgroup v1 or v2
     under the grader's own cgroup), otherwise an address-space limit per process;
     processes: RLIMIT_NPROC for the worker's user id (its own when grading as root; otherwise
-    the grader's, which the kernel counts with the grader's other processes); disk: the private /tmp and /dev/shm are size-capped tmpfs, and
-    nothing of the host is writable; files: RLIMIT_FSIZE caps any one file written.
+    the grader's, which the kernel counts with the grader's other processes); disk: the
+    private /tmp and /dev/shm are size-capped tmpfs, and nothing of the host is writable;
+    files: RLIMIT_FSIZE caps any one file written.
     """
 
     memory_gb: float = 4.0
@@ -71,6 +72,9 @@ class Limits:
     tmp_mb: int = 256
     file_mb: int = 128
     open_files: int = 256
+
+    def __post_init__(self):  # 4 and 4.0 GiB are the same limits (and the same canary)
+        object.__setattr__(self, "memory_gb", float(self.memory_gb))
 
     def describe(self, cgroup: bool) -> str:
         memory = ("for the whole submission (memory cgroup)" if cgroup

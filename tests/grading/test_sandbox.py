@@ -156,3 +156,11 @@ def test_time_is_capped(runtime):
             worker.run("import time\ntime.sleep(60)")
     finally:
         worker.close()
+
+
+def test_limits_given_in_whole_gibibytes_are_the_same_limits():
+    """`--memory-gb 4` and the default 4.0: one canary key, one spare worker kind."""
+    import json
+    from dataclasses import asdict
+
+    assert json.dumps(asdict(sandbox.Limits(memory_gb=4))) == json.dumps(asdict(sandbox.Limits()))
